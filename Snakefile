@@ -1,0 +1,31 @@
+# nongemm-bench: where ML inference time goes, GEMM vs non-GEMM operators (ISPASS 2025 NonGEMM Bench).
+#
+# Results path scheme (DESIGN.md section 3):
+#   results/inputs/{model}/bs{bs}.pt                           real, preprocessed input batch (+ .json)
+#   results/traces/{platform}/{backend}/{model}/bs{bs}/        raw profiler output, untouched (+ meta.json)
+#   results/latency/{platform}/{backend}/{model}/bs{bs}.json   unprofiled end-to-end latency samples
+#   results/ops/{platform}/{backend}/{model}/bs{bs}.parquet    the unified op table
+#   results/shares.parquet, results/unknown_ops.csv            group shares; ops the taxonomy does not know
+#   figures/                                                   the paper's figures and tables
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/inputs.smk"
+include: "workflow/rules/profile.smk"
+include: "workflow/rules/normalize.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "figures/fig6.png",
+        "figures/table4.md",
+        "results/unknown_ops.csv",

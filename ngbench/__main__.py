@@ -1,0 +1,3 @@
+from ngbench.cli import main
+
+raise SystemExit(main())

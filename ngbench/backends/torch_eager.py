@@ -1,0 +1,147 @@
+"""PyTorch eager backend (``backend=torch``): unprofiled latency, then a separate profiled run.
+
+Module scoping: while (and only while) profiling, global forward pre/post hooks open and close a
+``record_function`` range ``ngb.module::<path>::<Class>`` around every ``nn.Module`` call, so the trace says
+which module ran each op. The normalizer reads those ranges; the unprofiled latency run has no hooks.
+``benchmarks/profiler_overhead.py`` measures what the hooks add on top of the plain profiler.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from ngbench.backends.timing import summarize, time_iterations
+from ngbench.traces.kineto import MODULE_SCOPE_PREFIX
+
+log = logging.getLogger(__name__)
+TRACE_FILE = "trace.json.gz"
+
+
+class DeviceUnavailable(RuntimeError):
+    pass
+
+
+@contextmanager
+def module_scopes(model) -> Iterator[None]:
+    """Record every nn.Module call of ``model`` as a profiler range named after its path and class."""
+    import torch
+    from torch.nn.modules import module as nn_module
+
+    names = {id(m): (n or "<root>") for n, m in model.named_modules()}
+    open_ranges: list[Any] = []
+    fast = getattr(torch._C._profiler, "_RecordFunctionFast", None)
+
+    def pre(mod, args):
+        label = f"{MODULE_SCOPE_PREFIX}{names.get(id(mod), '<unnamed>')}::{type(mod).__name__}"
+        rf = fast(label) if fast is not None else torch.autograd.profiler.record_function(label)
+        rf.__enter__()
+        open_ranges.append(rf)
+
+    def post(mod, args, out):
+        if open_ranges:
+            open_ranges.pop().__exit__(None, None, None)
+
+    h_pre = nn_module.register_module_forward_pre_hook(pre)
+    h_post = nn_module.register_module_forward_hook(post, always_call=True)
+    try:
+        yield
+    finally:
+        h_pre.remove()
+        h_post.remove()
+        while open_ranges:
+            open_ranges.pop().__exit__(None, None, None)
+
+
+def _device(name: str):
+    import torch
+
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceUnavailable(f"device {name!r} requested but no CUDA GPU is visible on this machine")
+    return torch.device(name)
+
+
+def run(
+    model,
+    inputs: dict,
+    *,
+    device: str,
+    trace_dir: str | Path,
+    warmup: int,
+    iterations: int,
+    profile_iterations: int,
+    threads: int | None,
+    dtype: str = "float32",
+    scope_modules: bool = True,
+    record_shapes: bool = True,
+) -> dict[str, Any]:
+    """Measure unprofiled latency, then profile; write the raw trace to ``trace_dir``. Returns a record."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    dev = _device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    torch_dtype = getattr(torch, dtype)
+    model = model.to(dev)
+    if torch_dtype != torch.float32:
+        model = model.to(torch_dtype)
+    inputs = {k: v.to(dev) for k, v in inputs.items()}
+    if torch_dtype != torch.float32:
+        inputs = {k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in inputs.items()}
+    model.eval()
+    cuda = dev.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    def step():
+        model(**inputs)
+
+    trace_dir = Path(trace_dir)
+    trace_dir.mkdir(parents=True, exist_ok=True)
+    trace_path = trace_dir / TRACE_FILE
+    with torch.inference_mode():
+        warm = time_iterations(step, sync, warmup)
+        latency = time_iterations(step, sync, iterations)
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        profiled: list[float] = []
+
+        def export(prof):
+            prof.export_chrome_trace(str(trace_path))
+
+        scopes = module_scopes(model) if scope_modules else _null()
+        with scopes, profile(
+            activities=activities,
+            record_shapes=record_shapes,
+            schedule=schedule(wait=0, warmup=1, active=profile_iterations, repeat=1),
+            on_trace_ready=export,
+        ) as prof:
+            for _ in range(profile_iterations + 1):
+                profiled += time_iterations(step, sync, 1)
+                prof.step()
+    profiled = profiled[1:]  # the profiler's own warm-up step is not measured
+    lat, prof_stats = summarize(latency), summarize(profiled)
+    return {
+        "trace": str(trace_path),
+        "device": str(dev),
+        "dtype": dtype,
+        "grad_mode": "inference_mode",
+        "warmup": warmup,
+        "warmup_samples_ms": warm,
+        "latency_samples_ms": latency,
+        "latency": lat,
+        "profiled_samples_ms": profiled,
+        "profiled": prof_stats,
+        "profiler_overhead_ratio": prof_stats["median_ms"] / lat["median_ms"] if lat and prof_stats else None,
+        "module_scopes": "forward pre/post hooks -> record_function ranges" if scope_modules else "none",
+        "record_shapes": record_shapes,
+        "profiler_activities": [a.name for a in activities],
+        "sync": "torch.cuda.synchronize before and after each iteration" if cuda else "none needed (CPU)",
+    }
+
+
+@contextmanager
+def _null() -> Iterator[None]:
+    yield

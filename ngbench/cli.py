@@ -1,0 +1,106 @@
+"""Command line: ``python -m ngbench normalize | shares | models``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def _normalize(args: argparse.Namespace) -> int:
+    from ngbench import table as optable
+    from ngbench.traces import kineto
+
+    if args.backend != "torch":
+        print(f"error: --backend {args.backend!r}: only 'torch' (Kineto traces) is implemented", file=sys.stderr)
+        return 2
+    try:
+        df, info = kineto.normalize(
+            args.trace,
+            platform=args.platform,
+            backend=args.backend,
+            model=args.model or Path(args.trace).name.split(".")[0],
+            batch_size=args.batch_size,
+            seq_len=args.seq_len,
+            iteration_marker=args.iteration_marker,
+        )
+    except (kineto.TraceFormatError, optable.ClosureError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    optable.write(df, args.out, run={"normalize": info, "status": "ok", "platform": args.platform})
+    print(
+        f"{args.out}: {len(df)} rows, {info['iterations']} iteration(s) from {info['iteration_source']}; "
+        f"{info['time_basis']}"
+    )
+    return 0
+
+
+def _shares(args: argparse.Namespace) -> int:
+    from ngbench import shares
+
+    try:
+        df, unknown = shares.aggregate(args.tables)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(shares.format_table(df))
+    if len(unknown):
+        print("\nops the taxonomy does not know (group Other):")
+        print(unknown.head(20).to_string(index=False))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ngbench import registry
+
+    rows = []
+    for name, spec in registry.load().items():
+        row = {
+            "name": name,
+            "paper_name": spec.paper_name,
+            "task": spec.task,
+            "dataset": spec.dataset,
+            "source": spec.source,
+            "id": spec.hf_id or f"torchvision.models.{spec.builder} ({spec.weights})",
+        }
+        if args.params:
+            row["parameters"] = registry.count_parameters(spec)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    print(df.to_csv(index=False) if args.format == "csv" else df.to_string(index=False), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ngbench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    n = sub.add_parser("normalize", help="turn a profiler trace into the unified op table (parquet)")
+    n.add_argument("--backend", default="torch", help="trace format: torch (Kineto Chrome-trace JSON, .gz or not)")
+    n.add_argument("--trace", required=True, help="the profiler's output file")
+    n.add_argument("--out", required=True, help="op table to write (.parquet)")
+    n.add_argument("--iteration-marker", help="regex naming the per-iteration ranges when there are no ProfilerStep#N")
+    n.add_argument("--platform", default="unknown")
+    n.add_argument("--model", help="model label (default: trace file stem)")
+    n.add_argument("--batch-size", type=int, default=0)
+    n.add_argument("--seq-len", type=int)
+    n.set_defaults(func=_normalize)
+
+    s = sub.add_parser("shares", help="print group shares of one or more op tables")
+    s.add_argument("tables", nargs="+")
+    s.set_defaults(func=_shares)
+
+    m = sub.add_parser("models", help="list the registered models")
+    m.add_argument("--format", choices=["table", "csv"], default="table")
+    m.add_argument("--params", action="store_true", help="count full-depth parameters (meta device)")
+    m.set_defaults(func=_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,223 @@
+"""Real, preprocessed input batches (DESIGN.md section 4).
+
+Images: photographs that ship in scikit-image (and scikit-learn), or the user's ImageNet/COCO directory,
+through the model's own preprocessing (the torchvision weights' transforms). Text: Wikipedia articles that
+ship in gensim (or the user's wikitext file), tokenized with the real GPT-2 BPE (openai-whisper ships the
+vocabulary, byte-identical to tiktoken's r50k_base). A batch of B holds B distinct samples.
+
+Batches are saved as ``{name: tensor}`` with ``torch.save`` and loaded with ``weights_only=True``; a JSON
+provenance file beside each names the source, the sample ids and the sha256 of the tensors.
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import importlib.util
+import json
+import os
+import random
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ngbench.registry import ModelSpec
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".JPEG", ".bmp", ".webp"}
+
+
+class InputError(ValueError):
+    pass
+
+
+# -- images ---------------------------------------------------------------------------------------------------
+def _shipped_photos() -> list[tuple[str, Any]]:
+    """(id, loader) for the RGB photographs that ship inside scikit-image and scikit-learn wheels."""
+    import skimage.data as d
+
+    photos = [
+        ("skimage:astronaut", d.astronaut),
+        ("skimage:chelsea", d.chelsea),
+        ("skimage:coffee", d.coffee),
+        ("skimage:rocket", d.rocket),
+        ("skimage:stereo_motorcycle_left", lambda: d.stereo_motorcycle()[0]),
+        ("skimage:hubble_deep_field", d.hubble_deep_field),
+        ("skimage:immunohistochemistry", d.immunohistochemistry),
+        ("skimage:retina", d.retina),
+    ]
+    try:
+        from sklearn.datasets import load_sample_images
+
+        imgs = load_sample_images()
+        for fname, arr in zip(imgs.filenames, imgs.images):
+            photos.append((f"sklearn:{Path(fname).name}", lambda a=arr: a))
+    except ImportError:
+        pass
+    return photos
+
+
+def _image_samples(batch_size: int, image_dir: str | None, seed: int) -> tuple[list, list[str], str]:
+    from PIL import Image
+
+    if image_dir:
+        root = Path(image_dir)
+        if not root.is_dir():
+            raise InputError(f"config inputs.image_dir: {root} is not a directory of images")
+        files = sorted(p for p in root.rglob("*") if p.suffix in IMAGE_SUFFIXES)
+        if len(files) < batch_size:
+            raise InputError(f"config inputs.image_dir: {root} holds {len(files)} images, batch needs {batch_size}")
+        chosen = random.Random(seed).sample(files, batch_size)
+        return [Image.open(p).convert("RGB") for p in chosen], [str(p.relative_to(root)) for p in chosen], str(root)
+    photos = _shipped_photos()
+    if len(photos) < batch_size:
+        raise InputError(
+            f"batch size {batch_size} needs {batch_size} distinct photos, but only {len(photos)} ship offline; "
+            "set inputs.image_dir in config.yaml to a directory of images (ImageNet val, COCO)"
+        )
+    chosen = photos[:batch_size]
+    return [Image.fromarray(load()).convert("RGB") for _, load in chosen], [i for i, _ in chosen], "shipped photos"
+
+
+def image_batch(spec: ModelSpec, batch_size: int, image_dir: str | None = None, seed: int = 0):
+    import torch
+    import torchvision
+
+    images, ids, source = _image_samples(batch_size, image_dir, seed)
+    if spec.source != "torchvision":
+        raise InputError(f"model {spec.name!r}: image preprocessing for source {spec.source!r} is not implemented")
+    transform = torchvision.models.get_weight(spec.weights).transforms()
+    pixels = torch.stack([transform(img) for img in images])
+    return {"x": pixels}, {"source": source, "sample_ids": ids, "preprocess": f"{spec.weights}.transforms()"}
+
+
+# -- text -----------------------------------------------------------------------------------------------------
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+GENSIM_WIKI = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+
+
+@lru_cache(maxsize=1)
+def gpt2_tokenizer():
+    """GPT-2 byte-level BPE from the vocabulary file that ships in openai-whisper (== tiktoken r50k_base)."""
+    import tiktoken
+    from tiktoken.load import load_tiktoken_bpe
+
+    spec = importlib.util.find_spec("whisper")  # found, never imported: its __init__ pulls numba
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("the GPT-2 vocabulary ships in openai-whisper: pip install -r requirements.txt")
+    vocab = Path(spec.submodule_search_locations[0]) / "assets" / "gpt2.tiktoken"
+    return tiktoken.Encoding(
+        name="gpt2",
+        pat_str=GPT2_PATTERN,
+        mergeable_ranks=load_tiktoken_bpe(str(vocab)),
+        special_tokens={"<|endoftext|>": 50256},
+    )
+
+
+TOKENIZERS = {"gpt2": gpt2_tokenizer}
+
+
+@lru_cache(maxsize=1)
+def wiki_articles() -> list[tuple[str, str]]:
+    """(title, plain text) of the real Wikipedia articles shipped in gensim's test data."""
+    from gensim.corpora.wikicorpus import extract_pages, filter_wiki
+    from gensim.test.utils import datapath
+
+    out = []
+    for title, text, _pageid in extract_pages(bz2.BZ2File(datapath(GENSIM_WIKI))):
+        if not text or text.lstrip().lower().startswith("#redirect"):
+            continue
+        plain = re.sub(r"\n{3,}", "\n\n", filter_wiki(text)).strip()
+        plain = re.sub(r"'{2,}", "", plain)
+        plain = re.sub(r"[ \t]+", " ", plain)
+        out.append((title, f" = {title} = \n\n{plain}"))
+    return out
+
+
+def wikitext_articles(path: str) -> list[tuple[str, str]]:
+    """Articles of a wikitext-103/-2 raw file (``wiki.valid.raw``), split at top-level `` = Title = `` lines."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"config inputs.wikitext: {p} is not a file (expected wiki.valid.raw or similar)")
+    articles: list[tuple[str, str]] = []
+    title, lines = None, []
+    for line in p.read_text(encoding="utf-8").splitlines(keepends=True):
+        m = re.match(r"^ = ([^=].*?) = $", line.rstrip("\n"))
+        if m:
+            if title is not None:
+                articles.append((title, "".join(lines)))
+            title, lines = m.group(1), [line]
+        elif title is not None:
+            lines.append(line)
+    if title is not None:
+        articles.append((title, "".join(lines)))
+    return articles
+
+
+def text_batch(spec: ModelSpec, batch_size: int, seq_len: int, wikitext: str | None = None):
+    import torch
+
+    name = spec.input.get("tokenizer", "gpt2")
+    if name not in TOKENIZERS:
+        raise InputError(f"model {spec.name!r}: unknown tokenizer {name!r}; known: {sorted(TOKENIZERS)}")
+    enc = TOKENIZERS[name]()
+    articles = wikitext_articles(wikitext) if wikitext else wiki_articles()
+    source = wikitext or f"gensim test data {GENSIM_WIKI} (Wikipedia, CC BY-SA)"
+    rows, ids = [], []
+    for title, text in articles:
+        tokens = enc.encode_ordinary(text)
+        if len(tokens) >= seq_len:
+            rows.append(tokens[:seq_len])
+            ids.append(title)
+        if len(rows) == batch_size:
+            break
+    if len(rows) < batch_size:
+        raise InputError(f"{source}: only {len(rows)} articles have {seq_len} tokens; batch needs {batch_size}")
+    input_ids = torch.tensor(rows, dtype=torch.long)
+    return (
+        {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)},
+        {"source": source, "sample_ids": ids, "tokenizer": f"{name} (whisper assets/gpt2.tiktoken)", "seq_len": seq_len},
+    )
+
+
+# -- files ----------------------------------------------------------------------------------------------------
+def make_batch(spec: ModelSpec, batch_size: int, *, seq_len: int | None, image_dir=None, wikitext=None, seed=0):
+    if spec.is_text:
+        return text_batch(spec, batch_size, seq_len or spec.seq_len, wikitext)
+    return image_batch(spec, batch_size, image_dir, seed)
+
+
+def _sha256(tensors: dict) -> str:
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        h.update(k.encode())
+        h.update(tensors[k].contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def save(tensors: dict, provenance: dict, path: str | Path) -> None:
+    import torch
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(tensors, p)
+    prov = dict(provenance)
+    prov["tensors"] = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in tensors.items()}
+    prov["sha256"] = _sha256(tensors)
+    Path(str(p.with_suffix("")) + ".json").write_text(json.dumps(prov, indent=2))
+
+
+def load(path: str | Path) -> tuple[dict, dict]:
+    import torch
+
+    p = Path(path)
+    tensors = torch.load(p, map_location="cpu", weights_only=True)
+    prov_path = Path(str(p.with_suffix("")) + ".json")
+    prov = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
+    if prov.get("sha256") and prov["sha256"] != _sha256(tensors):
+        raise InputError(f"{p}: tensors do not match the sha256 in {prov_path}")
+    return tensors, prov
+
+
+def data_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}

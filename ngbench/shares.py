@@ -1,0 +1,145 @@
+"""Aggregation: op tables -> group shares per platform/backend/model/batch (``results/shares.parquet``).
+
+Per measured iteration, each group's time is summed; shares are per-iteration fractions of the measured
+iteration time (``pct``, Idle included, so the groups of an iteration add to 100) and of the attributed op
+time (``pct_of_ops``, Idle excluded: the paper's view). Spread over iterations: median, p10, p90.
+Rows with ``level == "class"`` hold GEMM / non-GEMM / Idle totals. Failed runs appear as one row with
+``status == "failed"`` and the reason, so figures can mark the cell.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from ngbench import table as optable
+from ngbench import taxonomy as tax
+
+KEYS = ["platform", "device", "backend", "model", "batch_size", "seq_len"]
+NON_GEMM = "non-GEMM"
+
+
+def _q(s: pd.Series, q: float) -> float:
+    return float(s.quantile(q)) if len(s) else float("nan")
+
+
+def _run_info(meta: dict) -> dict:
+    run = meta.get("run") or {}
+    prov = meta.get("model_provenance") or {}
+    return {
+        "status": meta.get("status", "ok"),
+        "reason": meta.get("reason") or "",
+        "layers": prov.get("layers"),
+        "full_depth": prov.get("full_depth"),
+        "weights": prov.get("weights", ""),
+        "latency_ms_median": (run.get("latency") or {}).get("median_ms"),
+        "profiler_overhead_ratio": run.get("profiler_overhead_ratio"),
+    }
+
+
+def shares_of(df: pd.DataFrame, meta: dict, taxonomy: tax.Taxonomy | None = None) -> pd.DataFrame:
+    taxonomy = taxonomy or tax.load()
+    info = _run_info(meta)
+    if df.empty:
+        row = {k: meta.get(k) for k in KEYS}
+        row["device"] = row.get("device") or meta.get("device", "")
+        row.update(info, level="group", group=None, iterations=0)
+        return pd.DataFrame([row])
+    per_iter = df.groupby(KEYS + ["iteration", "group"], dropna=False)["time_us"].sum().unstack("group", fill_value=0.0)
+    iter_time = df.groupby(KEYS + ["iteration"], dropna=False)["iteration_time_us"].first()
+    groups = list(per_iter.columns)
+    classes = pd.DataFrame(index=per_iter.index)
+    gemm_cols = [g for g in groups if taxonomy.is_gemm(g)]
+    non_gemm_cols = [g for g in groups if not taxonomy.is_gemm(g) and g != tax.IDLE]
+    classes[tax.GEMM] = per_iter[gemm_cols].sum(axis=1)
+    classes[NON_GEMM] = per_iter[non_gemm_cols].sum(axis=1)
+    classes[tax.IDLE] = per_iter[tax.IDLE] if tax.IDLE in per_iter else 0.0
+    out = []
+    for level, frame in (("group", per_iter), ("class", classes)):
+        total = iter_time.reindex(frame.index)
+        ops_total = total - (per_iter[tax.IDLE] if tax.IDLE in per_iter else 0.0)
+        for name in frame.columns:
+            t = frame[name]
+            pct = t / total * 100.0
+            pct_ops = (t / ops_total * 100.0) if name != tax.IDLE else pd.Series(float("nan"), index=t.index)
+            for key, sub in t.groupby(level=KEYS, dropna=False):
+                idx = sub.index
+                row = dict(zip(KEYS, key))
+                row.update(info)
+                row.update(
+                    level=level,
+                    group=name,
+                    is_gemm=taxonomy.is_gemm(name) if level == "group" else name == tax.GEMM,
+                    iterations=len(sub),
+                    ms_median=_q(sub, 0.5) / 1e3,
+                    ms_p10=_q(sub, 0.1) / 1e3,
+                    ms_p90=_q(sub, 0.9) / 1e3,
+                    pct_median=_q(pct.loc[idx], 0.5),
+                    pct_p10=_q(pct.loc[idx], 0.1),
+                    pct_p90=_q(pct.loc[idx], 0.9),
+                    pct_of_ops_median=_q(pct_ops.loc[idx], 0.5),
+                    iteration_ms_median=_q(total.loc[idx], 0.5) / 1e3,
+                )
+                out.append(row)
+    return pd.DataFrame(out)
+
+
+def aggregate(op_tables: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(shares, unknown ops) over every op table given."""
+    shares, unknown = [], []
+    for path in op_tables:
+        df = optable.read(path)
+        meta = optable.read_run_metadata(path)
+        shares.append(shares_of(df, meta))
+        other = df[df["group"] == tax.OTHER]
+        if len(other):
+            unknown.append(
+                other.groupby(["backend", "op", "module_type"], dropna=False)
+                .agg(instances=("op", "size"), time_us=("time_us", "sum"), models=("model", lambda s: ",".join(sorted(set(s)))))
+                .reset_index()
+            )
+    shares_df = pd.concat(shares, ignore_index=True) if shares else pd.DataFrame()
+    cols = ["backend", "op", "module_type", "instances", "time_us", "models"]
+    unknown_df = (
+        pd.concat(unknown, ignore_index=True)
+        .groupby(["backend", "op", "module_type"], dropna=False)
+        .agg(instances=("instances", "sum"), time_us=("time_us", "sum"), models=("models", lambda s: ",".join(sorted(set(",".join(s).split(","))))))
+        .reset_index()
+        .sort_values("time_us", ascending=False)
+        if unknown
+        else pd.DataFrame(columns=cols)
+    )
+    return shares_df, unknown_df
+
+
+def write(shares_df: pd.DataFrame, unknown_df: pd.DataFrame, shares_out: str, unknown_out: str) -> None:
+    Path(shares_out).parent.mkdir(parents=True, exist_ok=True)
+    shares_df.to_parquet(shares_out, index=False)
+    unknown_df.to_csv(unknown_out, index=False)
+
+
+def format_table(shares_df: pd.DataFrame) -> str:
+    """Human-readable group shares (for ``python -m ngbench shares``)."""
+    taxonomy = tax.load()
+    df = shares_df[shares_df["level"] == "group"].copy()
+    if df.empty:
+        return "(no data)"
+    order = {g: i for i, g in enumerate(taxonomy.order)}
+    df["_o"] = df["group"].map(order)
+    lines = []
+    for key, sub in df.sort_values("_o").groupby(["platform", "backend", "model", "batch_size"], sort=True):
+        lat = sub["latency_ms_median"].iloc[0]
+        head = f"{key[0]} / {key[1]} / {key[2]} / bs{key[3]}"
+        head += f"  (iteration {sub['iteration_ms_median'].iloc[0]:.2f} ms profiled"
+        head += f", {lat:.2f} ms unprofiled)" if lat == lat and lat is not None else ")"
+        lines.append(head)
+        lines.append(f"  {'group':<14}{'ms':>10}{'%':>8}{'p10-p90 %':>16}")
+        for r in sub.itertuples():
+            lines.append(f"  {r.group:<14}{r.ms_median:>10.3f}{r.pct_median:>8.1f}{r.pct_p10:>8.1f}-{r.pct_p90:<7.1f}")
+        cls = shares_df[(shares_df["level"] == "class")]
+        for col, val in zip(["platform", "backend", "model", "batch_size"], key):
+            cls = cls[cls[col] == val]
+        lines.append("  " + ", ".join(f"{r.group} {r.pct_median:.1f}%" for r in cls.itertuples()))
+    return "\n".join(lines)

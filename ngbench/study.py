@@ -1,0 +1,173 @@
+"""The study's jobs, one function per workflow rule; ``workflow/scripts/*.py`` only bridge to these.
+
+Each job takes plain paths and settings (no Snakemake objects), so it runs the same from the workflow, the
+CLI or a test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+from ngbench import env, inputs, registry
+from ngbench import table as optable
+
+log = logging.getLogger(__name__)
+STATUS_OK, STATUS_FAILED = "ok", "failed"
+
+
+# -- settings -------------------------------------------------------------------------------------------------
+def model_settings(config: dict, model: str) -> dict[str, Any]:
+    """Per-model settings: registry defaults overridden by ``config['models'][model]``."""
+    specs = registry.load(config.get("custom_models"))
+    spec = registry.get(model, specs)
+    over = (config.get("models") or {}).get(model) or {}
+    layers = over.get("layers", config.get("layers"))
+    return {
+        "spec": spec,
+        "batch_sizes": list(over.get("batch_sizes") or config.get("batch_sizes") or spec.batch_sizes),
+        "seq_len": over.get("seq_len") or spec.seq_len if spec.is_text else None,
+        "layers": layers,
+        "weights": over.get("weights") or (config.get("weights") or {}).get("paths", {}).get(model),
+    }
+
+
+def platform_device(config: dict, platform: str) -> str:
+    platforms = config.get("platforms") or {}
+    if platform not in platforms:
+        raise KeyError(f"config platforms: no platform {platform!r}; configured: {sorted(platforms)}")
+    return platforms[platform]["device"]
+
+
+# -- inputs ---------------------------------------------------------------------------------------------------
+def make_inputs(config: dict, model: str, batch_size: int, out: str) -> dict:
+    s = model_settings(config, model)
+    cfg_inputs = config.get("inputs") or {}
+    tensors, prov = inputs.make_batch(
+        s["spec"],
+        batch_size,
+        seq_len=s["seq_len"],
+        image_dir=cfg_inputs.get("image_dir"),
+        wikitext=cfg_inputs.get("wikitext"),
+        seed=cfg_inputs.get("seed", 0),
+    )
+    prov.update(model=model, batch_size=batch_size)
+    inputs.save(tensors, prov, out)
+    log.info("wrote %s: %s", out, {k: list(v.shape) for k, v in tensors.items()})
+    return prov
+
+
+# -- torch eager ----------------------------------------------------------------------------------------------
+def run_torch(
+    config: dict, platform: str, model: str, batch_size: int, input_path: str, trace_dir: str, latency_out: str
+) -> dict:
+    """Unprofiled latency + profiled trace for one (platform, model, batch). On error, writes failure
+    records (config ``on_error: record``) or raises (``on_error: fail``)."""
+    from ngbench.backends import torch_eager
+
+    settings = (config.get("backends") or {}).get("torch", {})
+    device = platform_device(config, platform)
+    s = model_settings(config, model)
+    meta: dict[str, Any] = {
+        "platform": platform,
+        "device": device,
+        "backend": "torch",
+        "model": model,
+        "batch_size": batch_size,
+        "seq_len": s["seq_len"],
+        "settings": settings,
+        "environment": env.describe(config),
+    }
+    try:
+        tensors, input_prov = inputs.load(input_path)
+        meta["inputs"] = input_prov
+        built, prov = registry.build(
+            s["spec"],
+            layers=s["layers"],
+            seed=config.get("seed", 0),
+            weights_path=s["weights"],
+            use_local_cache=(config.get("weights") or {}).get("use_local_cache", True),
+            attn_implementation=settings.get("attn_implementation") if s["spec"].source == "transformers" else None,
+        )
+        meta["model_provenance"] = prov
+        if s["spec"].source == "transformers":
+            built.config.use_cache = False  # one prefill forward, as the paper ran it
+            meta["attn_implementation"] = getattr(built.config, "_attn_implementation", None)
+            meta["model_provenance"]["use_cache"] = False
+        if s["spec"].source == "torchvision":
+            import torch
+
+            meta["mha_fastpath"] = torch.backends.mha.get_fastpath_enabled()
+        dtype = settings.get("dtype_cuda" if device.startswith("cuda") else "dtype_cpu", "float32")
+        record = torch_eager.run(
+            built,
+            tensors,
+            device=device,
+            trace_dir=trace_dir,
+            warmup=settings.get("warmup", 3),
+            iterations=settings.get("iterations", 10),
+            profile_iterations=settings.get("profile_iterations", 5),
+            threads=settings.get("threads"),
+            dtype=dtype,
+            scope_modules=settings.get("scope_modules", True),
+            record_shapes=settings.get("record_shapes", True),
+        )
+        meta["environment"]["torch"] = env.torch_env()
+        meta.update(status=STATUS_OK, run=record)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
+        if config.get("on_error", "record") == "fail":
+            raise
+        log.error("%s/%s bs%d on %s failed:\n%s", "torch", model, batch_size, platform, traceback.format_exc())
+        meta.update(status=STATUS_FAILED, reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+    _write_run_outputs(meta, trace_dir, latency_out)
+    return meta
+
+
+def _write_run_outputs(meta: dict, trace_dir: str, latency_out: str) -> None:
+    Path(trace_dir).mkdir(parents=True, exist_ok=True)
+    (Path(trace_dir) / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+    run = meta.get("run", {})
+    latency = {
+        k: meta[k] for k in ("platform", "backend", "model", "batch_size", "seq_len", "status") if k in meta
+    }
+    latency.update(
+        reason=meta.get("reason"),
+        samples_ms=run.get("latency_samples_ms"),
+        stats=run.get("latency"),
+        profiled_stats=run.get("profiled"),
+        profiler_overhead_ratio=run.get("profiler_overhead_ratio"),
+    )
+    Path(latency_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(latency_out).write_text(json.dumps(latency, indent=2))
+
+
+# -- normalize ------------------------------------------------------------------------------------------------
+def normalize_run(trace_dir: str, out: str, *, platform: str, backend: str, model: str, batch_size: int) -> dict:
+    """Raw trace directory -> op table parquet (with the run's metadata embedded)."""
+    import pandas as pd
+
+    from ngbench.traces import kineto
+
+    meta = json.loads((Path(trace_dir) / "meta.json").read_text())
+    seq_len = meta.get("seq_len")
+    if meta.get("status") != STATUS_OK:
+        df = pd.DataFrame({c: pd.Series(dtype=object) for c in optable.COLUMNS})
+        df = df.astype({"batch_size": "int32", "iteration": "int32", "seq": "int32", "seq_len": "Int32"})
+        optable.write(df, out, run=meta)
+        return meta
+    if backend not in NORMALIZERS:
+        raise ValueError(f"no normalizer for backend {backend!r}; known: {sorted(NORMALIZERS)}")
+    trace = Path(trace_dir) / NORMALIZERS[backend]
+    df, info = kineto.normalize(
+        trace, platform=platform, backend=backend, model=model, batch_size=batch_size, seq_len=seq_len
+    )
+    meta["normalize"] = info
+    optable.write(df, out, run=meta)
+    log.info("%s: %d rows, %d iterations", out, len(df), info["iterations"])
+    return meta
+
+
+NORMALIZERS = {"torch": "trace.json.gz"}

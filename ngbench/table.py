@@ -1,0 +1,105 @@
+"""The unified op table (DESIGN.md section 5): schema, closure check, parquet I/O.
+
+One row per top-level op instance per measured iteration, plus one explicit ``idle/unattributed`` row per
+iteration (group ``Idle``) so that, per iteration, ``sum(time_us) == iteration_time_us``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+IDLE_OP = "idle/unattributed"
+RUN_METADATA_KEY = b"ngbench.run"
+
+SCHEMA = pa.schema(
+    [
+        pa.field("platform", pa.string(), nullable=False),
+        pa.field("device", pa.string(), nullable=False),
+        pa.field("backend", pa.string(), nullable=False),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("batch_size", pa.int32(), nullable=False),
+        pa.field("seq_len", pa.int32()),  # null for models without a sequence dimension
+        pa.field("iteration", pa.int32(), nullable=False),
+        pa.field("seq", pa.int32(), nullable=False),  # order within the iteration
+        pa.field("op", pa.string(), nullable=False),  # backend-native op kind
+        pa.field("node", pa.string(), nullable=False),  # instance name where the backend has one, else ""
+        pa.field("module", pa.string(), nullable=False),  # innermost module path, "" outside modules
+        pa.field("module_type", pa.string(), nullable=False),
+        pa.field("group", pa.string(), nullable=False),
+        pa.field("group_source", pa.string(), nullable=False),  # module | op | kernel | fused-name | unknown | idle
+        pa.field("is_gemm", pa.bool_(), nullable=False),
+        pa.field("time_us", pa.float64(), nullable=False),  # attributed on the critical path; sums to iteration
+        pa.field("device_time_us", pa.float64()),  # union of the op's device intervals; null on CPU-only runs
+        pa.field("host_time_us", pa.float64()),  # inclusive host (dispatch) time
+        pa.field("iteration_time_us", pa.float64(), nullable=False),  # measured iteration time (closure target)
+        pa.field("input_shapes", pa.string(), nullable=False),  # JSON list of input dims, "" when unknown
+        pa.field("fused_ops", pa.list_(pa.string()), nullable=False),
+    ]
+)
+COLUMNS = SCHEMA.names
+CLOSURE_RTOL = 1e-9
+
+
+class ClosureError(AssertionError):
+    pass
+
+
+def check(df: pd.DataFrame, *, source: str = "op table") -> None:
+    """Validate columns, types and the closure invariant; raise with the first problem named."""
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{source}: missing columns {missing}")
+    pa.Table.from_pandas(df[COLUMNS], schema=SCHEMA, preserve_index=False)  # type check
+    if (df["time_us"] < -1e-6).any():
+        bad = df.loc[df["time_us"] < -1e-6].iloc[0]
+        raise ClosureError(
+            f"{source}: negative time_us {bad.time_us:.3f} for op {bad.op!r} in iteration {bad.iteration}: "
+            "ops were attributed more time than the iteration measured (double counting)"
+        )
+    keys = ["platform", "backend", "model", "batch_size", "iteration"]
+    per_iter = df.groupby(keys, dropna=False).agg(total=("time_us", "sum"), measured=("iteration_time_us", "first"))
+    err = (per_iter["total"] - per_iter["measured"]).abs()
+    tol = CLOSURE_RTOL * per_iter["measured"].abs().clip(lower=1.0) + 1e-6
+    if (err > tol).any():
+        row = per_iter.loc[err > tol].iloc[0]
+        raise ClosureError(
+            f"{source}: closure violated in {row.name}: sum(time_us)={row.total:.3f} "
+            f"!= measured iteration time {row.measured:.3f}"
+        )
+    idle = df[df["group"] == "Idle"].groupby(keys, dropna=False).size()
+    if len(idle) != len(per_iter):
+        raise ClosureError(f"{source}: every iteration needs exactly one explicit Idle row")
+
+
+def to_arrow(df: pd.DataFrame, run: dict[str, Any] | None = None) -> pa.Table:
+    table = pa.Table.from_pandas(df[COLUMNS], schema=SCHEMA, preserve_index=False)
+    if run is not None:
+        meta = dict(table.schema.metadata or {})
+        meta[RUN_METADATA_KEY] = json.dumps(run, sort_keys=True, default=str).encode()
+        table = table.replace_schema_metadata(meta)
+    return table
+
+
+def write(df: pd.DataFrame, path: str | Path, run: dict[str, Any] | None = None) -> None:
+    check(df, source=str(path))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(to_arrow(df, run), path, compression="zstd")
+
+
+def read(path: str | Path) -> pd.DataFrame:
+    try:
+        return pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise ValueError(f"{path}: not a readable op table: {exc}") from exc
+
+
+def read_run_metadata(path: str | Path) -> dict[str, Any]:
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(RUN_METADATA_KEY)
+    return json.loads(raw) if raw else {}

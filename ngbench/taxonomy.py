@@ -1,0 +1,169 @@
+"""Operator taxonomy: op / module / layer / kernel name -> group, by the one rule of DESIGN.md section 6.
+
+The data lives in ``taxonomy.yaml`` beside this file; this module only applies it:
+
+1. the innermost *known* module class that ran the op decides (``NewGELUActivation`` -> Activation even
+   though it runs mul/add/tanh/pow);
+2. else the op's own name (aten op, ONNX op type or TensorRT layer type, depending on ``kind``);
+3. else, for compiled kernels named ``..._fused_<op>_<op>_<n>``, the group those ops agree on;
+4. else the first matching kernel-name pattern (device kernels, layer names);
+5. else ``Other``: always counted, and listed by :func:`unknown_ops_report`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+import yaml
+
+TAXONOMY_PATH = Path(__file__).with_name("taxonomy.yaml")
+OTHER = "Other"
+IDLE = "Idle"
+GEMM = "GEMM"
+
+Kind = Literal["torch", "onnx", "trt", "kernel"]
+_KIND_SECTION = {"torch": "torch_ops", "onnx": "onnx_ops", "trt": "trt_layers"}
+
+
+@dataclass(frozen=True)
+class Decision:
+    group: str
+    source: str  # "module", "op", "kernel", "fused-name", "unknown", "idle"
+
+
+class Taxonomy:
+    def __init__(self, data: dict):
+        self.groups: dict[str, dict] = data["groups"]
+        for required in (GEMM, OTHER, IDLE):
+            if required not in self.groups:
+                raise ValueError(f"taxonomy: group {required!r} must be defined under 'groups'")
+        self.modules = self._invert(data.get("modules", {}), "modules")
+        self.ops = {kind: self._invert(data.get(section, {}), section) for kind, section in _KIND_SECTION.items()}
+        self.kernel_patterns = [
+            (re.compile(p["pattern"], re.IGNORECASE), self._check_group(p["group"], "kernel_patterns"))
+            for p in data.get("kernel_patterns", [])
+        ]
+
+    def _check_group(self, group: str, where: str) -> str:
+        if group not in self.groups:
+            raise ValueError(f"taxonomy: {where} names group {group!r}, which is not under 'groups'")
+        return group
+
+    def _invert(self, section: dict[str, list[str]], where: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for group, names in section.items():
+            self._check_group(group, where)
+            for name in names:
+                if name in out and out[name] != group:
+                    raise ValueError(f"taxonomy: {where}: {name!r} is listed in both {out[name]} and {group}")
+                out[name] = group
+        return out
+
+    # -- the rule -------------------------------------------------------------------------------------------
+    def classify(self, op: str, module_types: Sequence[str] = (), kind: Kind = "torch") -> Decision:
+        """Group of ``op`` run inside ``module_types`` (innermost first)."""
+        for module_type in module_types:
+            group = self.modules.get(module_type)
+            if group is not None:
+                return Decision(group, "module")
+        group = self.op_group(op, kind)
+        if group is not None:
+            return Decision(group, "op")
+        group = self.fused_name_group(op)
+        if group is not None:
+            return Decision(group, "fused-name")
+        group = self.kernel_group(op)
+        if group is not None:
+            return Decision(group, "kernel")
+        return Decision(OTHER, "unknown")
+
+    def op_group(self, op: str, kind: Kind = "torch") -> str | None:
+        if kind == "kernel":
+            return None
+        table = self.ops[kind]
+        for candidate in _name_candidates(op):
+            group = table.get(candidate)
+            if group is not None:
+                return group
+        return None
+
+    def kernel_group(self, name: str) -> str | None:
+        for pattern, group in self.kernel_patterns:
+            if pattern.search(name):
+                return group
+        return None
+
+    def fused_name_group(self, name: str) -> str | None:
+        """Group of a compiled kernel named after the ops it fuses (``cpp_fused_add_gelu_3``,
+        ``triton_poi_fused_add_cos_sin_0``): GEMM if any fused op is a GEMM, else the group of the
+        non-Memory ops when they agree, else None (mixed: left to the fusion-aware backends)."""
+        ops = fused_ops_from_name(name, self.ops["torch"])
+        if not ops:
+            return None
+        groups = {self.ops["torch"][o] for o in ops}
+        if GEMM in groups:
+            return GEMM
+        compute = groups - {"Memory"} or groups
+        return compute.pop() if len(compute) == 1 else None
+
+    def is_gemm(self, group: str) -> bool:
+        return bool(self.groups.get(group, {}).get("gemm", False))
+
+    @property
+    def palette(self) -> dict[str, str]:
+        return {name: spec["color"] for name, spec in self.groups.items()}
+
+    @property
+    def order(self) -> list[str]:
+        return list(self.groups)
+
+
+_FUSED = re.compile(r"fused_(.+?)(?:_\d+)*$")
+
+
+def fused_ops_from_name(name: str, known: dict[str, str]) -> list[str]:
+    """Split ``..._fused_<a>_<b>_<n>`` into the known op names it spells, longest match first."""
+    m = _FUSED.search(name)
+    if not m:
+        return []
+    parts = [p for p in m.group(1).split("_") if p]
+    ops: list[str] = []
+    i = 0
+    while i < len(parts):
+        for j in range(len(parts), i, -1):
+            for cand in ("_".join(parts[i:j]), "_" + "_".join(parts[i:j])):
+                if cand in known:
+                    ops.append(cand)
+                    break
+            else:
+                continue
+            i = j
+            break
+        else:
+            i += 1
+    return ops
+
+
+def _name_candidates(op: str) -> Iterable[str]:
+    """``aten::add_`` -> add_, add ; ``aten::add.Tensor`` -> add ; ``torchvision::nms`` -> nms."""
+    base = op.split("::")[-1] if "::" in op else op
+    yield base
+    if "." in base:
+        base = base.split(".")[0]
+        yield base
+    if base.endswith("_") and not base.endswith("__"):
+        yield base.rstrip("_")
+
+
+@lru_cache(maxsize=4)
+def load(path: str | None = None) -> Taxonomy:
+    p = Path(path) if path else TAXONOMY_PATH
+    try:
+        data = yaml.safe_load(p.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"taxonomy: cannot read {p}: {exc}") from exc
+    return Taxonomy(data)

@@ -1,0 +1,82 @@
+import os
+import sys
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# The ngbench package lives beside the Snakefile; scripts run in their own processes and inherit this.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+)
+sys.path.insert(0, workflow.basedir)
+
+from ngbench import study  # noqa: E402
+
+validate(config, "../schemas/config.schema.yaml", set_default=True)
+
+PLATFORMS = sorted(config["platforms"])
+TORCH = config["backends"]["torch"]
+TRACE_FILES = study.NORMALIZERS
+
+
+wildcard_constraints:
+    bs=r"\d+",
+    model=r"[^/]+",
+    platform=r"[^/]+",
+    backend=r"[^/]+",
+
+
+def model_settings(model):
+    return study.model_settings(config, model)
+
+
+def configured_runs():
+    """(platform, backend, model, bs) that this machine runs under the current config."""
+    runs = []
+    if TORCH["enabled"]:
+        for model in config["models"]:
+            for bs in model_settings(model)["batch_sizes"]:
+                runs += [(p, "torch", model, bs) for p in PLATFORMS]
+    return runs
+
+
+def copied_in_runs():
+    """Runs whose raw traces are already on disk for platforms this machine does not run (copied in)."""
+    found = glob_wildcards(
+        "results/traces/{platform,[^/]+}/{backend,[^/]+}/{model,[^/]+}/bs{bs,\\d+}/meta.json"
+    )
+    return [
+        (p, b, m, int(bs))
+        for p, b, m, bs in zip(found.platform, found.backend, found.model, found.bs)
+        if p not in PLATFORMS and b in TRACE_FILES
+    ]
+
+
+def op_tables(wildcards=None):
+    runs = sorted(set(configured_runs()) | set(copied_in_runs()))
+    return [f"results/ops/{p}/{b}/{m}/bs{bs}.parquet" for p, b, m, bs in runs]
+
+
+def raw_trace(wildcards):
+    return f"results/traces/{wildcards.platform}/{wildcards.backend}/{wildcards.model}/bs{wildcards.bs}/{TRACE_FILES[wildcards.backend]}"
+
+
+def input_params(wildcards):
+    """Everything a model's input batch depends on: a change reruns the inputs and what reads them."""
+    s = model_settings(wildcards.model)
+    return {"seq_len": s["seq_len"], "inputs": config["inputs"]}
+
+
+def torch_run_params(wildcards):
+    """Everything a torch run depends on besides its input file: a change reruns only torch jobs."""
+    s = model_settings(wildcards.model)
+    return {
+        "torch": TORCH,
+        "layers": s["layers"],
+        "weights": s["weights"],
+        "use_local_cache": config["weights"]["use_local_cache"],
+        "seed": config["seed"],
+        "on_error": config["on_error"],
+        "device": config["platforms"][wildcards.platform]["device"],
+    }

@@ -1,0 +1,12 @@
+rule normalize_trace:
+    input:
+        trace=raw_trace,
+        meta="results/traces/{platform}/{backend}/{model}/bs{bs}/meta.json",
+    output:
+        ops="results/ops/{platform}/{backend}/{model}/bs{bs}.parquet",
+    log:
+        "logs/normalize_trace/{platform}/{backend}/{model}/bs{bs}.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/normalize_trace.py"
