@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 
 def start(snakemake) -> None:
-    """Route stderr (Kineto, warnings) and ``logging`` to ``snakemake.log[0]``."""
+    """Route stderr (Python warnings and native libraries such as Kineto, which write to fd 2) and
+    ``logging`` to ``snakemake.log[0]``."""
     if snakemake.log:
-        sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 - lives as long as the job
+        log_file = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 - lives as long as the job
+        sys.stderr.flush()
+        os.dup2(log_file.fileno(), 2)
+        sys.stderr = log_file
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )

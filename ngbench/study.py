@@ -113,7 +113,7 @@ def run_torch(
             threads=settings.get("threads"),
             dtype=dtype,
             scope_modules=settings.get("scope_modules", True),
-            record_shapes=settings.get("record_shapes", True),
+            shapes_pass=settings.get("record_shapes", True),
         )
         meta["environment"]["torch"] = env.torch_env()
         meta.update(status=STATUS_OK, run=record)
@@ -161,8 +161,15 @@ def normalize_run(trace_dir: str, out: str, *, platform: str, backend: str, mode
     if backend not in NORMALIZERS:
         raise ValueError(f"no normalizer for backend {backend!r}; known: {sorted(NORMALIZERS)}")
     trace = Path(trace_dir) / NORMALIZERS[backend]
+    shapes = Path(trace_dir) / "shapes.json.gz"
     df, info = kineto.normalize(
-        trace, platform=platform, backend=backend, model=model, batch_size=batch_size, seq_len=seq_len
+        trace,
+        platform=platform,
+        backend=backend,
+        model=model,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        shapes_trace=shapes if shapes.is_file() else None,
     )
     meta["normalize"] = info
     optable.write(df, out, run=meta)

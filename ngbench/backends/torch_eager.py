@@ -1,5 +1,10 @@
 """PyTorch eager backend (``backend=torch``): unprofiled latency, then a separate profiled run.
 
+Input shapes come from a separate one-iteration profile with ``record_shapes=True`` (``shapes.json.gz``):
+measured here (torch 2.14.1, CPU), recording shapes in the timed profile made each successive iteration
+slower (GPT-2: 316, 342, 751, 1046, 1021 ms against 270 ms unprofiled), element-wise ops most, so the
+timed profile never records shapes and the normalizer joins the shapes by op sequence.
+
 Module scoping: while (and only while) profiling, global forward pre/post hooks open and close a
 ``record_function`` range ``ngb.module::<path>::<Class>`` around every ``nn.Module`` call, so the trace says
 which module ran each op. The normalizer reads those ranges; the unprofiled latency run has no hooks.
@@ -18,6 +23,7 @@ from ngbench.traces.kineto import MODULE_SCOPE_PREFIX
 
 log = logging.getLogger(__name__)
 TRACE_FILE = "trace.json.gz"
+SHAPES_FILE = "shapes.json.gz"
 
 
 class DeviceUnavailable(RuntimeError):
@@ -75,7 +81,7 @@ def run(
     threads: int | None,
     dtype: str = "float32",
     scope_modules: bool = True,
-    record_shapes: bool = True,
+    shapes_pass: bool = True,
 ) -> dict[str, Any]:
     """Measure unprofiled latency, then profile; write the raw trace to ``trace_dir``. Returns a record."""
     import torch
@@ -114,13 +120,20 @@ def run(
         scopes = module_scopes(model) if scope_modules else _null()
         with scopes, profile(
             activities=activities,
-            record_shapes=record_shapes,
+            record_shapes=False,
             schedule=schedule(wait=0, warmup=1, active=profile_iterations, repeat=1),
             on_trace_ready=export,
         ) as prof:
             for _ in range(profile_iterations + 1):
                 profiled += time_iterations(step, sync, 1)
                 prof.step()
+        if shapes_pass:
+            with module_scopes(model) if scope_modules else _null(), profile(
+                activities=activities, record_shapes=True
+            ) as shapes_prof:
+                step()
+                sync()
+            shapes_prof.export_chrome_trace(str(trace_dir / SHAPES_FILE))
     profiled = profiled[1:]  # the profiler's own warm-up step is not measured
     lat, prof_stats = summarize(latency), summarize(profiled)
     return {
@@ -136,7 +149,7 @@ def run(
         "profiled": prof_stats,
         "profiler_overhead_ratio": prof_stats["median_ms"] / lat["median_ms"] if lat and prof_stats else None,
         "module_scopes": "forward pre/post hooks -> record_function ranges" if scope_modules else "none",
-        "record_shapes": record_shapes,
+        "shapes": f"separate record_shapes pass ({SHAPES_FILE})" if shapes_pass else "not recorded",
         "profiler_activities": [a.name for a in activities],
         "sync": "torch.cuda.synchronize before and after each iteration" if cuda else "none needed (CPU)",
     }

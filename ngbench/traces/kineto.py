@@ -5,8 +5,8 @@ Streaming: events are read one at a time with ijson and only the fields we need 
 
 Attribution (DESIGN.md section 5, issue 3):
 - Iterations are ``ProfilerStep#N`` ranges, else ranges whose name matches ``iteration_marker``, else the
-  whole trace. A window is clipped to the last event the trace holds (some profilers write step ranges
-  that outlive the record window).
+  whole trace (first to last recorded activity). A range is clipped to the profiler's ``Record Window End``
+  (some tools close step ranges long after recording stopped).
 - Rows are *top-level* ops: ``cpu_op`` events on the dispatching thread with no enclosing ``cpu_op``.
   Module scopes (our ``ngb.module::`` ranges, or ``nn.Module: X_N`` python-function events of a user's
   ``with_stack`` trace) and compiled-region wrappers are transparent: they set the op's module, not a row.
@@ -74,6 +74,7 @@ class ParsedTrace:
     markers: list[HostEvent] = field(default_factory=list)
     last_end: float = float("-inf")
     first_ts: float = float("inf")
+    record_end: float = float("inf")  # the profiler's "Record Window End" instant, when written
     n_events: int = 0
     device_names: list[str] = field(default_factory=list)
 
@@ -109,6 +110,8 @@ def collect(path: str | Path, marker: re.Pattern | None = None) -> ParsedTrace:
     for ev in iter_events(path):
         pt.n_events += 1
         if ev.get("ph") != "X":
+            if ev.get("ph") == "i" and ev.get("name") == "Record Window End":
+                pt.record_end = float(ev.get("ts", pt.record_end))
             continue
         cat = ev.get("cat")
         name = ev.get("name", "")
@@ -117,6 +120,10 @@ def collect(path: str | Path, marker: re.Pattern | None = None) -> ParsedTrace:
         if cat == "Trace":  # the profiler's own span: not an activity
             continue
         args = ev.get("args") or {}
+        if not (cat in HOST_CATS and (_PROFILER_STEP.match(name) or (marker is not None and marker.search(name)))):
+            # every recorded activity bounds the whole-trace window; markers are clipped to it instead
+            pt.first_ts = min(pt.first_ts, ts)
+            pt.last_end = max(pt.last_end, end)
         if cat in DEVICE_CATS:
             item = (ts, end, name)
             corr = args.get("correlation")
@@ -131,7 +138,6 @@ def collect(path: str | Path, marker: re.Pattern | None = None) -> ParsedTrace:
             step = _PROFILER_STEP.match(name)
             if step or (marker is not None and marker.search(name)):
                 pt.markers.append(HostEvent(ts, end, MARKER, name))
-                continue  # markers do not extend the recorded span (see _windows)
             elif name.startswith(MODULE_SCOPE_PREFIX) or (cat == "python_function" and _NN_MODULE.match(name)):
                 pt.threads[key].append(HostEvent(ts, end, SCOPE, name))
             elif cat == "python_function" or (cat == "user_annotation" and not TRANSPARENT_OPS.match(name)):
@@ -140,10 +146,6 @@ def collect(path: str | Path, marker: re.Pattern | None = None) -> ParsedTrace:
                 pt.threads[key].append(HostEvent(ts, end, SCOPE, name))
             else:
                 pt.threads[key].append(HostEvent(ts, end, OP, name, shapes=_shapes(args)))
-        else:
-            continue
-        pt.first_ts = min(pt.first_ts, ts)
-        pt.last_end = max(pt.last_end, end)
     return pt
 
 
@@ -207,16 +209,17 @@ class _Row:
 
 
 def _windows(pt: ParsedTrace) -> list[tuple[int, float, float, str]]:
-    """(iteration number, start, end, marker name), clipped to the last recorded event."""
+    """(iteration number, start, end, marker name). A range is clipped to the profiler's record window:
+    some tools close the step range long after the profiler stopped recording."""
     out = []
     markers = sorted(pt.markers, key=lambda m: m.ts)
     if any(_PROFILER_STEP.match(m.name) for m in markers):
         markers = [m for m in markers if _PROFILER_STEP.match(m.name)]
         for m in markers:
-            out.append((int(_PROFILER_STEP.match(m.name).group(1)), m.ts, min(m.end, pt.last_end), m.name))
+            out.append((int(_PROFILER_STEP.match(m.name).group(1)), m.ts, min(m.end, pt.record_end), m.name))
     elif markers:
         for i, m in enumerate(markers):
-            out.append((i, m.ts, min(m.end, pt.last_end), m.name))
+            out.append((i, m.ts, min(m.end, pt.record_end), m.name))
     elif pt.first_ts <= pt.last_end:
         out.append((0, pt.first_ts, pt.last_end, "whole trace"))
     return out
@@ -292,8 +295,12 @@ def normalize(
     seq_len: int | None = None,
     iteration_marker: str | None = None,
     taxonomy: tax.Taxonomy | None = None,
+    shapes_trace: str | Path | None = None,
 ):
-    """Parse one Kineto trace into an op-table DataFrame (closure checked) and an info dict."""
+    """Parse one Kineto trace into an op-table DataFrame (closure checked) and an info dict.
+
+    ``shapes_trace``: a separate profile of one iteration recorded with ``record_shapes=True``; its shapes
+    are joined to every iteration whose top-level op sequence is identical (eager runs repeat exactly)."""
     import pandas as pd
 
     taxonomy = taxonomy or tax.load()
@@ -395,6 +402,10 @@ def normalize(
             input_shapes="",
         )
     df = pd.DataFrame(cols)
+    if shapes_trace is not None:
+        info_shapes = _join_shapes(df, shapes_trace, taxonomy)
+    else:
+        info_shapes = "from the trace itself" if any(cols["input_shapes"]) else "not recorded"
     df = df.astype({"batch_size": "int32", "iteration": "int32", "seq": "int32", "seq_len": "Int32"})
     info = {
         "trace": str(path),
@@ -404,6 +415,7 @@ def normalize(
         "device_activity": has_device,
         "time_basis": "device busy time split among active ops" if has_device else "host time of top-level ops",
         "ops_on_other_threads": other_thread_ops,
+        "input_shapes": info_shapes,
     }
     if other_thread_ops:
         log.warning(
@@ -414,6 +426,22 @@ def normalize(
         )
     optable.check(df, source=str(path))
     return df, info
+
+
+def _join_shapes(df, shapes_trace: str | Path, taxonomy: tax.Taxonomy) -> str:
+    """Fill ``input_shapes`` in place from a one-iteration shapes profile; say what happened."""
+    shapes_df, _ = normalize(shapes_trace, taxonomy=taxonomy)
+    first = shapes_df[shapes_df["iteration"] == shapes_df["iteration"].min()]
+    ref_ops = first["op"].tolist()
+    ref_shapes = first["input_shapes"].tolist()
+    joined = mismatched = 0
+    for it, idx in df.groupby("iteration").groups.items():
+        if df.loc[idx, "op"].tolist() == ref_ops:
+            df.loc[idx, "input_shapes"] = ref_shapes
+            joined += 1
+        else:
+            mismatched += 1
+    return f"joined from {Path(shapes_trace).name}: {joined} iteration(s) matched, {mismatched} did not"
 
 
 def _iteration_source(windows: list, iteration_marker: str | None) -> str:

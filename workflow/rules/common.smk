@@ -58,10 +58,6 @@ def op_tables(wildcards=None):
     return [f"results/ops/{p}/{b}/{m}/bs{bs}.parquet" for p, b, m, bs in runs]
 
 
-def raw_trace(wildcards):
-    return f"results/traces/{wildcards.platform}/{wildcards.backend}/{wildcards.model}/bs{wildcards.bs}/{TRACE_FILES[wildcards.backend]}"
-
-
 def input_params(wildcards):
     """Everything a model's input batch depends on: a change reruns the inputs and what reads them."""
     s = model_settings(wildcards.model)

@@ -1,7 +1,6 @@
 rule normalize_trace:
     input:
-        trace=raw_trace,
-        meta="results/traces/{platform}/{backend}/{model}/bs{bs}/meta.json",
+        trace_dir="results/traces/{platform}/{backend}/{model}/bs{bs}",
     output:
         ops="results/ops/{platform}/{backend}/{model}/bs{bs}.parquet",
     log:

@@ -2,8 +2,7 @@ rule profile_torch:
     input:
         batch="results/inputs/{model}/bs{bs}.pt",
     output:
-        trace="results/traces/{platform}/torch/{model}/bs{bs}/trace.json.gz",
-        meta="results/traces/{platform}/torch/{model}/bs{bs}/meta.json",
+        trace_dir=directory("results/traces/{platform}/torch/{model}/bs{bs}"),
         latency="results/latency/{platform}/torch/{model}/bs{bs}.json",
     params:
         settings=torch_run_params,

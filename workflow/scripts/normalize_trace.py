@@ -5,7 +5,7 @@ from ngbench import study  # noqa: E402
 
 w = snakemake.wildcards
 study.normalize_run(
-    str(snakemake.input.meta).rsplit("/", 1)[0],
+    snakemake.input.trace_dir,
     snakemake.output.ops,
     platform=w.platform,
     backend=w.backend,

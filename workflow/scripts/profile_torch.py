@@ -13,6 +13,6 @@ study.run_torch(
     snakemake.wildcards.model,
     int(snakemake.wildcards.bs),
     input_path=snakemake.input.batch,
-    trace_dir=str(snakemake.output.meta).rsplit("/", 1)[0],
+    trace_dir=snakemake.output.trace_dir,
     latency_out=snakemake.output.latency,
 )

@@ -1,0 +1,142 @@
+"""Attribution and closure on small hand-written traces whose answers are worked out in the comments."""
+
+import gzip
+import json
+
+import pandas as pd
+import pytest
+
+from ngbench import table as optable
+from ngbench.traces import kineto
+
+
+def X(name, ts, dur, cat="cpu_op", tid=1, **args):
+    return {"ph": "X", "cat": cat, "name": name, "pid": 1, "tid": tid, "ts": ts, "dur": dur, "args": args}
+
+
+def write_trace(path, events, gz=False):
+    data = json.dumps({"schemaVersion": 1, "traceEvents": events}).encode()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+CPU_EVENTS = [
+    X("ProfilerStep#0", 0, 100, cat="user_annotation"),
+    X("ngb.module::<root>::Net", 1, 98, cat="user_annotation"),
+    X("ngb.module::act::NewGELUActivation", 10, 30, cat="user_annotation"),
+    X("aten::mul", 11, 5, **{"Input Dims": [[2, 8], [2, 8]]}),
+    X("aten::empty", 12, 1),  # child of mul: not a row
+    X("aten::tanh", 20, 10),
+    X("ngb.module::fc::Linear", 49, 22, cat="user_annotation"),
+    X("aten::linear", 50, 20),
+    X("aten::t", 51, 2),
+    X("aten::addmm", 54, 15),
+    X("aten::view", 80, 2),
+    X("my range", 85, 5, cat="user_annotation"),  # a user's own range: neither op nor scope
+    X("ProfilerStep#1", 200, 50, cat="user_annotation"),
+    X("aten::softmax", 210, 10),
+    X("aten::add", 5, 3, tid=2),  # another thread: overlaps the dispatcher, not a row, counted
+]
+
+
+def test_cpu_trace_rows_groups_and_idle(tmp_path):
+    path = write_trace(tmp_path / "t.json", CPU_EVENTS)
+    df, info = kineto.normalize(path, model="net", batch_size=2)
+    assert info["iterations"] == 2 and info["ops_on_other_threads"] == 1 and not info["device_activity"]
+    it0 = df[df.iteration == 0].set_index("op")
+    assert list(it0.index) == ["aten::mul", "aten::tanh", "aten::linear", "aten::view", "idle/unattributed"]
+    assert it0["time_us"].tolist() == [5, 10, 20, 2, 100 - 37]
+    assert it0.loc["aten::mul", "group"] == "Activation"  # inside NewGELUActivation
+    assert it0.loc["aten::mul", "module"] == "act"
+    assert it0.loc["aten::mul", "input_shapes"] == "[[2,8],[2,8]]"
+    assert it0.loc["aten::linear", "module_type"] == "Linear"
+    assert it0.loc["aten::view", "module"] == "<root>" and it0.loc["aten::view", "group"] == "Memory"
+    assert it0.loc["idle/unattributed", "group"] == "Idle"
+    assert it0["device_time_us"].isna().all()
+    it1 = df[df.iteration == 1].set_index("op")
+    assert it1["time_us"].tolist() == [10, 40]
+    assert it1.loc["aten::softmax", "group"] == "Logit"
+
+
+def test_gzip_and_plain_parse_alike(tmp_path):
+    a, _ = kineto.normalize(write_trace(tmp_path / "a.json", CPU_EVENTS))
+    b, _ = kineto.normalize(write_trace(tmp_path / "b.json.gz", CPU_EVENTS, gz=True))
+    pd.testing.assert_frame_equal(a, b)
+
+
+GPU_EVENTS = [
+    X("ProfilerStep#5", 0, 100, cat="user_annotation"),
+    X("aten::mm", 10, 10),
+    X("cudaLaunchKernel", 12, 3, cat="cuda_runtime", correlation=1),
+    X("aten::add", 30, 10),
+    X("cudaLaunchKernel", 32, 3, cat="cuda_runtime", correlation=2),
+    X("aten::view", 50, 2),
+    X("cudaLaunchKernel", 70, 3, cat="cuda_runtime", correlation=3),  # launched outside any op
+    X("cudaDeviceSynchronize", 75, 5, cat="cuda_runtime", correlation=4),  # no device work: no row
+    {**X("ampere_sgemm_64x64_nn", 20, 40, cat="kernel", tid=7, correlation=1), "pid": 0},
+    {**X("add_kernel", 40, 40, cat="kernel", tid=8, correlation=2), "pid": 0},
+    {**X("void at::native::vectorized_elementwise_kernel<4>", 90, 30, cat="kernel", tid=7, correlation=3), "pid": 0},
+]
+
+
+def test_gpu_trace_splits_overlap_and_never_adds_host_time(tmp_path):
+    # window: step start 0 .. last kernel of the step 120. Busy union [20,80] + [90,120] = 90.
+    # [20,40] mm alone 20; [40,60] mm and add 10 each; [60,80] add 20; [90,120] the orphan kernel 30.
+    df, info = kineto.normalize(write_trace(tmp_path / "g.json", GPU_EVENTS))
+    assert info["device_activity"]
+    rows = df.set_index("op")
+    assert rows["iteration_time_us"].iloc[0] == 120
+    assert rows.loc["aten::mm", "time_us"] == 30 and rows.loc["aten::mm", "device_time_us"] == 40
+    assert rows.loc["aten::add", "time_us"] == 30 and rows.loc["aten::add", "device_time_us"] == 40
+    assert rows.loc["aten::view", "time_us"] == 0 and rows.loc["aten::view", "host_time_us"] == 2
+    orphan = rows.loc["void at::native::vectorized_elementwise_kernel<4>"]
+    assert orphan.time_us == 30 and orphan.group == "Elementwise"
+    assert rows.loc["idle/unattributed", "time_us"] == 30
+    assert rows.loc["aten::mm", "group"] == "GEMM"
+    assert len(df) == 5
+
+
+def _table(times, measured):
+    n = len(times)
+    return pd.DataFrame(
+        {
+            "platform": ["p"] * n, "device": ["cpu"] * n, "backend": ["torch"] * n, "model": ["m"] * n,
+            "batch_size": pd.array([1] * n, dtype="int32"), "seq_len": pd.array([None] * n, dtype="Int32"),
+            "iteration": pd.array([0] * n, dtype="int32"), "seq": pd.array(range(n), dtype="int32"),
+            "op": ["a"] * (n - 1) + [optable.IDLE_OP], "node": [""] * n, "module": [""] * n,
+            "module_type": [""] * n, "group": ["GEMM"] * (n - 1) + ["Idle"], "group_source": ["op"] * n,
+            "is_gemm": [True] * (n - 1) + [False], "time_us": times, "device_time_us": [None] * n,
+            "host_time_us": times, "iteration_time_us": [measured] * n, "input_shapes": [""] * n,
+            "fused_ops": [[] for _ in range(n)],
+        }
+    )
+
+
+def test_closure_check_catches_double_counting_and_mismatch(tmp_path):
+    optable.check(_table([60.0, 40.0], 100.0))
+    with pytest.raises(optable.ClosureError, match="negative"):
+        optable.check(_table([120.0, -20.0], 100.0))
+    with pytest.raises(optable.ClosureError, match="closure violated"):
+        optable.check(_table([60.0, 30.0], 100.0))
+    with pytest.raises(optable.ClosureError, match="Idle"):
+        bad = _table([60.0, 40.0], 100.0)
+        bad.loc[1, "group"] = "GEMM"
+        optable.check(bad)
+
+
+def test_parquet_round_trip_keeps_schema_and_metadata(tmp_path):
+    df = _table([60.0, 40.0], 100.0)
+    out = tmp_path / "ops.parquet"
+    optable.write(df, out, run={"status": "ok", "note": "x"})
+    back = optable.read(out)
+    assert back["time_us"].sum() == 100.0 and list(back.columns) == optable.COLUMNS
+    assert optable.read_run_metadata(out)["note"] == "x"
+
+
+def test_unreadable_trace_names_the_file(tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"traceEvents": [ {"ph": "X", ')
+    with pytest.raises(kineto.TraceFormatError, match="broken.json"):
+        kineto.normalize(bad)
+    with pytest.raises(kineto.TraceFormatError, match="no such trace"):
+        kineto.normalize(tmp_path / "missing.json")

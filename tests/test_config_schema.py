@@ -1,0 +1,79 @@
+"""config.yaml is validated by Snakemake's own validate() against workflow/schemas/config.schema.yaml."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from conftest import REPO
+
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def shipped():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_shipped_config_is_valid_and_defaults_fill_in():
+    cfg = {"models": {"gpt2": None}}
+    validate(cfg, SCHEMA, set_default=True)
+    assert cfg["backends"]["torch"]["iterations"] == 10
+    assert cfg["backends"]["torch"]["warmup"] == 3
+    assert cfg["platforms"] == {"cpu": {"device": "cpu"}}
+    assert cfg["on_error"] == "record"
+    validate(shipped(), SCHEMA, set_default=True)
+
+
+def test_every_schema_property_is_described():
+    schema = yaml.safe_load(open(SCHEMA))
+
+    def walk(node, path):
+        for key, sub in (node.get("properties") or {}).items():
+            assert "description" in sub, f"{path}.{key} has no description"
+            walk(sub, f"{path}.{key}")
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], f"{path}.*")
+
+    walk(schema, "config")
+
+
+@pytest.mark.parametrize(
+    "mutate,needle",
+    [
+        (lambda c: c["backends"]["torch"].__setitem__("iterations", "ten"), "iterations"),
+        (lambda c: c["backends"]["torch"].__setitem__("iteratons", 3), "iteratons"),
+        (lambda c: c["platforms"].__setitem__("gpu", {"device": "tpu"}), "tpu"),
+        (lambda c: c["models"]["gpt2"].__setitem__("batch_sizes", [0]), "batch_sizes"),
+        (lambda c: c.pop("models"), "models"),
+    ],
+)
+def test_schema_errors_name_the_key(mutate, needle):
+    cfg = copy.deepcopy(shipped())
+    mutate(cfg)
+    with pytest.raises(WorkflowError) as err:
+        validate(cfg, SCHEMA, set_default=True)
+    assert needle in str(err.value)
+
+
+def test_snakemake_reports_a_bad_key_before_running_anything(tmp_path):
+    cfg = shipped()
+    cfg["backends"]["torch"]["warmup"] = -1
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--directory", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode != 0
+    assert "warmup" in out.stdout + out.stderr
+
+
+def test_unknown_model_name_is_a_clear_error():
+    from ngbench import study
+
+    with pytest.raises(ValueError, match="unknown model 'gpt3'"):
+        study.model_settings({"models": {"gpt3": None}}, "gpt3")

@@ -1,0 +1,49 @@
+"""envs/*.yaml parse (conda cannot run here) and agree with the requirements files."""
+
+import re
+
+import yaml
+
+from conftest import REPO
+
+
+def reqs(path):
+    out = {}
+    for line in (REPO / path).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        name = re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0].lower()
+        out[name] = line.replace(" ", "")
+    return out
+
+
+def pip_section(env):
+    deps = env["dependencies"]
+    pips = [d["pip"] for d in deps if isinstance(d, dict) and "pip" in d]
+    assert pips, "env has no pip section"
+    return {re.split(r"[<>=!~\[ ]", p, maxsplit=1)[0].lower(): p.replace(" ", "") for p in pips[0]}
+
+
+def test_torch_env_matches_requirements_exactly():
+    env = yaml.safe_load((REPO / "envs" / "torch.yaml").read_text())
+    assert env["name"] and "python=3.11" in env["dependencies"]
+    assert pip_section(env) == reqs("requirements.txt")
+
+
+def test_trt_env_is_kept_apart_from_torch():
+    env = yaml.safe_load((REPO / "envs" / "trt.yaml").read_text())
+    pips = pip_section(env)
+    assert "tensorrt" in pips
+    assert "torch" not in pips, "the TensorRT stack must not pull the torch stack (their CUDA libraries differ)"
+
+
+def test_torch_pins_are_the_ones_this_study_uses():
+    r = reqs("requirements.txt")
+    assert r["torch"] == "torch==2.14.1" and r["torchvision"] == "torchvision==0.29.1"
+
+
+def test_every_rule_uses_an_env_that_exists():
+    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
+        for env in re.findall(r'"\.\./\.\./(envs/[^"]+)"', smk.read_text()):
+            assert (REPO / env).is_file(), f"{smk.name} names missing {env}"

@@ -1,0 +1,72 @@
+"""Real inputs: tokenizer ids known from GPT-2's vocabulary, distinct samples, provenance, safe loading."""
+
+import json
+
+import pytest
+import torch
+
+from ngbench import inputs, registry
+
+SPECS = registry.load()
+
+
+def test_gpt2_bpe_reproduces_known_ids():
+    enc = inputs.gpt2_tokenizer()
+    # ids of GPT-2's published vocabulary (openai-community/gpt2): "Hello world" and a leading-space word
+    assert enc.encode("Hello world") == [15496, 995]
+    assert enc.encode(" the") == [262]
+    assert enc.n_vocab == 50257
+    assert enc.decode(enc.encode("Non-GEMM operators, e.g. LayerNorm!")) == "Non-GEMM operators, e.g. LayerNorm!"
+
+
+def test_text_batch_holds_distinct_real_articles():
+    batch, prov = inputs.text_batch(SPECS["gpt2"], 3, 64)
+    ids = batch["input_ids"]
+    assert ids.shape == (3, 64) and ids.dtype == torch.long
+    assert len(set(map(tuple, ids.tolist()))) == 3, "samples of a batch must differ"
+    assert len(set(prov["sample_ids"])) == 3
+    assert "gensim" in prov["source"]
+
+
+def test_image_batch_uses_the_weights_transforms_on_distinct_photos():
+    batch, prov = inputs.image_batch(SPECS["swin-t"], 4)
+    x = batch["x"]
+    assert x.shape == (4, 3, 224, 224)
+    assert len(set(prov["sample_ids"])) == 4
+    # normalized with ImageNet mean/std: roughly centred, not raw [0, 1] pixels
+    assert x.min() < -0.5 and x.max() > 1.0
+    assert not torch.equal(x[0], x[1])
+
+
+def test_too_large_a_batch_is_a_clear_error():
+    with pytest.raises(inputs.InputError, match="image_dir"):
+        inputs.image_batch(SPECS["swin-t"], 64)
+
+
+def test_user_paths_that_do_not_exist_name_the_key(tmp_path):
+    with pytest.raises(inputs.InputError, match="inputs.image_dir"):
+        inputs.image_batch(SPECS["swin-t"], 1, image_dir=str(tmp_path / "nope"))
+    with pytest.raises(inputs.InputError, match="inputs.wikitext"):
+        inputs.text_batch(SPECS["gpt2"], 1, 8, wikitext=str(tmp_path / "nope.raw"))
+
+
+def test_wikitext_file_is_split_into_articles(tmp_path):
+    raw = tmp_path / "wiki.valid.raw"
+    raw.write_text(" \n = Alpha = \n \n Alpha is a letter of the Greek alphabet . \n = = History = = \n More text . \n"
+                   " = Beta = \n \n Beta comes second in the alphabet , after alpha . \n")
+    arts = inputs.wikitext_articles(str(raw))
+    assert [t for t, _ in arts] == ["Alpha", "Beta"]
+    batch, prov = inputs.text_batch(SPECS["gpt2"], 2, 5, wikitext=str(raw))
+    assert prov["sample_ids"] == ["Alpha", "Beta"] and batch["input_ids"].shape == (2, 5)
+
+
+def test_save_load_round_trip_checks_sha(tmp_path):
+    batch, prov = inputs.text_batch(SPECS["gpt2"], 1, 16)
+    path = tmp_path / "bs1.pt"
+    inputs.save(batch, prov, path)
+    back, meta = inputs.load(path)
+    assert torch.equal(back["input_ids"], batch["input_ids"]) and meta["sha256"]
+    meta["sha256"] = "0" * 64
+    (tmp_path / "bs1.json").write_text(json.dumps(meta))
+    with pytest.raises(inputs.InputError, match="sha256"):
+        inputs.load(path)

@@ -1,0 +1,151 @@
+"""Pins of the taxonomy: each mapping the paper's intent depends on, and the innermost-known-module rule."""
+
+import pytest
+
+from ngbench import taxonomy as tax
+
+T = tax.load()
+
+
+@pytest.mark.parametrize(
+    "op,modules,group",
+    [
+        # the module rule: GPT-2's GELU runs as mul/add/tanh/pow but is an activation
+        ("aten::mul", ["NewGELUActivation", "GPT2MLP", "GPT2Block"], "Activation"),
+        ("aten::tanh", ["NewGELUActivation"], "Activation"),
+        ("aten::pow", ["NewGELUActivation"], "Activation"),
+        # torchvision / DETR frozen batch norm run as mul/add/rsqrt
+        ("aten::rsqrt", ["FrozenBatchNorm2d", "Bottleneck"], "Normalization"),
+        ("aten::add", ["DetrFrozenBatchNorm2d"], "Normalization"),
+        ("aten::mean", ["LlamaRMSNorm"], "Normalization"),
+        ("aten::to", ["MixtralRMSNorm"], "Normalization"),
+        # containers are not known modules: their ops fall back to the op name
+        ("aten::addmm", ["Conv1D", "GPT2Attention"], "GEMM"),
+        ("aten::view", ["GPT2Attention", "GPT2Block"], "Memory"),
+        ("aten::linear", ["Linear", "Mlp"], "GEMM"),
+        # innermost known module wins over an outer known one
+        ("aten::gelu", ["GELU", "Linear"], "Activation"),
+    ],
+)
+def test_module_rule(op, modules, group):
+    decision = T.classify(op, modules)
+    assert decision.group == group
+    known = [m for m in modules if m in T.modules]
+    assert decision.source == ("module" if known else "op")
+
+
+@pytest.mark.parametrize(
+    "op,group",
+    [
+        ("aten::conv2d", "GEMM"),
+        ("aten::addmm", "GEMM"),
+        ("aten::bmm", "GEMM"),
+        ("aten::baddbmm", "GEMM"),
+        ("aten::matmul", "GEMM"),
+        ("aten::einsum", "GEMM"),
+        ("aten::_native_multi_head_attention", "GEMM"),
+        ("aten::layer_norm", "Normalization"),
+        ("aten::batch_norm", "Normalization"),
+        ("aten::group_norm", "Normalization"),
+        ("aten::gelu", "Activation"),
+        ("aten::relu_", "Activation"),
+        ("aten::silu", "Activation"),
+        ("aten::sigmoid", "Activation"),
+        ("aten::view", "Memory"),
+        ("aten::reshape", "Memory"),
+        ("aten::permute", "Memory"),
+        ("aten::transpose", "Memory"),
+        ("aten::contiguous", "Memory"),
+        ("aten::cat", "Memory"),
+        ("aten::split", "Memory"),
+        ("aten::slice", "Memory"),
+        ("aten::expand", "Memory"),
+        ("aten::copy_", "Memory"),
+        ("aten::to", "Memory"),
+        ("aten::add", "Elementwise"),
+        ("aten::add_", "Elementwise"),
+        ("aten::div", "Elementwise"),
+        ("aten::rsqrt", "Elementwise"),
+        ("aten::where", "Elementwise"),
+        ("aten::masked_fill", "Elementwise"),
+        ("aten::clamp", "Elementwise"),
+        ("aten::softmax", "Logit"),
+        ("aten::_softmax", "Logit"),
+        ("aten::log_softmax", "Logit"),
+        ("torchvision::nms", "RoI"),
+        ("torchvision::roi_align", "RoI"),
+        ("aten::upsample_bilinear2d", "Interpolation"),
+        ("aten::max_pool2d", "Pooling"),
+        ("aten::adaptive_avg_pool2d", "Pooling"),
+        ("aten::embedding", "Embedding"),
+        ("aten::topk", "Reduction"),
+        ("aten::argmax", "Reduction"),
+        ("aten::sum", "Reduction"),
+        ("bitsandbytes::int8_vectorwise_quant", "Quantization"),
+        ("aten::add.Tensor", "Elementwise"),  # overload suffix
+    ],
+)
+def test_torch_op_names(op, group):
+    assert T.classify(op, []).group == group
+
+
+@pytest.mark.parametrize(
+    "op,group",
+    [
+        ("MatMul", "GEMM"),
+        ("FusedMatMul", "GEMM"),
+        ("Resize", "Interpolation"),  # the original ORT flow called it memory
+        ("Where", "Elementwise"),
+        ("Gather", "Memory"),
+        ("SkipLayerNormalization", "Normalization"),
+        ("BiasGelu", "Activation"),
+        ("MemcpyToHost", "Memory"),
+        ("Softmax", "Logit"),
+    ],
+)
+def test_onnx_op_types(op, group):
+    assert T.classify(op, [], kind="onnx").group == group
+
+
+@pytest.mark.parametrize(
+    "layer,group",
+    [("CaskConvolution", "GEMM"), ("CudaDepthwiseConvolution", "GEMM"), ("Reformat", "Memory"), ("TiledPooling", "Pooling")],
+)
+def test_trt_layer_types(layer, group):
+    assert T.classify(layer, [], kind="trt").group == group
+
+
+@pytest.mark.parametrize(
+    "kernel,group",
+    [
+        ("ampere_sgemm_128x64_nn", "GEMM"),
+        ("sm90_xmma_gemm_f16f16_f16f32_f32_tn_n_tilesize128x128x64", "GEMM"),
+        ("cudnn_ampere_scudnn_128x64_relu_interior_nn_v1", "GEMM"),
+        ("void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<float, float>", "Normalization"),
+        ("void at::native::(anonymous namespace)::cunn_SoftMaxForward<4, float>", "Logit"),
+        ("void kInt8VectorQuant<__half, 1024, 1>(...)", "Quantization"),
+        ("triton_poi_fused_add_cos_sin_0", "Elementwise"),  # fused-name rule: add, cos, sin agree
+        ("cpp_fused_addmm_gelu_4", "GEMM"),  # a GEMM with a fused epilogue is GEMM
+    ],
+)
+def test_kernel_names(kernel, group):
+    assert T.classify(kernel, [], kind="kernel").group == group
+
+
+def test_unknown_lands_in_other_and_module_still_wins():
+    assert T.classify("aten::my_custom_op", []).group == "Other"
+    assert T.classify("aten::my_custom_op", []).source == "unknown"
+    assert T.classify("aten::my_custom_op", ["LayerNorm"]).group == "Normalization"
+
+
+def test_every_group_has_a_colour_and_idle_other_exist():
+    assert {"GEMM", "Other", "Idle"} <= set(T.order)
+    assert len(set(T.palette.values())) == len(T.palette), "two groups share a colour"
+    assert T.is_gemm("GEMM") and not T.is_gemm("Memory")
+
+
+def test_bad_taxonomy_is_rejected(tmp_path):
+    bad = tmp_path / "t.yaml"
+    bad.write_text("groups: {GEMM: {color: '#000'}, Other: {color: '#111'}, Idle: {color: '#222'}}\nmodules: {Nope: [X]}\n")
+    with pytest.raises(ValueError, match="Nope"):
+        tax.Taxonomy.__init__(tax.Taxonomy.__new__(tax.Taxonomy), __import__("yaml").safe_load(bad.read_text()))

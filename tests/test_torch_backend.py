@@ -1,0 +1,82 @@
+"""The torch eager backend on a small real model: module scopes in the trace, shapes joined, closure."""
+
+import json
+
+import pytest
+import torch
+
+from ngbench import registry
+from ngbench.backends import torch_eager
+from ngbench.traces import kineto
+
+TINY_GPT2 = {
+    "source": "transformers", "task": "text-generation", "dataset": "wikitext", "model_class": "GPT2LMHeadModel",
+    "config_class": "GPT2Config", "layers_key": "n_layer", "input": {"kind": "text", "tokenizer": "gpt2"},
+    "seq_len": 16, "batch_sizes": [1],
+    "config": {"vocab_size": 50257, "n_positions": 64, "n_embd": 32, "n_layer": 2, "n_head": 2,
+               "activation_function": "gelu_new"},
+}
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory):
+    spec = registry.load({"tiny-gpt2": TINY_GPT2})["tiny-gpt2"]
+    model, _ = registry.build(spec, attn_implementation="eager")
+    model.config.use_cache = False
+    ids = torch.randint(0, 50257, (2, 16))
+    out = tmp_path_factory.mktemp("trace")
+    record = torch_eager.run(
+        model, {"input_ids": ids}, device="cpu", trace_dir=out, warmup=1, iterations=3, profile_iterations=2,
+        threads=1,
+    )
+    return out, record
+
+
+def test_record_has_latency_and_overhead(profiled):
+    _, record = profiled
+    assert len(record["latency_samples_ms"]) == 3 and len(record["profiled_samples_ms"]) == 2
+    assert record["profiler_overhead_ratio"] > 0
+    assert record["grad_mode"] == "inference_mode"
+
+
+def test_trace_holds_module_scopes_and_classifies_by_them(profiled):
+    out, _ = profiled
+    df, info = kineto.normalize(out / torch_eager.TRACE_FILE, shapes_trace=out / torch_eager.SHAPES_FILE)
+    assert info["iterations"] == 2
+    assert "2 iteration(s) matched" in info["input_shapes"]
+    gelu = df[df.module_type == "NewGELUActivation"]
+    assert len(gelu) > 0 and set(gelu.group) == {"Activation"}
+    assert set(gelu.op) >= {"aten::mul", "aten::tanh"}  # gelu_new runs as a composite
+    assert gelu.module.str.contains(r"transformer\.h\.\d\.mlp\.act").all()
+    assert set(df[df.module_type == "LayerNorm"].group) == {"Normalization"}
+    assert (df[df.op == "aten::addmm"].group == "GEMM").all()
+    assert (df.input_shapes[df.op == "aten::addmm"] != "").all()
+
+
+def test_hooks_are_removed_after_profiling(profiled):
+    from torch.nn.modules import module as nn_module
+
+    assert not nn_module._global_forward_pre_hooks and not nn_module._global_forward_hooks
+
+
+def test_cuda_platform_without_gpu_says_so(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    with pytest.raises(torch_eager.DeviceUnavailable, match="no CUDA GPU"):
+        torch_eager.run(torch.nn.Linear(2, 2), {"input": torch.ones(1, 2)}, device="cuda", trace_dir=tmp_path,
+                        warmup=0, iterations=1, profile_iterations=1, threads=1)
+
+
+def test_failure_becomes_a_record_or_a_failed_job(tmp_path):
+    from ngbench import inputs, study
+
+    broken = {**TINY_GPT2, "config": {**TINY_GPT2["config"], "n_head": 3}}  # 32 not divisible by 3
+    cfg = {"models": {"broken": None}, "custom_models": {"broken": broken}, "platforms": {"cpu": {"device": "cpu"}},
+           "backends": {"torch": {"warmup": 0, "iterations": 1, "profile_iterations": 1}}, "on_error": "record"}
+    inputs.save({"input_ids": torch.zeros(1, 16, dtype=torch.long)}, {"source": "test"}, tmp_path / "in.pt")
+    args = ("cpu", "broken", 1, str(tmp_path / "in.pt"), str(tmp_path / "trace"), str(tmp_path / "lat.json"))
+    meta = study.run_torch(cfg, *args)
+    assert meta["status"] == "failed" and "divisible" in meta["reason"]
+    assert json.loads((tmp_path / "lat.json").read_text())["status"] == "failed"
+    with pytest.raises(ValueError, match="divisible"):
+        study.run_torch({**cfg, "on_error": "fail"}, *args)

@@ -1,0 +1,122 @@
+"""The workflow end to end on small models, run by Snakemake as a user runs it (marked slow)."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+from ngbench import table as optable
+
+pytestmark = pytest.mark.slow
+
+TINY_GPT2 = {
+    "source": "transformers", "task": "text-generation", "dataset": "wikitext", "model_class": "GPT2LMHeadModel",
+    "config_class": "GPT2Config", "layers_key": "n_layer", "input": {"kind": "text", "tokenizer": "gpt2"},
+    "seq_len": 32, "batch_sizes": [1, 2],
+    "config": {"vocab_size": 50257, "n_positions": 64, "n_embd": 64, "n_layer": 2, "n_head": 2,
+               "activation_function": "gelu_new"},
+}
+CONFIG = {
+    "platforms": {"cpu": {"device": "cpu"}},
+    "models": {"tiny-gpt2": None, "swin-t": {"batch_sizes": [1]}, "broken": None},
+    "custom_models": {"tiny-gpt2": TINY_GPT2, "broken": {**TINY_GPT2, "batch_sizes": [1], "config": {**TINY_GPT2["config"], "n_head": 3}}},
+    "backends": {"torch": {"warmup": 1, "iterations": 3, "profile_iterations": 2, "threads": 1}},
+}
+
+
+def snakemake(workdir, *args):
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
+
+
+def planned_jobs(workdir):
+    res = snakemake(workdir, "-n", "--cores", "2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout + res.stderr
+    stats = out.split("Job stats:")[1] if "Job stats:" in out else ""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m.group(1) != "total"}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    work = tmp_path_factory.mktemp("study")
+    (work / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    res = snakemake(work, "--cores", "2")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return work
+
+
+def test_outputs_exist_and_close(study):
+    for f in ["figures/fig6.png", "figures/fig6.csv", "figures/table4.csv", "figures/table4.md",
+              "results/shares.parquet", "results/unknown_ops.csv"]:
+        assert (study / f).is_file(), f
+    for ops in (study / "results" / "ops").rglob("*.parquet"):
+        df = optable.read(ops)
+        optable.check(df, source=str(ops))  # closure holds on every table the workflow wrote
+    df = optable.read(study / "results/ops/cpu/torch/tiny-gpt2/bs2.parquet")
+    assert df.iteration.nunique() == 2 and (df.batch_size == 2).all() and (df.seq_len == 32).all()
+    assert "Activation" in set(df.group)
+
+
+def test_every_result_records_where_it_came_from(study):
+    meta = json.loads((study / "results/traces/cpu/torch/tiny-gpt2/bs1/meta.json").read_text())
+    assert meta["status"] == "ok"
+    assert meta["model_provenance"]["weights"] == "random" and meta["model_provenance"]["seed"] == 0
+    assert meta["inputs"]["sample_ids"] and meta["inputs"]["sha256"]
+    env = meta["environment"]
+    assert env["versions"]["torch"] and env["cpu"] and env["torch"]["torch_threads"] == 1 and env["config_hash"]
+    assert "commit" in env["git"]
+    assert meta["run"]["profiler_overhead_ratio"] > 0 and meta["attn_implementation"] == "eager"
+    lat = json.loads((study / "results/latency/cpu/torch/tiny-gpt2/bs1.json").read_text())
+    assert len(lat["samples_ms"]) == 3
+
+
+def test_failed_model_is_marked_not_dropped(study):
+    fig = pd.read_csv(study / "figures/fig6.csv")
+    broken = fig[fig.model == "broken"]
+    assert len(broken) == 1 and broken.status.item() == "failed" and "divisible" in broken.reason.item()
+    assert set(fig.model) == {"tiny-gpt2", "swin-t", "broken"}
+    assert "failed" in (study / "figures/table4.md").read_text()
+    log = (study / "logs/profile_torch/cpu/broken/bs1.log").read_text()
+    assert "divisible" in log
+
+
+def test_changing_a_torch_setting_reruns_only_torch_jobs(study):
+    assert planned_jobs(study) == {}
+    cfg = yaml.safe_load((study / "config.yaml").read_text())
+    cfg["backends"]["torch"]["iterations"] = 4
+    (study / "config.yaml").write_text(yaml.safe_dump(cfg))
+    try:
+        jobs = planned_jobs(study)
+    finally:
+        (study / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    n_runs = 2 + 1 + 1  # tiny-gpt2 bs1, bs2; swin-t bs1; broken bs1
+    assert jobs.pop("prepare_inputs", 0) == 0
+    assert jobs == {"profile_torch": n_runs, "normalize_trace": n_runs, "aggregate_shares": 1, "plot_fig6": 1,
+                    "make_table4": 1, "all": 1}
+
+
+def test_results_copied_from_another_machine_join_without_rerunning(study):
+    src = study / "results/traces/cpu/torch/tiny-gpt2/bs1"
+    dst = study / "results/traces/a100/torch/tiny-gpt2/bs1"
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "meta.json").read_text())
+    meta["platform"] = "a100"
+    (dst / "meta.json").write_text(json.dumps(meta))
+    try:
+        jobs = planned_jobs(study)
+        assert "profile_torch" not in jobs and "prepare_inputs" not in jobs
+        assert jobs["normalize_trace"] == 1 and jobs["aggregate_shares"] == 1
+        res = snakemake(study, "--cores", "2")
+        assert res.returncode == 0, res.stderr[-3000:]
+        shares = pd.read_parquet(study / "results/shares.parquet")
+        assert "a100" in set(shares.platform)
+    finally:
+        shutil.rmtree(dst)
+        shutil.rmtree(study / "results/ops/a100", ignore_errors=True)
