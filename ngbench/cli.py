@@ -16,11 +16,11 @@ def _normalize(args: argparse.Namespace) -> int:
         print(f"error: --backend {args.backend!r}: only 'torch' (Kineto traces) is implemented", file=sys.stderr)
         return 2
     try:
-        df, info = kineto.normalize(
+        df, info = kineto.normalize_many(
             args.trace,
             platform=args.platform,
             backend=args.backend,
-            model=args.model or Path(args.trace).name.split(".")[0],
+            model=args.model or Path(args.trace[0]).name.split(".")[0],
             batch_size=args.batch_size,
             seq_len=args.seq_len,
             iteration_marker=args.iteration_marker,
@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     n = sub.add_parser("normalize", help="turn a profiler trace into the unified op table (parquet)")
     n.add_argument("--backend", default="torch", help="trace format: torch (Kineto Chrome-trace JSON, .gz or not)")
-    n.add_argument("--trace", required=True, help="the profiler's output file")
+    n.add_argument(
+        "--trace", required=True, nargs="+", help="the profiler's output file(s): several for one run's cycles"
+    )
     n.add_argument("--out", required=True, help="op table to write (.parquet)")
     n.add_argument("--iteration-marker", help="regex naming the per-iteration ranges when there are no ProfilerStep#N")
     n.add_argument("--platform", default="unknown")

@@ -9,8 +9,8 @@ Rows with ``level == "class"`` hold GEMM / non-GEMM / Idle totals. Failed runs a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
@@ -97,7 +97,11 @@ def aggregate(op_tables: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFra
         if len(other):
             unknown.append(
                 other.groupby(["backend", "op", "module_type"], dropna=False)
-                .agg(instances=("op", "size"), time_us=("time_us", "sum"), models=("model", lambda s: ",".join(sorted(set(s)))))
+                .agg(
+                    instances=("op", "size"),
+                    time_us=("time_us", "sum"),
+                    models=("model", lambda s: ",".join(sorted(set(s)))),
+                )
                 .reset_index()
             )
     shares_df = pd.concat(shares, ignore_index=True) if shares else pd.DataFrame()
@@ -105,7 +109,11 @@ def aggregate(op_tables: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFra
     unknown_df = (
         pd.concat(unknown, ignore_index=True)
         .groupby(["backend", "op", "module_type"], dropna=False)
-        .agg(instances=("instances", "sum"), time_us=("time_us", "sum"), models=("models", lambda s: ",".join(sorted(set(",".join(s).split(","))))))
+        .agg(
+            instances=("instances", "sum"),
+            time_us=("time_us", "sum"),
+            models=("models", lambda s: ",".join(sorted(set(",".join(s).split(","))))),
+        )
         .reset_index()
         .sort_values("time_us", ascending=False)
         if unknown

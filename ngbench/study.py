@@ -130,9 +130,7 @@ def _write_run_outputs(meta: dict, trace_dir: str, latency_out: str) -> None:
     Path(trace_dir).mkdir(parents=True, exist_ok=True)
     (Path(trace_dir) / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
     run = meta.get("run", {})
-    latency = {
-        k: meta[k] for k in ("platform", "backend", "model", "batch_size", "seq_len", "status") if k in meta
-    }
+    latency = {k: meta[k] for k in ("platform", "backend", "model", "batch_size", "seq_len", "status") if k in meta}
     latency.update(
         reason=meta.get("reason"),
         samples_ms=run.get("latency_samples_ms"),
@@ -160,10 +158,10 @@ def normalize_run(trace_dir: str, out: str, *, platform: str, backend: str, mode
         return meta
     if backend not in NORMALIZERS:
         raise ValueError(f"no normalizer for backend {backend!r}; known: {sorted(NORMALIZERS)}")
-    trace = Path(trace_dir) / NORMALIZERS[backend]
+    traces = sorted(Path(trace_dir).glob(NORMALIZERS[backend]))
     shapes = Path(trace_dir) / "shapes.json.gz"
-    df, info = kineto.normalize(
-        trace,
+    df, info = kineto.normalize_many(
+        traces,
         platform=platform,
         backend=backend,
         model=model,
@@ -177,4 +175,5 @@ def normalize_run(trace_dir: str, out: str, *, platform: str, backend: str, mode
     return meta
 
 
-NORMALIZERS = {"torch": "trace.json.gz"}
+# backend -> glob of its raw trace files inside a run's trace directory
+NORMALIZERS = {"torch": "trace.*.json.gz"}

@@ -13,10 +13,11 @@ The data lives in ``taxonomy.yaml`` beside this file; this module only applies i
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import yaml
 

@@ -4,20 +4,30 @@ import subprocess
 import sys
 
 import pandas as pd
-
 from conftest import REPO
+
 from ngbench import table as optable
 
 
 def ngbench(*args):
-    return subprocess.run([sys.executable, "-m", "ngbench", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ngbench", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_normalize_a_users_gzipped_cuda_trace_with_a_marker(fixtures_dir, tmp_path):
     out = tmp_path / "alexnet.parquet"
-    res = ngbench("normalize", "--backend", "torch", "--trace",
-                  str(fixtures_dir / "torch-profiler" / "a100_alexnet.json.gz"),
-                  "--iteration-marker", r"\|measure\|forward\]$", "--out", str(out))
+    res = ngbench(
+        "normalize",
+        "--backend",
+        "torch",
+        "--trace",
+        str(fixtures_dir / "torch-profiler" / "a100_alexnet.json.gz"),
+        "--iteration-marker",
+        r"\|measure\|forward\]$",
+        "--out",
+        str(out),
+    )
     assert res.returncode == 0, res.stderr
     df = optable.read(out)
     assert df.iteration.nunique() == 2

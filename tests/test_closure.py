@@ -100,13 +100,26 @@ def _table(times, measured):
     n = len(times)
     return pd.DataFrame(
         {
-            "platform": ["p"] * n, "device": ["cpu"] * n, "backend": ["torch"] * n, "model": ["m"] * n,
-            "batch_size": pd.array([1] * n, dtype="int32"), "seq_len": pd.array([None] * n, dtype="Int32"),
-            "iteration": pd.array([0] * n, dtype="int32"), "seq": pd.array(range(n), dtype="int32"),
-            "op": ["a"] * (n - 1) + [optable.IDLE_OP], "node": [""] * n, "module": [""] * n,
-            "module_type": [""] * n, "group": ["GEMM"] * (n - 1) + ["Idle"], "group_source": ["op"] * n,
-            "is_gemm": [True] * (n - 1) + [False], "time_us": times, "device_time_us": [None] * n,
-            "host_time_us": times, "iteration_time_us": [measured] * n, "input_shapes": [""] * n,
+            "platform": ["p"] * n,
+            "device": ["cpu"] * n,
+            "backend": ["torch"] * n,
+            "model": ["m"] * n,
+            "batch_size": pd.array([1] * n, dtype="int32"),
+            "seq_len": pd.array([None] * n, dtype="Int32"),
+            "iteration": pd.array([0] * n, dtype="int32"),
+            "seq": pd.array(range(n), dtype="int32"),
+            "op": ["a"] * (n - 1) + [optable.IDLE_OP],
+            "node": [""] * n,
+            "module": [""] * n,
+            "module_type": [""] * n,
+            "group": ["GEMM"] * (n - 1) + ["Idle"],
+            "group_source": ["op"] * n,
+            "is_gemm": [True] * (n - 1) + [False],
+            "time_us": times,
+            "device_time_us": [None] * n,
+            "host_time_us": times,
+            "iteration_time_us": [measured] * n,
+            "input_shapes": [""] * n,
             "fused_ops": [[] for _ in range(n)],
         }
     )

@@ -6,10 +6,9 @@ import sys
 
 import pytest
 import yaml
+from conftest import REPO
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
-
-from conftest import REPO
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -66,7 +65,10 @@ def test_snakemake_reports_a_bad_key_before_running_anything(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     out = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--directory", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode != 0
     assert "warmup" in out.stdout + out.stderr

@@ -52,8 +52,10 @@ def test_user_paths_that_do_not_exist_name_the_key(tmp_path):
 
 def test_wikitext_file_is_split_into_articles(tmp_path):
     raw = tmp_path / "wiki.valid.raw"
-    raw.write_text(" \n = Alpha = \n \n Alpha is a letter of the Greek alphabet . \n = = History = = \n More text . \n"
-                   " = Beta = \n \n Beta comes second in the alphabet , after alpha . \n")
+    raw.write_text(
+        " \n = Alpha = \n \n Alpha is a letter of the Greek alphabet . \n = = History = = \n More text . \n"
+        " = Beta = \n \n Beta comes second in the alphabet , after alpha . \n"
+    )
     arts = inputs.wikitext_articles(str(raw))
     assert [t for t, _ in arts] == ["Alpha", "Beta"]
     batch, prov = inputs.text_batch(SPECS["gpt2"], 2, 5, wikitext=str(raw))

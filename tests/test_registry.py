@@ -40,9 +40,21 @@ def test_truncation_errors_are_clear():
 
 
 def test_custom_model_entry_and_its_errors():
-    specs = registry.load({"tiny": {"source": "transformers", "task": "t", "dataset": "d", "model_class": "GPT2LMHeadModel",
-                                    "config_class": "GPT2Config", "config": {"n_layer": 1, "n_embd": 32, "n_head": 2},
-                                    "input": {"kind": "text"}, "seq_len": 8, "batch_sizes": [1]}})
+    specs = registry.load(
+        {
+            "tiny": {
+                "source": "transformers",
+                "task": "t",
+                "dataset": "d",
+                "model_class": "GPT2LMHeadModel",
+                "config_class": "GPT2Config",
+                "config": {"n_layer": 1, "n_embd": 32, "n_head": 2},
+                "input": {"kind": "text"},
+                "seq_len": 8,
+                "batch_sizes": [1],
+            }
+        }
+    )
     assert specs["tiny"].source == "transformers"
     with pytest.raises(registry.RegistryError, match="missing field"):
         registry.load({"bad": {"source": "transformers", "input": {"kind": "text"}}})

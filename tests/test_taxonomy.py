@@ -109,7 +109,12 @@ def test_onnx_op_types(op, group):
 
 @pytest.mark.parametrize(
     "layer,group",
-    [("CaskConvolution", "GEMM"), ("CudaDepthwiseConvolution", "GEMM"), ("Reformat", "Memory"), ("TiledPooling", "Pooling")],
+    [
+        ("CaskConvolution", "GEMM"),
+        ("CudaDepthwiseConvolution", "GEMM"),
+        ("Reformat", "Memory"),
+        ("TiledPooling", "Pooling"),
+    ],
 )
 def test_trt_layer_types(layer, group):
     assert T.classify(layer, [], kind="trt").group == group
@@ -146,6 +151,8 @@ def test_every_group_has_a_colour_and_idle_other_exist():
 
 def test_bad_taxonomy_is_rejected(tmp_path):
     bad = tmp_path / "t.yaml"
-    bad.write_text("groups: {GEMM: {color: '#000'}, Other: {color: '#111'}, Idle: {color: '#222'}}\nmodules: {Nope: [X]}\n")
+    bad.write_text(
+        "groups: {GEMM: {color: '#000'}, Other: {color: '#111'}, Idle: {color: '#222'}}\nmodules: {Nope: [X]}\n"
+    )
     with pytest.raises(ValueError, match="Nope"):
         tax.Taxonomy.__init__(tax.Taxonomy.__new__(tax.Taxonomy), __import__("yaml").safe_load(bad.read_text()))

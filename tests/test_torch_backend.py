@@ -10,11 +10,23 @@ from ngbench.backends import torch_eager
 from ngbench.traces import kineto
 
 TINY_GPT2 = {
-    "source": "transformers", "task": "text-generation", "dataset": "wikitext", "model_class": "GPT2LMHeadModel",
-    "config_class": "GPT2Config", "layers_key": "n_layer", "input": {"kind": "text", "tokenizer": "gpt2"},
-    "seq_len": 16, "batch_sizes": [1],
-    "config": {"vocab_size": 50257, "n_positions": 64, "n_embd": 32, "n_layer": 2, "n_head": 2,
-               "activation_function": "gelu_new"},
+    "source": "transformers",
+    "task": "text-generation",
+    "dataset": "wikitext",
+    "model_class": "GPT2LMHeadModel",
+    "config_class": "GPT2Config",
+    "layers_key": "n_layer",
+    "input": {"kind": "text", "tokenizer": "gpt2"},
+    "seq_len": 16,
+    "batch_sizes": [1],
+    "config": {
+        "vocab_size": 50257,
+        "n_positions": 64,
+        "n_embd": 32,
+        "n_layer": 2,
+        "n_head": 2,
+        "activation_function": "gelu_new",
+    },
 }
 
 
@@ -26,7 +38,13 @@ def profiled(tmp_path_factory):
     ids = torch.randint(0, 50257, (2, 16))
     out = tmp_path_factory.mktemp("trace")
     record = torch_eager.run(
-        model, {"input_ids": ids}, device="cpu", trace_dir=out, warmup=1, iterations=3, profile_iterations=2,
+        model,
+        {"input_ids": ids},
+        device="cpu",
+        trace_dir=out,
+        warmup=1,
+        iterations=3,
+        profile_iterations=2,
         threads=1,
     )
     return out, record
@@ -41,9 +59,11 @@ def test_record_has_latency_and_overhead(profiled):
 
 def test_trace_holds_module_scopes_and_classifies_by_them(profiled):
     out, _ = profiled
-    df, info = kineto.normalize(out / torch_eager.TRACE_FILE, shapes_trace=out / torch_eager.SHAPES_FILE)
+    traces = sorted(out.glob(torch_eager.TRACE_GLOB))
+    assert len(traces) == 2  # one profiler cycle per measured iteration
+    df, info = kineto.normalize_many(traces, shapes_trace=out / torch_eager.SHAPES_FILE)
     assert info["iterations"] == 2
-    assert "2 iteration(s) matched" in info["input_shapes"]
+    assert "1 iteration(s) matched, 0 did not" == info["input_shapes"].split(": ")[1]
     gelu = df[df.module_type == "NewGELUActivation"]
     assert len(gelu) > 0 and set(gelu.group) == {"Activation"}
     assert set(gelu.op) >= {"aten::mul", "aten::tanh"}  # gelu_new runs as a composite
@@ -63,16 +83,29 @@ def test_cuda_platform_without_gpu_says_so(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
     with pytest.raises(torch_eager.DeviceUnavailable, match="no CUDA GPU"):
-        torch_eager.run(torch.nn.Linear(2, 2), {"input": torch.ones(1, 2)}, device="cuda", trace_dir=tmp_path,
-                        warmup=0, iterations=1, profile_iterations=1, threads=1)
+        torch_eager.run(
+            torch.nn.Linear(2, 2),
+            {"input": torch.ones(1, 2)},
+            device="cuda",
+            trace_dir=tmp_path,
+            warmup=0,
+            iterations=1,
+            profile_iterations=1,
+            threads=1,
+        )
 
 
 def test_failure_becomes_a_record_or_a_failed_job(tmp_path):
     from ngbench import inputs, study
 
     broken = {**TINY_GPT2, "config": {**TINY_GPT2["config"], "n_head": 3}}  # 32 not divisible by 3
-    cfg = {"models": {"broken": None}, "custom_models": {"broken": broken}, "platforms": {"cpu": {"device": "cpu"}},
-           "backends": {"torch": {"warmup": 0, "iterations": 1, "profile_iterations": 1}}, "on_error": "record"}
+    cfg = {
+        "models": {"broken": None},
+        "custom_models": {"broken": broken},
+        "platforms": {"cpu": {"device": "cpu"}},
+        "backends": {"torch": {"warmup": 0, "iterations": 1, "profile_iterations": 1}},
+        "on_error": "record",
+    }
     inputs.save({"input_ids": torch.zeros(1, 16, dtype=torch.long)}, {"source": "test"}, tmp_path / "in.pt")
     args = ("cpu", "broken", 1, str(tmp_path / "in.pt"), str(tmp_path / "trace"), str(tmp_path / "lat.json"))
     meta = study.run_torch(cfg, *args)

@@ -9,29 +9,53 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO
+
 from ngbench import table as optable
 
 pytestmark = pytest.mark.slow
 
 TINY_GPT2 = {
-    "source": "transformers", "task": "text-generation", "dataset": "wikitext", "model_class": "GPT2LMHeadModel",
-    "config_class": "GPT2Config", "layers_key": "n_layer", "input": {"kind": "text", "tokenizer": "gpt2"},
-    "seq_len": 32, "batch_sizes": [1, 2],
-    "config": {"vocab_size": 50257, "n_positions": 64, "n_embd": 64, "n_layer": 2, "n_head": 2,
-               "activation_function": "gelu_new"},
+    "source": "transformers",
+    "task": "text-generation",
+    "dataset": "wikitext",
+    "model_class": "GPT2LMHeadModel",
+    "config_class": "GPT2Config",
+    "layers_key": "n_layer",
+    "input": {"kind": "text", "tokenizer": "gpt2"},
+    "seq_len": 32,
+    "batch_sizes": [1, 2],
+    "config": {
+        "vocab_size": 50257,
+        "n_positions": 64,
+        "n_embd": 64,
+        "n_layer": 2,
+        "n_head": 2,
+        "activation_function": "gelu_new",
+    },
 }
 CONFIG = {
     "platforms": {"cpu": {"device": "cpu"}},
     "models": {"tiny-gpt2": None, "swin-t": {"batch_sizes": [1]}, "broken": None},
-    "custom_models": {"tiny-gpt2": TINY_GPT2, "broken": {**TINY_GPT2, "batch_sizes": [1], "config": {**TINY_GPT2["config"], "n_head": 3}}},
+    "custom_models": {
+        "tiny-gpt2": TINY_GPT2,
+        "broken": {**TINY_GPT2, "batch_sizes": [1], "config": {**TINY_GPT2["config"], "n_head": 3}},
+    },
     "backends": {"torch": {"warmup": 1, "iterations": 3, "profile_iterations": 2, "threads": 1}},
 }
 
 
 def snakemake(workdir, *args):
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
 
 
@@ -53,8 +77,14 @@ def study(tmp_path_factory):
 
 
 def test_outputs_exist_and_close(study):
-    for f in ["figures/fig6.png", "figures/fig6.csv", "figures/table4.csv", "figures/table4.md",
-              "results/shares.parquet", "results/unknown_ops.csv"]:
+    for f in [
+        "figures/fig6.png",
+        "figures/fig6.csv",
+        "figures/table4.csv",
+        "figures/table4.md",
+        "results/shares.parquet",
+        "results/unknown_ops.csv",
+    ]:
         assert (study / f).is_file(), f
     for ops in (study / "results" / "ops").rglob("*.parquet"):
         df = optable.read(ops)
@@ -98,8 +128,14 @@ def test_changing_a_torch_setting_reruns_only_torch_jobs(study):
         (study / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     n_runs = 2 + 1 + 1  # tiny-gpt2 bs1, bs2; swin-t bs1; broken bs1
     assert jobs.pop("prepare_inputs", 0) == 0
-    assert jobs == {"profile_torch": n_runs, "normalize_trace": n_runs, "aggregate_shares": 1, "plot_fig6": 1,
-                    "make_table4": 1, "all": 1}
+    assert jobs == {
+        "profile_torch": n_runs,
+        "normalize_trace": n_runs,
+        "aggregate_shares": 1,
+        "plot_fig6": 1,
+        "make_table4": 1,
+        "all": 1,
+    }
 
 
 def test_results_copied_from_another_machine_join_without_rerunning(study):

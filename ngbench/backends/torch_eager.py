@@ -1,5 +1,12 @@
 """PyTorch eager backend (``backend=torch``): unprofiled latency, then a separate profiled run.
 
+One short profiler cycle per measured iteration (schedule warmup=1, active=1, repeat=N), each exported to
+its own ``trace.<k>.json.gz``: measured here (torch 2.14.1, 2-core CPU, GPT-2 bs2), one long profiling
+session made successive iterations slower and slower (502, 559, 820, 1047, 794 ms against 480 ms
+unprofiled; element-wise ops up to 10x slower, page faults as the profiler's growing buffers disturb the
+allocator), while per-iteration cycles stayed at the unprofiled latency (597, 523, 539, 561, 520 ms against
+about 550 ms).
+
 Input shapes come from a separate one-iteration profile with ``record_shapes=True`` (``shapes.json.gz``):
 measured here (torch 2.14.1, CPU), recording shapes in the timed profile made each successive iteration
 slower (GPT-2: 316, 342, 751, 1046, 1021 ms against 270 ms unprofiled), element-wise ops most, so the
@@ -14,15 +21,17 @@ which module ran each op. The normalizer reads those ranges; the unprofiled late
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ngbench.backends.timing import summarize, time_iterations
 from ngbench.traces.kineto import MODULE_SCOPE_PREFIX
 
 log = logging.getLogger(__name__)
-TRACE_FILE = "trace.json.gz"
+TRACE_FILE = "trace.{cycle}.json.gz"  # one per measured iteration
+TRACE_GLOB = "trace.*.json.gz"
 SHAPES_FILE = "shapes.json.gz"
 
 
@@ -106,7 +115,6 @@ def run(
 
     trace_dir = Path(trace_dir)
     trace_dir.mkdir(parents=True, exist_ok=True)
-    trace_path = trace_dir / TRACE_FILE
     with torch.inference_mode():
         warm = time_iterations(step, sync, warmup)
         latency = time_iterations(step, sync, iterations)
@@ -114,30 +122,39 @@ def run(
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
         profiled: list[float] = []
 
+        exported: list[str] = []
+
         def export(prof):
-            prof.export_chrome_trace(str(trace_path))
+            path = trace_dir / TRACE_FILE.format(cycle=len(exported))
+            prof.export_chrome_trace(str(path))
+            exported.append(path.name)
 
         scopes = module_scopes(model) if scope_modules else _null()
-        with scopes, profile(
-            activities=activities,
-            record_shapes=False,
-            schedule=schedule(wait=0, warmup=1, active=profile_iterations, repeat=1),
-            on_trace_ready=export,
-        ) as prof:
-            for _ in range(profile_iterations + 1):
+        with (
+            scopes,
+            profile(
+                activities=activities,
+                record_shapes=False,
+                schedule=schedule(wait=0, warmup=1, active=1, repeat=profile_iterations),
+                on_trace_ready=export,
+            ) as prof,
+        ):
+            for _ in range(2 * profile_iterations):
                 profiled += time_iterations(step, sync, 1)
                 prof.step()
         if shapes_pass:
-            with module_scopes(model) if scope_modules else _null(), profile(
-                activities=activities, record_shapes=True
-            ) as shapes_prof:
+            with (
+                module_scopes(model) if scope_modules else _null(),
+                profile(activities=activities, record_shapes=True) as shapes_prof,
+            ):
                 step()
                 sync()
             shapes_prof.export_chrome_trace(str(trace_dir / SHAPES_FILE))
-    profiled = profiled[1:]  # the profiler's own warm-up step is not measured
+    profiled = profiled[1::2]  # each cycle's warm-up step is not measured
     lat, prof_stats = summarize(latency), summarize(profiled)
     return {
-        "trace": str(trace_path),
+        "traces": exported,
+        "profiler_schedule": "one cycle per measured iteration: warmup=1, active=1",
         "device": str(dev),
         "dtype": dtype,
         "grad_mode": "inference_mode",

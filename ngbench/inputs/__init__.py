@@ -176,7 +176,12 @@ def text_batch(spec: ModelSpec, batch_size: int, seq_len: int, wikitext: str | N
     input_ids = torch.tensor(rows, dtype=torch.long)
     return (
         {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)},
-        {"source": source, "sample_ids": ids, "tokenizer": f"{name} (whisper assets/gpt2.tiktoken)", "seq_len": seq_len},
+        {
+            "source": source,
+            "sample_ids": ids,
+            "tokenizer": f"{name} (whisper assets/gpt2.tiktoken)",
+            "seq_len": seq_len,
+        },
     )
 
 

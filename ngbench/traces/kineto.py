@@ -26,10 +26,12 @@ import gzip
 import json
 import logging
 import re
+import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import ijson
 
@@ -55,7 +57,7 @@ class TraceFormatError(ValueError):
     pass
 
 
-@dataclass
+@dataclass(slots=True)
 class HostEvent:
     ts: float
     end: float
@@ -102,7 +104,7 @@ def iter_events(path: str | Path) -> Iterator[dict]:
 
 def _shapes(args: dict) -> str:
     dims = args.get("Input Dims")
-    return json.dumps(dims, separators=(",", ":")) if dims else ""
+    return sys.intern(json.dumps(dims, separators=(",", ":"))) if dims else ""
 
 
 def collect(path: str | Path, marker: re.Pattern | None = None) -> ParsedTrace:
@@ -114,7 +116,7 @@ def collect(path: str | Path, marker: re.Pattern | None = None) -> ParsedTrace:
                 pt.record_end = float(ev.get("ts", pt.record_end))
             continue
         cat = ev.get("cat")
-        name = ev.get("name", "")
+        name = sys.intern(ev.get("name", ""))
         ts = float(ev.get("ts", 0.0))
         end = ts + float(ev.get("dur", 0.0))
         if cat == "Trace":  # the profiler's own span: not an activity
@@ -197,7 +199,7 @@ def _split_busy_time(owned: list[tuple[float, float, int]]) -> dict[int, float]:
     return share
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     op: str
     ts: float
@@ -334,14 +336,13 @@ def normalize(
             iteration_end = w_end
             owned: list[tuple[float, float, int]] = []
             own_intervals: list[list[tuple[float, float]]] = []
-            for i, r in enumerate(rows):
+            for r in rows:
                 ivs = [(s, e) for c in r.correlations for (s, e, _) in pt.device.get(c, ())]
                 if not r.op:  # orphan launch: name it after its kernel(s)
                     names = [n for c in r.correlations for (_, _, n) in pt.device.get(c, ())]
                     r.op = names[0] if names else "unattributed launch"
                 own_intervals.append(ivs)
-                for s, e in ivs:
-                    iteration_end = max(iteration_end, e)
+                iteration_end = max([iteration_end, *(e for _, e in ivs)])
             for i, ivs in enumerate(own_intervals):
                 owned.extend((max(s, w_start), min(e, iteration_end), i) for s, e in ivs)
             share = _split_busy_time(owned)
@@ -428,6 +429,38 @@ def normalize(
     return df, info
 
 
+def normalize_many(paths, **kwargs):
+    """Normalize several traces of one run (one per profiler cycle) into one table; iteration numbers come
+    from each trace's ``ProfilerStep#N`` and must not repeat."""
+    import pandas as pd
+
+    paths = sorted(paths, key=_cycle_number)
+    if not paths:
+        raise TraceFormatError("no trace files given")
+    frames, infos = [], []
+    for path in paths:
+        df, info = normalize(path, **kwargs)
+        frames.append(df)
+        infos.append(info)
+    df = pd.concat(frames, ignore_index=True)
+    if df[df["group"] == tax.IDLE]["iteration"].duplicated().any():
+        raise TraceFormatError(f"iteration numbers repeat across {', '.join(map(str, paths))}")
+    info = dict(infos[0])
+    info.update(
+        trace=[str(p) for p in paths],
+        events=sum(i["events"] for i in infos),
+        iterations=sum(i["iterations"] for i in infos),
+        ops_on_other_threads=sum(i["ops_on_other_threads"] for i in infos),
+        input_shapes="; ".join(sorted({i["input_shapes"] for i in infos})),
+    )
+    return df, info
+
+
+def _cycle_number(path) -> tuple[int, str]:
+    m = re.search(r"\.(\d+)\.json(\.gz)?$", str(path))
+    return (int(m.group(1)) if m else -1, str(path))
+
+
 def _join_shapes(df, shapes_trace: str | Path, taxonomy: tax.Taxonomy) -> str:
     """Fill ``input_shapes`` in place from a one-iteration shapes profile; say what happened."""
     shapes_df, _ = normalize(shapes_trace, taxonomy=taxonomy)
@@ -435,7 +468,7 @@ def _join_shapes(df, shapes_trace: str | Path, taxonomy: tax.Taxonomy) -> str:
     ref_ops = first["op"].tolist()
     ref_shapes = first["input_shapes"].tolist()
     joined = mismatched = 0
-    for it, idx in df.groupby("iteration").groups.items():
+    for idx in df.groupby("iteration").groups.values():
         if df.loc[idx, "op"].tolist() == ref_ops:
             df.loc[idx, "input_shapes"] = ref_shapes
             joined += 1

@@ -1,14 +1,10 @@
-import os
 import sys
 
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The ngbench package lives beside the Snakefile; scripts run in their own processes and inherit this.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
-)
+# The ngbench package lives beside the Snakefile (scripts find it through workflow/scripts/_pkg.py).
 sys.path.insert(0, workflow.basedir)
 
 from ngbench import study  # noqa: E402

@@ -4,18 +4,18 @@ rule profile_torch:
     output:
         trace_dir=directory("results/traces/{platform}/torch/{model}/bs{bs}"),
         latency="results/latency/{platform}/torch/{model}/bs{bs}.json",
-    params:
-        settings=torch_run_params,
-    wildcard_constraints:
-        platform="|".join(PLATFORMS),
-    threads: workflow.cores
-    resources:
-        profiling_slot=1,
     log:
         "logs/profile_torch/{platform}/{model}/bs{bs}.log",
     benchmark:
         "benchmarks/profile_torch/{platform}/{model}/bs{bs}.tsv"
+    wildcard_constraints:
+        platform="|".join(PLATFORMS),
     conda:
         "../../envs/torch.yaml"
+    threads: workflow.cores
+    resources:
+        profiling_slot=1,
+    params:
+        settings=torch_run_params,
     script:
         "../scripts/profile_torch.py"

@@ -1,3 +1,4 @@
+import _pkg  # noqa: F401
 from ngbench.bridge import start
 
 start(snakemake)

@@ -1,0 +1,122 @@
+"""Parse throughput and peak memory of the Kineto normalizer, beside HolisticTraceAnalysis's parser.
+
+Usage:
+    python benchmarks/normalize.py                      # profile a model for many iterations, then compare
+    python benchmarks/normalize.py --trace BIG.json     # compare on an existing trace
+
+Target (DESIGN.md section 9): >= 5x the speed of holistictraceanalysis's parser on the same file, peak memory
+<= 2x the (uncompressed) file size. Each parser runs in its own fresh process; peak memory is the growth of
+that process's maximum RSS over its baseline after imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import json, resource, sys, time
+sys.path.insert(0, {repo!r})
+which, path = sys.argv[1], sys.argv[2]
+if which == "ngbench":
+    from ngbench.traces import kineto
+    run = lambda: kineto.normalize(path)
+else:
+    from hta.common.trace_parser import parse_trace_dataframe
+    from hta.configs.parser_config import ParserBackend, ParserConfig
+    cfg = ParserConfig()
+    cfg.set_parser_backend(getattr(ParserBackend, which.split(":", 1)[1]))
+    run = lambda: parse_trace_dataframe(path, cfg)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+out = run()
+elapsed = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rows = len(out[0]) if which == "ngbench" else len(out[1])
+print(json.dumps({{"seconds": elapsed, "peak_growth_mb": (peak - base) / 1024, "rows": rows}}))
+"""
+
+
+def make_trace(path: Path, iterations: int, layers: int) -> None:
+    """Profile a real GPT-2 stack (narrow width, so it runs fast) for many iterations."""
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    from ngbench import inputs, registry
+    from ngbench.backends import torch_eager
+
+    spec = registry.load()["gpt2"]
+    small = registry.ModelSpec(**{**spec.__dict__, "config": {**spec.config, "n_embd": 64, "n_head": 2}})
+    model, _ = registry.build(small, layers=layers, attn_implementation="eager")
+    model.config.use_cache = False
+    batch, _ = inputs.text_batch(spec, 1, 64)
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.set_num_threads(torch.get_num_threads())
+    with torch.inference_mode(), torch_eager.module_scopes(model), profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(iterations):
+            model(**batch)
+            prof.step()
+    prof.export_chrome_trace(str(path))
+
+
+def measure(which: str, trace: Path) -> dict:
+    code = CHILD.format(repo=str(REPO))
+    res = subprocess.run([sys.executable, "-c", code, which, str(trace)], capture_output=True, text=True)
+    if res.returncode != 0:
+        return {"error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.returncode}"}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trace", type=Path, help="an existing uncompressed Kineto trace")
+    ap.add_argument("--iterations", type=int, default=300, help="profiled iterations of the generated trace")
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--hta-backends", default="JSON,IJSON_BATCH_AND_COMPRESS")
+    args = ap.parse_args()
+
+    trace = args.trace
+    tmpdir = None
+    if trace is None:
+        tmpdir = tempfile.mkdtemp(prefix="ngb-bench-")
+        trace = Path(tmpdir) / "big_trace.json"
+        print(f"profiling GPT-2 ({args.layers} layers, width 64) for {args.iterations} iterations -> {trace}")
+        make_trace(trace, args.iterations, args.layers)
+    size_mb = trace.stat().st_size / 2**20
+    with open(trace, "rb") as f:
+        events = sum(1 for _ in __import__("ijson").items(f, "traceEvents.item"))
+    print(f"trace: {trace} ({size_mb:.1f} MiB, {events} events)\n")
+    print(f"{'parser':<42}{'seconds':>9}{'MiB/s':>9}{'events/s':>12}{'peak MiB':>10}{'x file':>8}")
+    results = {}
+    for which in ["ngbench", *(f"hta:{b}" for b in args.hta_backends.split(","))]:
+        r = measure(which, trace)
+        results[which] = r
+        if "error" in r:
+            print(f"{which:<42}failed: {r['error']}")
+            continue
+        s = r["seconds"]
+        print(
+            f"{which:<42}{s:>9.2f}{size_mb / s:>9.1f}{events / s:>12.0f}{r['peak_growth_mb']:>10.0f}"
+            f"{r['peak_growth_mb'] / size_mb:>8.2f}"
+        )
+    ours = results["ngbench"].get("seconds")
+    for which, r in results.items():
+        if which != "ngbench" and "seconds" in r and ours:
+            speedup = r["seconds"] / ours
+            print(f"\nngbench normalize (parse + attribute + classify) vs {which} (parse only): {speedup:.1f}x")
+    if tmpdir:
+        os.remove(trace)
+        os.rmdir(tmpdir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
