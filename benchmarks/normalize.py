@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {repo!r})
 which, path = sys.argv[1], sys.argv[2]
 if which == "ngbench":
@@ -34,13 +34,21 @@ else:
     cfg = ParserConfig()
     cfg.set_parser_backend(getattr(ParserBackend, which.split(":", 1)[1]))
     run = lambda: parse_trace_dataframe(path, cfg)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024  # MiB
+# a forked child inherits its parent's peak RSS: reset the high-water mark after imports (Linux >= 4.0)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status("VmRSS:")
 t0 = time.perf_counter()
 out = run()
 elapsed = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = status("VmHWM:")
 rows = len(out[0]) if which == "ngbench" else len(out[1])
-print(json.dumps({{"seconds": elapsed, "peak_growth_mb": (peak - base) / 1024, "rows": rows}}))
+print(json.dumps({{"seconds": elapsed, "peak_growth_mb": peak - base, "rows": rows}}))
 """
 
 

@@ -21,6 +21,7 @@ which module ran each op. The normalizer reads those ranges; the unprofiled late
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -130,6 +131,8 @@ def run(
             exported.append(path.name)
 
         scopes = module_scopes(model) if scope_modules else _null()
+        # clearing events at the end of each cycle is what we want (see the module docstring)
+        warnings.filterwarnings("ignore", message="Profiler clears events at the end of each cycle")
         with (
             scopes,
             profile(

@@ -22,6 +22,8 @@ Attribution (DESIGN.md section 5, issue 3):
 
 from __future__ import annotations
 
+import bisect
+import gc
 import gzip
 import json
 import logging
@@ -29,11 +31,14 @@ import re
 import sys
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
 import ijson
+import msgspec
 
 from ngbench import table as optable
 from ngbench import taxonomy as tax
@@ -57,28 +62,42 @@ class TraceFormatError(ValueError):
     pass
 
 
-@dataclass(slots=True)
-class HostEvent:
-    ts: float
-    end: float
-    kind: int
-    name: str
-    shapes: str = ""
+class _Args(msgspec.Struct, gc=False):
     correlation: int | None = None
+    input_dims: list | None = msgspec.field(name="Input Dims", default=None)
+
+
+class Event(msgspec.Struct, gc=False):
+    """The fields of a Chrome-trace event that the normalizer reads; everything else is skipped unparsed."""
+
+    ph: str = ""
+    cat: str | None = None
+    name: str = ""
+    ts: float = 0.0
+    dur: float = 0.0
+    pid: int | str | None = None
+    tid: int | str | None = None
+    args: _Args | None = None
+
+
+# A host-thread event: (ts, -dur, kind, end, name, extra). Plain tuples sort in the order the nesting sweep
+# needs (earlier first, enclosing before enclosed, marker/scope before op at ties); extra is the op's input
+# shapes (OP) or the launch's correlation id (RUNTIME).
+HostEvent = tuple
 
 
 @dataclass
 class ParsedTrace:
     threads: dict[tuple[Any, Any], list[HostEvent]] = field(default_factory=lambda: defaultdict(list))
-    # correlation id -> list of (start, end) device intervals
+    # correlation id -> list of (start, end, kernel name) device intervals
     device: dict[int, list[tuple[float, float, str]]] = field(default_factory=lambda: defaultdict(list))
     orphan_device: list[tuple[float, float, str]] = field(default_factory=list)
-    markers: list[HostEvent] = field(default_factory=list)
+    markers: list[tuple[float, float, str]] = field(default_factory=list)
     last_end: float = float("-inf")
     first_ts: float = float("inf")
     record_end: float = float("inf")  # the profiler's "Record Window End" instant, when written
     n_events: int = 0
-    device_names: list[str] = field(default_factory=list)
+    parser: str = ""
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -88,69 +107,165 @@ def _open(path: Path) -> IO[bytes]:
     return gzip.GzipFile(fileobj=f) if magic == b"\x1f\x8b" else f
 
 
-def iter_events(path: str | Path) -> Iterator[dict]:
-    """Stream the ``traceEvents`` array of a Chrome-trace JSON file (gzipped or not)."""
+_DECODER = msgspec.json.Decoder(list[Event])
+_KINETO_START = re.compile(rb'"traceEvents"\s*:\s*\[\s*\n  \{')
+_KINETO_SEP = b"\n  },\n  {"  # between two events of PyTorch's own exporter (JSON strings hold no raw newline)
+_KINETO_END = re.compile(rb"\n  \}\s*\n?\s*\]")
+CHUNK_BYTES = 8 << 20
+
+
+def _kineto_batches(f: IO[bytes]) -> Iterator[list[Event]] | None:
+    """Fast path for PyTorch's own exporter layout (one event per ``\n  {`` block): decode ~8 MiB of
+    events at a time with msgspec, so memory stays bounded. Returns None when the layout differs."""
+    head = f.read(CHUNK_BYTES)
+    m = _KINETO_START.search(head)
+    if not m:
+        return None
+
+    def batches() -> Iterator[list[Event]]:
+        buf, pos = head, m.end() - 1  # pos at the "{" of the first event
+        while True:
+            more = f.read(CHUNK_BYTES)
+            if not more:  # the rest of the array is in buf
+                tail = _KINETO_END.search(buf, pos)
+                if tail is None:
+                    raise TraceFormatError("the traceEvents array does not end as PyTorch writes it")
+                yield _DECODER.decode(b"[" + buf[pos : tail.start() + 4] + b"]")
+                return
+            cut = buf.rfind(_KINETO_SEP, pos)
+            if cut != -1:  # every event up to the last complete one
+                yield _DECODER.decode(b"[" + buf[pos : cut + 4] + b"]")
+                buf, pos = buf[cut + len(_KINETO_SEP) - 1 :], 0
+            buf += more
+
+    return batches()
+
+
+def _generic_batches(f: IO[bytes]) -> Iterator[list[Event]]:
+    """Any Chrome-trace JSON (minified, other exporters): stream events with ijson."""
+    batch: list[Event] = []
+    for item in ijson.items(f, "traceEvents.item", use_float=True):
+        batch.append(msgspec.convert(item, Event, strict=False))
+        if len(batch) == 65536:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def iter_event_batches(path: str | Path) -> tuple[str, Iterator[list[Event]]]:
+    """(parser used, batches of events) of the ``traceEvents`` array of a trace file (gzipped or not)."""
     p = Path(path)
     if not p.is_file():
         raise TraceFormatError(f"{p}: no such trace file")
-    with _open(p) as f:
+
+    def guarded(it: Iterator[list[Event]]) -> Iterator[list[Event]]:
         try:
-            yield from ijson.items(f, "traceEvents.item", use_float=True)
-        except (ijson.JSONError, ijson.IncompleteJSONError, OSError, EOFError) as exc:
+            yield from it
+        except (
+            ijson.JSONError,
+            ijson.IncompleteJSONError,
+            msgspec.ValidationError,
+            msgspec.DecodeError,
+            OSError,
+            EOFError,
+            TraceFormatError,
+        ) as exc:
             raise TraceFormatError(
                 f"{p}: not a readable Kineto/Chrome trace (expected a JSON object with a 'traceEvents' array): {exc}"
             ) from exc
 
+    try:
+        fast = _kineto_batches(_open(p))
+    except (OSError, EOFError) as exc:
+        raise TraceFormatError(f"{p}: cannot read: {exc}") from exc
+    if fast is not None:
+        return "msgspec (PyTorch exporter layout)", guarded(fast)
+    return "ijson (generic)", guarded(_generic_batches(_open(p)))
 
-def _shapes(args: dict) -> str:
-    dims = args.get("Input Dims")
+
+def _shapes(args: _Args | None) -> str:
+    dims = args.input_dims if args is not None else None
     return sys.intern(json.dumps(dims, separators=(",", ":"))) if dims else ""
+
+
+SKIP, DEVICE = -1, 4
+
+
+def _kind(cat: str | None, name: str, marker: re.Pattern | None) -> int:
+    """What a (category, name) pair is to the normalizer; cached per distinct pair."""
+    if cat in DEVICE_CATS:
+        return DEVICE
+    if cat in RUNTIME_CATS:
+        return RUNTIME
+    if cat not in HOST_CATS:
+        return SKIP
+    if _PROFILER_STEP.match(name) or (marker is not None and marker.search(name)):
+        return MARKER
+    if name.startswith(MODULE_SCOPE_PREFIX) or (cat == "python_function" and _NN_MODULE.match(name)):
+        return SCOPE
+    if TRANSPARENT_OPS.match(name):
+        return SCOPE
+    if cat in ("python_function", "user_annotation"):
+        return SKIP  # user ranges and Python frames: neither ops nor module scopes
+    return OP
 
 
 def collect(path: str | Path, marker: re.Pattern | None = None) -> ParsedTrace:
     pt = ParsedTrace()
-    for ev in iter_events(path):
-        pt.n_events += 1
-        if ev.get("ph") != "X":
-            if ev.get("ph") == "i" and ev.get("name") == "Record Window End":
-                pt.record_end = float(ev.get("ts", pt.record_end))
-            continue
-        cat = ev.get("cat")
-        name = sys.intern(ev.get("name", ""))
-        ts = float(ev.get("ts", 0.0))
-        end = ts + float(ev.get("dur", 0.0))
-        if cat == "Trace":  # the profiler's own span: not an activity
-            continue
-        args = ev.get("args") or {}
-        if not (cat in HOST_CATS and (_PROFILER_STEP.match(name) or (marker is not None and marker.search(name)))):
-            # every recorded activity bounds the whole-trace window; markers are clipped to it instead
-            pt.first_ts = min(pt.first_ts, ts)
-            pt.last_end = max(pt.last_end, end)
-        if cat in DEVICE_CATS:
-            item = (ts, end, name)
-            corr = args.get("correlation")
-            (pt.device[int(corr)].append(item) if corr is not None else pt.orphan_device.append(item))
-        elif cat in RUNTIME_CATS:
-            corr = args.get("correlation")
-            pt.threads[(ev.get("pid"), ev.get("tid"))].append(
-                HostEvent(ts, end, RUNTIME, name, correlation=int(corr) if corr is not None else None)
-            )
-        elif cat in HOST_CATS:
-            key = (ev.get("pid"), ev.get("tid"))
-            step = _PROFILER_STEP.match(name)
-            if step or (marker is not None and marker.search(name)):
-                pt.markers.append(HostEvent(ts, end, MARKER, name))
-            elif name.startswith(MODULE_SCOPE_PREFIX) or (cat == "python_function" and _NN_MODULE.match(name)):
-                pt.threads[key].append(HostEvent(ts, end, SCOPE, name))
-            elif cat == "python_function" or (cat == "user_annotation" and not TRANSPARENT_OPS.match(name)):
-                continue  # user ranges and Python frames: neither ops nor module scopes
-            elif TRANSPARENT_OPS.match(name):
-                pt.threads[key].append(HostEvent(ts, end, SCOPE, name))
-            else:
-                pt.threads[key].append(HostEvent(ts, end, OP, name, shapes=_shapes(args)))
+    kinds: dict[tuple[str | None, str], int] = {}
+    threads, device = pt.threads, pt.device
+    first_ts, last_end = pt.first_ts, pt.last_end
+    pt.parser, batches = iter_event_batches(path)
+    for batch in batches:
+        pt.n_events += len(batch)
+        for ev in batch:
+            if ev.ph != "X":
+                if ev.ph == "i" and ev.name == "Record Window End":
+                    pt.record_end = ev.ts
+                continue
+            cat, name = ev.cat, ev.name
+            if cat == "Trace":  # the profiler's own span: not an activity
+                continue
+            kind = kinds.get((cat, name))
+            if kind is None:
+                kind = kinds[(cat, name)] = _kind(cat, name, marker)
+                name = sys.intern(name)
+            ts = ev.ts
+            end = ts + ev.dur
+            if kind == MARKER:  # markers are clipped to the recorded span instead of bounding it
+                pt.markers.append((ts, end, name))
+                continue
+            if ts < first_ts:
+                first_ts = ts
+            if end > last_end:
+                last_end = end
+            if kind == OP:
+                threads[(ev.pid, ev.tid)].append((ts, -ev.dur, OP, end, name, _shapes(ev.args)))
+            elif kind == SCOPE:
+                threads[(ev.pid, ev.tid)].append((ts, -ev.dur, SCOPE, end, name, ""))
+            elif kind == RUNTIME:
+                corr = ev.args.correlation if ev.args is not None else None
+                threads[(ev.pid, ev.tid)].append((ts, -ev.dur, RUNTIME, end, name, corr))
+            elif kind == DEVICE:
+                corr = ev.args.correlation if ev.args is not None else None
+                (device[corr] if corr is not None else pt.orphan_device).append((ts, end, name))
+    pt.first_ts, pt.last_end = first_ts, last_end
     return pt
 
 
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@lru_cache(maxsize=65536)
 def _scope_module(name: str) -> tuple[str, str] | None:
     """(module path, module class) of a scope event; None for compiled-region wrappers."""
     if name.startswith(MODULE_SCOPE_PREFIX):
@@ -214,80 +329,95 @@ def _windows(pt: ParsedTrace) -> list[tuple[int, float, float, str]]:
     """(iteration number, start, end, marker name). A range is clipped to the profiler's record window:
     some tools close the step range long after the profiler stopped recording."""
     out = []
-    markers = sorted(pt.markers, key=lambda m: m.ts)
-    if any(_PROFILER_STEP.match(m.name) for m in markers):
-        markers = [m for m in markers if _PROFILER_STEP.match(m.name)]
-        for m in markers:
-            out.append((int(_PROFILER_STEP.match(m.name).group(1)), m.ts, min(m.end, pt.record_end), m.name))
+    markers = sorted(pt.markers)
+    steps = [(ts, end, name) for ts, end, name in markers if _PROFILER_STEP.match(name)]
+    if steps:
+        for ts, end, name in steps:
+            out.append((int(_PROFILER_STEP.match(name).group(1)), ts, min(end, pt.record_end), name))
     elif markers:
-        for i, m in enumerate(markers):
-            out.append((i, m.ts, min(m.end, pt.record_end), m.name))
+        for i, (ts, end, name) in enumerate(markers):
+            out.append((i, ts, min(end, pt.record_end), name))
     elif pt.first_ts <= pt.last_end:
         out.append((0, pt.first_ts, pt.last_end, "whole trace"))
     return out
 
 
+_EPS = 1e-3  # 1 ns: trace timestamps carry ns precision in us units
+
+
 def _top_level_rows(
-    events: list[HostEvent], start: float, end: float, device_correlations: set[int] | dict = frozenset()
+    events: list[HostEvent],
+    lo: int,
+    hi: int,
+    device_correlations: dict | frozenset = frozenset(),
+    starts: list[float] | None = None,
 ) -> list[_Row]:
-    """Top-level ops of one thread within [start, end), with module scope and launched correlations."""
+    """Top-level ops among ``events[lo:hi]`` of one thread, with module scope and launched correlations.
+
+    ``starts`` (the events' start times) may be given when the thread holds no runtime (launch) events:
+    then nothing inside a top-level op matters and the sweep jumps over its children."""
     rows: list[_Row] = []
-    stack: list[tuple[HostEvent, _Row | None]] = []
-    eps = 1e-3  # 1 ns: trace timestamps carry ns precision in us units
-    for ev in events:
-        if ev.ts < start - eps:
+    ends: list[float] = []  # end time of each open range
+    modules: list[tuple[str, str] | None] = []  # per open range: its module, for module-scope ranges
+    current: tuple[str, tuple[str, ...]] | None = None  # (innermost module path, module types) of the stack
+    owner: _Row | None = None  # the open top-level op
+    owner_depth = -1
+    i = lo
+    while i < hi:
+        ts, _negdur, kind, end, name, extra = events[i]
+        i += 1
+        while ends and ends[-1] <= ts + _EPS:
+            ends.pop()
+            if modules.pop() is not None:
+                current = None
+            if len(ends) == owner_depth:
+                owner, owner_depth = None, -1
+        if kind == RUNTIME:
+            if owner is not None:
+                if extra is not None:
+                    owner.correlations.append(extra)
+            elif extra in device_correlations:  # device work launched outside any op
+                current = current or _module_state(modules)
+                rows.append(_Row("", ts, ts, current[0], current[1], "", [extra]))
             continue
-        if ev.ts >= end:
-            break
-        while stack and stack[-1][0].end <= ev.ts + eps:
-            stack.pop()
-        owner = next((r for e, r in reversed(stack) if e.kind == OP), None)
-        if ev.kind == RUNTIME:
-            if owner is not None and ev.correlation is not None:
-                owner.correlations.append(ev.correlation)
-            elif ev.correlation in device_correlations:  # launched device work outside any op
-                rows.append(_orphan_launch(ev, stack))
-            continue
-        row = None
-        if ev.kind == OP and owner is None:
-            scopes = [_scope_module(e.name) for e, _ in reversed(stack) if e.kind == SCOPE]
-            scopes = [s for s in scopes if s is not None]
-            row = _Row(
-                op=ev.name,
-                ts=ev.ts,
-                end=ev.end,
-                module=scopes[0][0] if scopes else "",
-                module_types=tuple(s[1] for s in scopes),
-                shapes=ev.shapes,
-            )
-            rows.append(row)
-        stack.append((ev, row if row is not None else owner))
+        if kind == OP and owner is None:
+            current = current or _module_state(modules)
+            owner = _Row(name, ts, end, current[0], current[1], extra, [])
+            rows.append(owner)
+            if starts is not None:  # skip the op's children: next event starting at or after its end
+                i = bisect.bisect_left(starts, end - _EPS, i, hi)
+                owner = None
+                continue
+            owner_depth = len(ends)
+        ends.append(end)
+        if kind == SCOPE:
+            module = _scope_module(name)
+            modules.append(module)
+            if module is not None:
+                current = None
+        else:
+            modules.append(None)
     return rows
 
 
-def _orphan_launch(ev: HostEvent, stack: list[tuple[HostEvent, _Row | None]]) -> _Row:
-    """A kernel launched outside any op (e.g. straight from a compiled region): a row of its own, named
-    after its kernel once known."""
-    scopes = [_scope_module(e.name) for e, _ in reversed(stack) if e.kind == SCOPE]
-    scopes = [s for s in scopes if s is not None]
-    return _Row(
-        op="",
-        ts=ev.ts,
-        end=ev.ts,
-        module=scopes[0][0] if scopes else "",
-        module_types=tuple(s[1] for s in scopes),
-        shapes="",
-        correlations=[ev.correlation] if ev.correlation is not None else [],
-    )
+def _module_state(modules: list[tuple[str, str] | None]) -> tuple[str, tuple[str, ...]]:
+    found = [m for m in reversed(modules) if m is not None]
+    return (found[0][0] if found else "", tuple(m[1] for m in found))
 
 
-@dataclass
-class NormalizeResult:
-    rows: dict[str, list]
-    info: dict[str, Any]
+def normalize(path: str | Path, **kwargs):
+    """Parse one Kineto trace into an op-table DataFrame (closure checked) and an info dict.
+
+    Keyword arguments: ``platform, backend, model, batch_size, seq_len`` (labels of the rows),
+    ``iteration_marker`` (regex naming iteration ranges when the trace has no ``ProfilerStep#N``),
+    ``taxonomy``, and ``shapes_trace``: a separate profile of one iteration recorded with
+    ``record_shapes=True``, whose shapes are joined to every iteration with the identical top-level op
+    sequence (eager runs repeat exactly)."""
+    with _no_gc():  # millions of short-lived tuples: the cyclic GC would rescan them again and again
+        return _normalize(path, **kwargs)
 
 
-def normalize(
+def _normalize(
     path: str | Path,
     *,
     platform: str = "unknown",
@@ -299,38 +429,40 @@ def normalize(
     taxonomy: tax.Taxonomy | None = None,
     shapes_trace: str | Path | None = None,
 ):
-    """Parse one Kineto trace into an op-table DataFrame (closure checked) and an info dict.
-
-    ``shapes_trace``: a separate profile of one iteration recorded with ``record_shapes=True``; its shapes
-    are joined to every iteration whose top-level op sequence is identical (eager runs repeat exactly)."""
     import pandas as pd
 
     taxonomy = taxonomy or tax.load()
     marker = re.compile(iteration_marker) if iteration_marker else None
     pt = collect(path, marker)
-    for evs in pt.threads.values():
-        evs.sort(key=lambda e: (e.ts, -(e.end - e.ts), e.kind))
+    starts: dict[Any, list[float]] = {}
+    jump: dict[Any, list[float] | None] = {}
+    for key, evs in pt.threads.items():
+        evs.sort()
+        starts[key] = [e[0] for e in evs]
+        jump[key] = None if any(e[2] == RUNTIME for e in evs) else starts[key]
     has_device = bool(pt.device) or bool(pt.orphan_device)
     device = "cuda" if has_device else "cpu"
     windows = _windows(pt)
     if not windows:
         raise TraceFormatError(f"{path}: the trace holds no timed events")
 
+    decisions: dict[tuple[str, tuple[str, ...]], tuple[str, str, bool]] = {}
     cols: dict[str, list] = {c: [] for c in optable.COLUMNS}
     other_thread_ops = 0
     for iteration, w_start, w_end, _ in windows:
         # the dispatching thread: most top-level op time inside the window
-        best_key, best_rows, best_busy = None, [], -1.0
-        per_thread = {}
+        best_rows, best_busy = [], -1.0
+        n_rows = 0
         for key, evs in pt.threads.items():
-            lo = _lower(evs, w_start)
-            rows = _top_level_rows(evs[lo:], w_start, w_end, pt.device)
+            lo = bisect.bisect_left(starts[key], w_start - _EPS)
+            hi = bisect.bisect_left(starts[key], w_end)
+            rows = _top_level_rows(evs, lo, hi, pt.device, jump[key])
             busy = sum(r.end - r.ts for r in rows)
-            per_thread[key] = rows
+            n_rows += len(rows)
             if busy > best_busy:
-                best_key, best_rows, best_busy = key, rows, busy
-        other_thread_ops += sum(len(r) for k, r in per_thread.items() if k != best_key)
+                best_rows, best_busy = rows, busy
         rows = best_rows
+        other_thread_ops += n_rows - len(rows)
 
         if has_device:
             iteration_end = w_end
@@ -354,54 +486,51 @@ def normalize(
             times = [max(0.0, min(r.end, w_end) - max(r.ts, w_start)) for r in rows]
             device_times = [None] * len(rows)
 
-        seq = 0
+        n = len(rows) + 1
+        cols["iteration"].extend([iteration] * n)
+        cols["seq"].extend(range(n))
+        cols["iteration_time_us"].extend([iteration_time] * n)
         for r, t, dt in zip(rows, times, device_times):
-            decision = taxonomy.classify(r.op, r.module_types, kind="torch")
-            _append(
-                cols,
-                platform,
-                device,
-                backend,
-                model,
-                batch_size,
-                seq_len,
-                iteration,
-                seq,
-                op=r.op,
-                module=r.module,
-                module_type=r.module_types[0] if r.module_types else "",
-                group=decision.group,
-                group_source=decision.source,
-                is_gemm=taxonomy.is_gemm(decision.group),
-                time_us=t,
-                device_time_us=dt,
-                host_time_us=r.end - r.ts,
-                iteration_time_us=iteration_time,
-                input_shapes=r.shapes,
-            )
-            seq += 1
-        _append(
-            cols,
-            platform,
-            device,
-            backend,
-            model,
-            batch_size,
-            seq_len,
-            iteration,
-            seq,
-            op=optable.IDLE_OP,
-            module="",
-            module_type="",
-            group=tax.IDLE,
-            group_source="idle",
-            is_gemm=False,
-            time_us=iteration_time - sum(times),
-            device_time_us=None,
-            host_time_us=None,
-            iteration_time_us=iteration_time,
-            input_shapes="",
-        )
+            key = (r.op, r.module_types)
+            decision = decisions.get(key)
+            if decision is None:
+                d = taxonomy.classify(r.op, r.module_types, kind="torch")
+                decision = decisions[key] = (d.group, d.source, taxonomy.is_gemm(d.group))
+            cols["op"].append(r.op)
+            cols["module"].append(r.module)
+            cols["module_type"].append(r.module_types[0] if r.module_types else "")
+            cols["group"].append(decision[0])
+            cols["group_source"].append(decision[1])
+            cols["is_gemm"].append(decision[2])
+            cols["time_us"].append(t)
+            cols["device_time_us"].append(dt)
+            cols["host_time_us"].append(r.end - r.ts)
+            cols["input_shapes"].append(r.shapes)
+        cols["op"].append(optable.IDLE_OP)
+        cols["module"].append("")
+        cols["module_type"].append("")
+        cols["group"].append(tax.IDLE)
+        cols["group_source"].append("idle")
+        cols["is_gemm"].append(False)
+        cols["time_us"].append(iteration_time - sum(times))
+        cols["device_time_us"].append(None)
+        cols["host_time_us"].append(None)
+        cols["input_shapes"].append("")
+    pt.threads.clear()  # free the host events before the table is built: it lowers the peak memory
+    starts.clear()
+    jump.clear()
+    total = len(cols["op"])
+    for column, value in (
+        ("platform", platform),
+        ("device", device),
+        ("backend", backend),
+        ("model", model),
+        ("batch_size", batch_size),
+        ("seq_len", seq_len),
+        ("node", ""),
+    ):
+        cols[column] = [value] * total
+    cols["fused_ops"] = [()] * total  # eager ops fuse nothing
     df = pd.DataFrame(cols)
     if shapes_trace is not None:
         info_shapes = _join_shapes(df, shapes_trace, taxonomy)
@@ -411,6 +540,7 @@ def normalize(
     info = {
         "trace": str(path),
         "events": pt.n_events,
+        "parser": pt.parser,
         "iterations": len(windows),
         "iteration_source": _iteration_source(windows, iteration_marker),
         "device_activity": has_device,
@@ -425,7 +555,7 @@ def normalize(
             path,
             other_thread_ops,
         )
-    optable.check(df, source=str(path))
+    optable.check(df, source=str(path), types=False)  # types are checked when the table is written
     return df, info
 
 
@@ -483,29 +613,3 @@ def _iteration_source(windows: list, iteration_marker: str | None) -> str:
     if windows[0][3] == "whole trace":
         return "whole trace (no ProfilerStep or marker ranges)"
     return f"ranges matching {iteration_marker!r}"
-
-
-def _lower(evs: list[HostEvent], start: float) -> int:
-    lo, hi = 0, len(evs)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if evs[mid].ts < start - 1e-3:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-def _append(cols, platform, device, backend, model, batch_size, seq_len, iteration, seq, **values) -> None:
-    cols["platform"].append(platform)
-    cols["device"].append(device)
-    cols["backend"].append(backend)
-    cols["model"].append(model)
-    cols["batch_size"].append(batch_size)
-    cols["seq_len"].append(seq_len)
-    cols["iteration"].append(iteration)
-    cols["seq"].append(seq)
-    cols["node"].append("")
-    cols["fused_ops"].append([])
-    for k, v in values.items():
-        cols[k].append(v)
