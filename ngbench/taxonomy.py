@@ -44,6 +44,7 @@ class Taxonomy:
                 raise ValueError(f"taxonomy: group {required!r} must be defined under 'groups'")
         self.modules = self._invert(data.get("modules", {}), "modules")
         self.ops = {kind: self._invert(data.get(section, {}), section) for kind, section in _KIND_SECTION.items()}
+        self.transparent = re.compile("|".join(f"(?:{p})" for p in data.get("transparent_ops", [])) or "(?!)")
         self.kernel_patterns = [
             (re.compile(p["pattern"], re.IGNORECASE), self._check_group(p["group"], "kernel_patterns"))
             for p in data.get("kernel_patterns", [])

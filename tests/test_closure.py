@@ -153,3 +153,32 @@ def test_unreadable_trace_names_the_file(tmp_path):
         kineto.normalize(bad)
     with pytest.raises(kineto.TraceFormatError, match="no such trace"):
         kineto.normalize(tmp_path / "missing.json")
+
+
+def test_composite_attention_ops_are_transparent(tmp_path):
+    # torchvision's MHA fast path: its children (GEMMs, softmax, layout) are the rows, not one GEMM blob
+    events = [
+        X("ProfilerStep#0", 0, 100, cat="user_annotation"),
+        X("ngb.module::encoder.layer0.attn::MultiheadAttention", 1, 60, cat="user_annotation"),
+        X("aten::_native_multi_head_attention", 2, 58),
+        X("aten::mm", 3, 20),
+        X("aten::_transform_bias_rescale_qkv", 24, 5),
+        X("aten::bmm", 30, 10),
+        X("aten::_softmax", 41, 8),
+        X("aten::bmm", 50, 9),
+        X("aten::scaled_dot_product_attention", 70, 20),
+        X("aten::_scaled_dot_product_flash_attention_for_cpu", 71, 18),  # a fused kernel: one GEMM row
+    ]
+    df, _ = kineto.normalize(write_trace(tmp_path / "mha.json", events))
+    rows = df[df.group != "Idle"]
+    assert rows.op.tolist() == [
+        "aten::mm",
+        "aten::_transform_bias_rescale_qkv",
+        "aten::bmm",
+        "aten::_softmax",
+        "aten::bmm",
+        "aten::_scaled_dot_product_flash_attention_for_cpu",
+    ]
+    assert rows.group.tolist() == ["GEMM", "Elementwise", "GEMM", "Logit", "GEMM", "GEMM"]
+    assert rows.module_type.tolist()[:5] == ["MultiheadAttention"] * 5
+    assert df[df.group == "Idle"].time_us.item() == 100 - (20 + 5 + 10 + 8 + 9 + 18)

@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 
@@ -113,3 +114,32 @@ def test_failure_becomes_a_record_or_a_failed_job(tmp_path):
     assert json.loads((tmp_path / "lat.json").read_text())["status"] == "failed"
     with pytest.raises(ValueError, match="divisible"):
         study.run_torch({**cfg, "on_error": "fail"}, *args)
+
+
+def test_fast_and_generic_parsers_agree(profiled, tmp_path):
+    """PyTorch's own layout goes through msgspec in chunks; the same events minified go through ijson."""
+    import gzip
+
+    from ngbench.traces import kineto as k
+
+    out, _ = profiled
+    trace = sorted(out.glob(torch_eager.TRACE_GLOB))[0]
+    fast, fast_info = k.normalize(trace)
+    minified = tmp_path / "minified.json"
+    minified.write_text(json.dumps(json.load(gzip.open(trace))))
+    generic, generic_info = k.normalize(minified)
+    assert fast_info["parser"].startswith("msgspec") and generic_info["parser"].startswith("ijson")
+    assert fast_info["events"] == generic_info["events"]
+    pd.testing.assert_frame_equal(fast, generic)
+
+
+def test_fast_parser_reads_across_chunk_boundaries(profiled, monkeypatch):
+    from ngbench.traces import kineto as k
+
+    out, _ = profiled
+    trace = sorted(out.glob(torch_eager.TRACE_GLOB))[0]
+    whole, _ = k.normalize(trace)
+    monkeypatch.setattr(k, "CHUNK_BYTES", 4096)  # many chunks, boundaries everywhere
+    chunked, info = k.normalize(trace)
+    assert info["parser"].startswith("msgspec")
+    pd.testing.assert_frame_equal(whole, chunked)

@@ -132,7 +132,7 @@ def run(
 
         scopes = module_scopes(model) if scope_modules else _null()
         # clearing events at the end of each cycle is what we want (see the module docstring)
-        warnings.filterwarnings("ignore", message="Profiler clears events at the end of each cycle")
+        warnings.filterwarnings("ignore", message=".*Profiler clears events at the end of each cycle")
         with (
             scopes,
             profile(

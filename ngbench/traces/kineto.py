@@ -9,7 +9,8 @@ Attribution (DESIGN.md section 5, issue 3):
   (some tools close step ranges long after recording stopped).
 - Rows are *top-level* ops: ``cpu_op`` events on the dispatching thread with no enclosing ``cpu_op``.
   Module scopes (our ``ngb.module::`` ranges, or ``nn.Module: X_N`` python-function events of a user's
-  ``with_stack`` trace) and compiled-region wrappers are transparent: they set the op's module, not a row.
+  ``with_stack`` trace), compiled-region wrappers and composite attention ops (``transparent_ops`` in the
+  taxonomy) are transparent: they set the op's module, their children are the rows.
 - CPU-only trace: ``time_us`` is the op's host time. The idle row holds the rest of the iteration
   (Python between ops, hooks, allocator), so per iteration the rows sum to the measured window exactly.
 - Trace with device activity (CUDA/ROCm kernels, memcpy, memset): kernels join their launching runtime
@@ -48,8 +49,6 @@ log = logging.getLogger(__name__)
 MODULE_SCOPE_PREFIX = "ngb.module::"
 _NN_MODULE = re.compile(r"^nn\.Module: (?P<cls>[A-Za-z_][\w]*?)(?:_\d+)?$")
 _PROFILER_STEP = re.compile(r"^ProfilerStep#(\d+)$")
-# Wrappers that contain the real ops: their children become the top-level rows.
-TRANSPARENT_OPS = re.compile(r"^(Torch-Compiled Region|CompiledFunction|## Call CompiledFxGraph|## Forward)")
 DEVICE_CATS = {"kernel", "gpu_memcpy", "gpu_memset", "Kernel", "Memcpy", "Memset"}
 RUNTIME_CATS = {"cuda_runtime", "cuda_driver", "hip_runtime", "hip_driver", "Runtime", "Driver"}
 HOST_CATS = {"cpu_op", "user_annotation", "python_function", "Operator"}
@@ -192,7 +191,7 @@ def _shapes(args: _Args | None) -> str:
 SKIP, DEVICE = -1, 4
 
 
-def _kind(cat: str | None, name: str, marker: re.Pattern | None) -> int:
+def _kind(cat: str | None, name: str, marker: re.Pattern | None, transparent: re.Pattern) -> int:
     """What a (category, name) pair is to the normalizer; cached per distinct pair."""
     if cat in DEVICE_CATS:
         return DEVICE
@@ -204,14 +203,15 @@ def _kind(cat: str | None, name: str, marker: re.Pattern | None) -> int:
         return MARKER
     if name.startswith(MODULE_SCOPE_PREFIX) or (cat == "python_function" and _NN_MODULE.match(name)):
         return SCOPE
-    if TRANSPARENT_OPS.match(name):
+    if transparent.search(name):  # wrappers and composite ops: their children are the rows
         return SCOPE
     if cat in ("python_function", "user_annotation"):
         return SKIP  # user ranges and Python frames: neither ops nor module scopes
     return OP
 
 
-def collect(path: str | Path, marker: re.Pattern | None = None) -> ParsedTrace:
+def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Taxonomy | None = None) -> ParsedTrace:
+    transparent = (taxonomy or tax.load()).transparent
     pt = ParsedTrace()
     kinds: dict[tuple[str | None, str], int] = {}
     threads, device = pt.threads, pt.device
@@ -229,7 +229,7 @@ def collect(path: str | Path, marker: re.Pattern | None = None) -> ParsedTrace:
                 continue
             kind = kinds.get((cat, name))
             if kind is None:
-                kind = kinds[(cat, name)] = _kind(cat, name, marker)
+                kind = kinds[(cat, name)] = _kind(cat, name, marker, transparent)
                 name = sys.intern(name)
             ts = ev.ts
             end = ts + ev.dur
@@ -433,7 +433,7 @@ def _normalize(
 
     taxonomy = taxonomy or tax.load()
     marker = re.compile(iteration_marker) if iteration_marker else None
-    pt = collect(path, marker)
+    pt = collect(path, marker, taxonomy)
     starts: dict[Any, list[float]] = {}
     jump: dict[Any, list[float] | None] = {}
     for key, evs in pt.threads.items():
