@@ -4,7 +4,9 @@ Usage:
     python benchmarks/profiler_overhead.py [--models swin-t vit-b gpt2] [--batch-size 1] [--iterations 10]
 
 Target (DESIGN.md section 9): module scoping adds < 10% on top of the plain profiler. Each configuration
-runs the same model object on the same real input batch; medians over the measured iterations.
+runs the same model object on the same real input batch; medians over the measured iterations. Each model
+runs in its own process: allocator state left by an earlier model skewed later ones (GPT-2's scoped run
+went from 279 ms alone to 903 ms after Swin-T and ViT-B in the same process).
 """
 
 from __future__ import annotations
@@ -23,7 +25,24 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--no-header", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if len(args.models) > 1:  # one fresh process per model
+        import subprocess
+
+        for i, name in enumerate(args.models):
+            cmd = [
+                sys.executable,
+                __file__,
+                "--models",
+                name,
+                "--batch-size",
+                str(args.batch_size),
+                "--iterations",
+                str(args.iterations),
+            ] + (["--threads", str(args.threads)] if args.threads else [])
+            subprocess.run(cmd + (["--no-header"] if i else []), check=True, stderr=subprocess.DEVNULL)
+        return 0
 
     import torch
 
@@ -32,9 +51,10 @@ def main() -> int:
 
     specs = registry.load()
     threads = args.threads or torch.get_num_threads()
-    print(f"threads {threads}, batch {args.batch_size}, {args.iterations} measured iterations per configuration\n")
     header = ("model", "unprofiled ms", "profiler ms", "+scopes ms", "prof/unprof", "scopes/prof")
-    print(f"{header[0]:<10}" + "".join(f"{h:>14}" for h in header[1:]))
+    if not args.no_header:
+        print(f"threads {threads}, batch {args.batch_size}, {args.iterations} measured iterations per configuration\n")
+        print(f"{header[0]:<10}" + "".join(f"{h:>14}" for h in header[1:]), flush=True)
     for name in args.models:
         spec = specs[name]
         model, _ = registry.build(spec, attn_implementation="eager" if spec.source == "transformers" else None)
@@ -58,6 +78,7 @@ def main() -> int:
                 )
         unprof = min(r["latency"]["median_ms"] for r in results.values())
         plain, scoped = results[False]["profiled"]["median_ms"], results[True]["profiled"]["median_ms"]
+        print(flush=True, end="")
         print(f"{name:<10}{unprof:>14.1f}{plain:>14.1f}{scoped:>14.1f}{plain / unprof:>14.3f}{scoped / plain:>14.3f}")
     return 0
 

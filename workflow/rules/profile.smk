@@ -7,7 +7,7 @@ rule profile_torch:
     log:
         "logs/profile_torch/{platform}/{model}/bs{bs}.log",
     benchmark:
-        "benchmarks/profile_torch/{platform}/{model}/bs{bs}.tsv"
+        "results/benchmarks/profile_torch/{platform}/{model}/bs{bs}.tsv"
     wildcard_constraints:
         platform="|".join(PLATFORMS),
     conda:
