@@ -47,6 +47,8 @@ class ModelSpec:
     config_class: str | None = None
     config: dict = field(default_factory=dict)
     layers_key: str | None = None
+    layers_module: str | None = None  # torchvision: dotted path of the block list that `layers` slices
+    full_layers: int | None = None  # torchvision: depth of that block list at full size
     seq_len: int | None = None
     paper_params: float | None = None
 
@@ -108,7 +110,9 @@ def resolved_config(spec: ModelSpec, layers: int | None) -> dict:
 
 
 def full_depth(spec: ModelSpec) -> int | None:
-    return spec.config.get(spec.layers_key) if spec.layers_key else None
+    if spec.layers_key:
+        return spec.config.get(spec.layers_key)
+    return spec.full_layers if spec.layers_module else None
 
 
 def build(
@@ -162,22 +166,35 @@ def _build_torchvision(spec: ModelSpec, weights_path: str | None, use_local_cach
     import torch
     import torchvision
 
-    if layers is not None:
-        raise RegistryError(f"model {spec.name!r} (torchvision) has no layers knob")
+    if layers is not None and not spec.layers_module:
+        raise RegistryError(f"model {spec.name!r} has no layers knob (no layers_module in the registry)")
     builder = getattr(torchvision.models, spec.builder, None)
     if builder is None:
         raise RegistryError(f"model {spec.name!r}: torchvision.models has no builder {spec.builder!r}")
     model = builder(weights=None)
+    prov = {"weights": "random", "weights_source": None}
     if weights_path:
         model.load_state_dict(_load_state_dict(weights_path))
-        return model, {"weights": "pretrained", "weights_source": weights_path}
-    if use_local_cache:
+        prov = {"weights": "pretrained", "weights_source": weights_path}
+    elif use_local_cache:
         weights = torchvision.models.get_weight(spec.weights)
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
         if cached.is_file():
             model.load_state_dict(_load_state_dict(str(cached)))
-            return model, {"weights": "pretrained", "weights_source": str(cached)}
-    return model, {"weights": "random", "weights_source": None}
+            prov = {"weights": "pretrained", "weights_source": str(cached)}
+    if layers is not None:
+        _truncate(model, spec, layers)
+    return model, prov
+
+
+def _truncate(model, spec: ModelSpec, layers: int) -> None:
+    """Keep the first ``layers`` blocks of the block list at ``spec.layers_module`` (full width kept)."""
+    parent_path, _, attr = spec.layers_module.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    blocks = getattr(parent, attr)
+    if layers > len(blocks):
+        raise RegistryError(f"model {spec.name!r}: layers={layers} exceeds the full depth {len(blocks)}")
+    setattr(parent, attr, blocks[:layers])
 
 
 def _build_transformers(
