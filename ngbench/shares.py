@@ -2,7 +2,8 @@
 
 Per measured iteration, each group's time is summed; shares are per-iteration fractions of the measured
 iteration time (``pct``, Idle included, so the groups of an iteration add to 100) and of the attributed op
-time (``pct_of_ops``, Idle excluded: the paper's view). Spread over iterations: median, p10, p90.
+time (``pct_of_ops``, Idle excluded: the paper's view). Spread over iterations: median, p10, p90; the mean
+share is kept too because means, unlike medians, add up to 100 across groups (stacked bars use it).
 Rows with ``level == "class"`` hold GEMM / non-GEMM / Idle totals. Failed runs appear as one row with
 ``status == "failed"`` and the reason, so figures can mark the cell.
 """
@@ -76,6 +77,7 @@ def shares_of(df: pd.DataFrame, meta: dict, taxonomy: tax.Taxonomy | None = None
                     ms_median=_q(sub, 0.5) / 1e3,
                     ms_p10=_q(sub, 0.1) / 1e3,
                     ms_p90=_q(sub, 0.9) / 1e3,
+                    pct_mean=float(pct.loc[idx].mean()),  # means of per-iteration shares add to 100
                     pct_median=_q(pct.loc[idx], 0.5),
                     pct_p10=_q(pct.loc[idx], 0.1),
                     pct_p90=_q(pct.loc[idx], 0.9),

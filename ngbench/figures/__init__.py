@@ -53,7 +53,7 @@ def fig6_data(shares: pd.DataFrame, backend: str = "torch") -> pd.DataFrame:
     """Long table behind fig6: one row per platform/model/batch/group, share of the measured iteration."""
     df = shares[(shares["backend"] == backend) & ((shares["level"] == "group") | (shares["status"] != "ok"))]
     cols = ["platform", "device", "model", "batch_size", "seq_len", "layers", "full_depth", "weights", "status",
-            "reason", "group", "ms_median", "pct_median", "pct_p10", "pct_p90", "pct_of_ops_median",
+            "reason", "group", "ms_median", "pct_mean", "pct_median", "pct_p10", "pct_p90", "pct_of_ops_median",
             "latency_ms_median", "profiler_overhead_ratio"]
     return df.reindex(columns=cols).sort_values(["device", "platform", "model", "batch_size"]).reset_index(drop=True)
 
@@ -84,7 +84,7 @@ def plot_fig6(shares: pd.DataFrame, png: str | Path, csv: str | Path, backend: s
             ax.set_title(f"{DEVICE_PANELS[dev]} - platform {plat} - backend {backend}")
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette[g]) for g in taxonomy.order]
     fig.legend(handles, taxonomy.order, loc="upper center", ncol=min(7, len(handles)), frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
     fig.savefig(png, dpi=130)
     plt.close(fig)
     return data
@@ -104,13 +104,13 @@ def _stacked(ax, sub: pd.DataFrame, taxonomy: tax.Taxonomy, palette: dict[str, s
         bottom = 0.0
         for group in taxonomy.order:
             if group in cell.index:
-                v = float(cell.loc[group, "pct_median"])
+                v = float(cell.loc[group, "pct_mean"])
                 ax.bar(x, v, bottom=bottom, color=palette[group], edgecolor="white", linewidth=0.3)
                 bottom += v
         x += 1
     ax.set_xticks(range(len(labels)), labels, fontsize=7)
     ax.set_ylim(0, 100)
-    ax.set_ylabel("share of measured iteration time (%)")
+    ax.set_ylabel("share of measured iteration time (%, mean)")
     ax.set_xlabel("model / batch size")
 
 

@@ -80,15 +80,35 @@ def _image_samples(batch_size: int, image_dir: str | None, seed: int) -> tuple[l
 
 
 def image_batch(spec: ModelSpec, batch_size: int, image_dir: str | None = None, seed: int = 0):
+    """The model's own preprocessing: a transformers image processor built from the registry's written-out
+    processor config, or the torchvision weights' transforms (detection models: photos first resized to a
+    common ``input.resize`` so that a batch stacks; the model resizes internally as it always does)."""
     import torch
-    import torchvision
 
     images, ids, source = _image_samples(batch_size, image_dir, seed)
+    prov = {"source": source, "sample_ids": ids}
+    processor = spec.input.get("processor")
+    if processor:
+        import transformers
+
+        cls = getattr(transformers, processor, None)
+        if cls is None:
+            raise InputError(f"model {spec.name!r}: transformers has no image processor {processor!r}")
+        out = cls(**(spec.input.get("processor_config") or {}))(images=images, return_tensors="pt")
+        tensors = {k: out[k] for k in ("pixel_values", "pixel_mask") if k in out}
+        prov["preprocess"] = f"{processor}({spec.input.get('processor_config') or {}})"
+        return tensors, prov
     if spec.source != "torchvision":
-        raise InputError(f"model {spec.name!r}: image preprocessing for source {spec.source!r} is not implemented")
+        raise InputError(f"model {spec.name!r}: image models of source {spec.source!r} need input.processor")
+    import torchvision
+
     transform = torchvision.models.get_weight(spec.weights).transforms()
+    resize = spec.input.get("resize")
+    if resize:
+        images = [img.resize((resize[1], resize[0])) for img in images]  # PIL takes (width, height)
     pixels = torch.stack([transform(img) for img in images])
-    return {"x": pixels}, {"source": source, "sample_ids": ids, "preprocess": f"{spec.weights}.transforms()"}
+    prov["preprocess"] = f"{spec.weights}.transforms()" + (f" after resizing to {resize}" if resize else "")
+    return {spec.input.get("arg", "x"): pixels}, prov
 
 
 # -- text -----------------------------------------------------------------------------------------------------

@@ -168,10 +168,7 @@ def _build_torchvision(spec: ModelSpec, weights_path: str | None, use_local_cach
 
     if layers is not None and not spec.layers_module:
         raise RegistryError(f"model {spec.name!r} has no layers knob (no layers_module in the registry)")
-    builder = getattr(torchvision.models, spec.builder, None)
-    if builder is None:
-        raise RegistryError(f"model {spec.name!r}: torchvision.models has no builder {spec.builder!r}")
-    model = builder(weights=None)
+    model = _torchvision_builder(spec)(weights=None)
     prov = {"weights": "random", "weights_source": None}
     if weights_path:
         model.load_state_dict(_load_state_dict(weights_path))
@@ -185,6 +182,16 @@ def _build_torchvision(spec: ModelSpec, weights_path: str | None, use_local_cach
     if layers is not None:
         _truncate(model, spec, layers)
     return model, prov
+
+
+def _torchvision_builder(spec: ModelSpec):
+    """``name`` from torchvision.models, or ``module:function`` (e.g. ngbench.registry.builders:...)."""
+    module_name, _, func = spec.builder.rpartition(":")
+    module = importlib.import_module(module_name or "torchvision.models")
+    builder = getattr(module, func, None)
+    if builder is None:
+        raise RegistryError(f"model {spec.name!r}: {module.__name__} has no builder {func!r}")
+    return builder
 
 
 def _truncate(model, spec: ModelSpec, layers: int) -> None:
@@ -226,7 +233,7 @@ def count_parameters(spec: ModelSpec) -> int:
 
     with torch.device("meta"):
         if spec.source == "torchvision":
-            model = getattr(importlib.import_module("torchvision.models"), spec.builder)(weights=None)
+            model = _torchvision_builder(spec)(weights=None)
         else:
             import transformers
 
