@@ -10,13 +10,33 @@ from ngbench import inputs, registry
 SPECS = registry.load()
 
 
-def test_gpt2_bpe_reproduces_known_ids():
-    enc = inputs.gpt2_tokenizer()
-    # ids of GPT-2's published vocabulary (openai-community/gpt2): "Hello world" and a leading-space word
-    assert enc.encode("Hello world") == [15496, 995]
-    assert enc.encode(" the") == [262]
-    assert enc.n_vocab == 50257
-    assert enc.decode(enc.encode("Non-GEMM operators, e.g. LayerNorm!")) == "Non-GEMM operators, e.g. LayerNorm!"
+@pytest.mark.parametrize(
+    "name,text,ids",
+    [
+        # ids from the models' published vocabularies, so a wrong vocabulary cannot pass
+        ("gpt2", "Hello world", [15496, 995]),  # openai-community/gpt2
+        ("gpt2", " the", [262]),
+        ("bert-wordpiece-uncased", "Hello world", [101, 7592, 2088, 102]),  # bert-base-uncased, with CLS/SEP
+        ("mistral-spm", "Hello world", [1, 22557, 1526]),  # Mistral-7B-v0.1 / Mixtral-8x7B, with BOS
+        ("llama3-tiktoken", "Hello world", [128000, 9906, 1917]),  # Llama-3, with <|begin_of_text|>
+    ],
+)
+def test_tokenizers_reproduce_known_ids(name, text, ids):
+    tok = inputs.TOKENIZERS[name]()
+    assert [*tok.prefix, *tok.encode(text), *tok.suffix] == ids
+
+
+def test_sample_has_exactly_seq_len_ids_with_specials():
+    tok = inputs.TOKENIZERS["bert-wordpiece-uncased"]()
+    sample = tok.sample("the quick brown fox jumps over the lazy dog " * 20, 16)
+    assert len(sample) == 16 and sample[0] == 101 and sample[-1] == 102
+    assert tok.sample("too short", 16) is None
+
+
+def test_llama2_tokenizer_says_how_to_provide_it(monkeypatch):
+    monkeypatch.delenv("NGBENCH_LLAMA2_TOKENIZER", raising=False)
+    with pytest.raises(inputs.InputError, match="NGBENCH_LLAMA2_TOKENIZER"):
+        inputs.TOKENIZERS["llama2-spm"]()
 
 
 def test_text_batch_holds_distinct_real_articles():

