@@ -28,4 +28,5 @@ rule all:
     input:
         "figures/fig6.png",
         "figures/table4.md",
+        "figures/table2.md",
         "results/unknown_ops.csv",

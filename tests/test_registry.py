@@ -13,11 +13,46 @@ def test_shipped_entries():
     assert SPECS["gpt2"].config["n_layer"] == 12 and SPECS["gpt2"].seq_len == 256
 
 
-@pytest.mark.parametrize("name,params", [("swin-t", 28_288_354), ("vit-b", 86_567_656), ("gpt2", 124_439_808)])
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        # torchvision's model documentation tables
+        ("swin-t", 28_288_354),
+        ("swin-s", 49_606_258),
+        ("swin-b", 87_768_224),
+        ("vit-b", 86_567_656),
+        ("vit-l", 304_326_632),
+        ("vit-h", 632_045_800),
+        ("fasterrcnn", 41_755_286),
+        ("maskrcnn", 44_401_393),
+        # the published checkpoints' parameter counts
+        ("gpt2", 124_439_808),
+        ("gpt2-large", 774_030_080),
+        ("gpt2-xl", 1_557_611_200),
+        ("bert", 109_482_240),
+        ("llama2", 6_738_415_616),
+        ("mixtral", 46_702_792_704),
+        ("llama3", 8_030_261_248),
+    ],
+)
 def test_full_depth_parameter_counts(name, params):
-    # published counts: torchvision docs list swin_t 28,288,354 and vit_b_16 86,567,656 parameters;
-    # GPT-2 small has 124,439,808 (117M in the paper, which excluded position embeddings and tying)
     assert registry.count_parameters(SPECS[name]) == params
+
+
+@pytest.mark.parametrize("name", ["detr", "segformer", "maskformer"])
+def test_parameter_counts_near_the_papers(name):
+    # Table II rounds (41M, 3.7M, 102M): agree within 3%
+    assert registry.count_parameters(SPECS[name]) == pytest.approx(SPECS[name].paper_params, rel=0.03)
+
+
+def test_table2_flags_the_papers_vit_b_value():
+    from ngbench import figures
+
+    specs = {k: SPECS[k] for k in ("vit-b", "vit-l", "llama3")}
+    t = figures.table2(specs, registry.count_parameters).set_index("model")
+    assert t.loc["vit-b", "ratio_to_paper"] == pytest.approx(86.567656 / 307, abs=1e-3)
+    assert "wrong" in t.loc["vit-b", "note"] and t.loc["vit-l", "note"] == ""
+    assert "not in the paper" in t.loc["llama3", "note"]
 
 
 def test_random_init_is_seeded_and_leaves_no_exact_zero_biases():
@@ -72,3 +107,22 @@ def test_local_weights_file_is_loaded_safely(tmp_path):
     again, prov = registry.build(spec, weights_path=str(path))
     assert prov == {**prov, "weights": "pretrained", "weights_source": str(path)}
     assert torch.equal(again.head.weight, model.head.weight)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_entry_builds_offline_and_runs_on_real_inputs(name):
+    from ngbench import inputs
+
+    spec = SPECS[name]
+    if spec.input.get("tokenizer") == "llama2-spm":
+        pytest.skip("the Llama-2 tokenizer ships in no installable package (NGBENCH_LLAMA2_TOKENIZER)")
+    layers = 1 if registry.full_depth(spec) else None
+    model, prov = registry.build(spec, layers=layers, attn_implementation="eager" if spec.is_text else None)
+    assert prov["weights"] == "random" and prov["layers"] == (layers or None)
+    batch, _ = inputs.make_batch(spec, 1, seq_len=16)
+    if spec.source == "transformers":
+        model.config.use_cache = False
+    with torch.inference_mode():
+        out = model(**batch)
+    assert out is not None

@@ -164,3 +164,39 @@ TABLE4_NOTES = (
     "the time attributed to operators (the paper's denominator). Mean over the batch sizes present. The paper's "
     "column is its Table IV (platform A, A100, CPU+GPU); compare like with like (device column)."
 )
+
+
+# Where a Table II value cannot be right, say why (checked against the architecture, not against our code).
+TABLE2_NOTES = {
+    "vit-b": "paper value looks wrong: ViT-B/16 has about 86M parameters (307M is ViT-L/16's count)",
+    "gpt2": "117M is the GPT-2 paper's original figure; OpenAI later relabeled the checkpoint 124M",
+}
+
+
+def table2(specs: dict, count) -> pd.DataFrame:
+    """Parameter count of each registered model from its full-depth config, beside the paper's Table II."""
+    rows = []
+    for name, spec in specs.items():
+        params = count(spec)
+        paper = spec.paper_params
+        rows.append(
+            {
+                "model": name,
+                "paper_name": spec.paper_name,
+                "task": spec.task,
+                "source": spec.hf_id or f"torchvision {spec.builder}",
+                "parameters": params,
+                "parameters_M": round(params / 1e6, 1),
+                "paper_M": round(paper / 1e6, 1) if paper else None,
+                "ratio_to_paper": round(params / paper, 3) if paper else None,
+                "note": TABLE2_NOTES.get(name, "" if paper else "not in the paper's Table II"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+TABLE2_TEXT = (
+    "parameters: counted on PyTorch's meta device from the full-depth architecture config in the registry "
+    "(no weights needed). paper_M: the paper's Table II. The paper rounds, and counts some models without their "
+    "task heads or tied embeddings, so ratios near 1 agree."
+)

@@ -77,6 +77,8 @@ def _spec(name: str, entry: Any, where: str) -> ModelSpec:
         raise RegistryError(f"{where}: model {name!r}: text models need 'seq_len'")
     values = dict(entry)
     values["batch_sizes"] = tuple(int(b) for b in entry["batch_sizes"])
+    if values.get("paper_params") is not None:  # YAML 1.1 reads 29.0e6 (no exponent sign) as a string
+        values["paper_params"] = float(values["paper_params"])
     return ModelSpec(name=name, **values)
 
 

@@ -34,3 +34,24 @@ rule make_table4:
         "../../envs/torch.yaml"
     script:
         "../scripts/make_table4.py"
+
+
+rule make_table2:
+    input:
+        registry="ngbench/registry/models.yaml",
+    output:
+        csv="figures/table2.csv",
+        md=report(
+            "figures/table2.md",
+            caption="../report/table2.rst",
+            category="Tables",
+            labels={"table": "table2"},
+        ),
+    log:
+        "logs/make_table2.log",
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        custom_models=config["custom_models"],
+    script:
+        "../scripts/make_table2.py"
