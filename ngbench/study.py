@@ -44,20 +44,32 @@ def platform_device(config: dict, platform: str) -> str:
 
 # -- inputs ---------------------------------------------------------------------------------------------------
 def make_inputs(config: dict, model: str, batch_size: int, out: str) -> dict:
-    s = model_settings(config, model)
+    """The model's real input batch. On error with ``on_error: record``, an empty batch whose provenance
+    says ``status: failed`` and why, so the run that reads it records the failure (and the figures say so)."""
     cfg_inputs = config.get("inputs") or {}
-    tensors, prov = inputs.make_batch(
-        s["spec"],
-        batch_size,
-        seq_len=s["seq_len"],
-        image_dir=cfg_inputs.get("image_dir"),
-        wikitext=cfg_inputs.get("wikitext"),
-        seed=cfg_inputs.get("seed", 0),
-    )
-    prov.update(model=model, batch_size=batch_size)
+    try:
+        s = model_settings(config, model)
+        tensors, prov = inputs.make_batch(
+            s["spec"],
+            batch_size,
+            seq_len=s["seq_len"],
+            image_dir=cfg_inputs.get("image_dir"),
+            wikitext=cfg_inputs.get("wikitext"),
+            seed=cfg_inputs.get("seed", 0),
+        )
+        prov.update(model=model, batch_size=batch_size, status=STATUS_OK)
+    except Exception as exc:  # noqa: BLE001 - becomes a record or a failed job
+        if config.get("on_error", "record") == "fail":
+            raise
+        log.error("inputs for %s bs%d failed:\n%s", model, batch_size, traceback.format_exc())
+        tensors, prov = {}, {"model": model, "batch_size": batch_size, "status": STATUS_FAILED, "reason": _reason(exc)}
     inputs.save(tensors, prov, out)
     log.info("wrote %s: %s", out, {k: list(v.shape) for k, v in tensors.items()})
     return prov
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
 
 # -- torch eager ----------------------------------------------------------------------------------------------
@@ -84,6 +96,8 @@ def run_torch(
     try:
         tensors, input_prov = inputs.load(input_path)
         meta["inputs"] = input_prov
+        if input_prov.get("status") == STATUS_FAILED:
+            raise inputs.InputError(f"inputs: {input_prov.get('reason')}")
         built, prov = registry.build(
             s["spec"],
             layers=s["layers"],
@@ -121,7 +135,7 @@ def run_torch(
         if config.get("on_error", "record") == "fail":
             raise
         log.error("%s/%s bs%d on %s failed:\n%s", "torch", model, batch_size, platform, traceback.format_exc())
-        meta.update(status=STATUS_FAILED, reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+        meta.update(status=STATUS_FAILED, reason=_reason(exc))
     _write_run_outputs(meta, trace_dir, latency_out)
     return meta
 

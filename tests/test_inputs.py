@@ -33,9 +33,13 @@ def test_sample_has_exactly_seq_len_ids_with_specials():
     assert tok.sample("too short", 16) is None
 
 
-def test_llama2_tokenizer_says_how_to_provide_it(monkeypatch):
+def test_llama2_without_its_vocabulary_uses_a_named_stand_in(monkeypatch, tmp_path):
     monkeypatch.delenv("NGBENCH_LLAMA2_TOKENIZER", raising=False)
-    with pytest.raises(inputs.InputError, match="NGBENCH_LLAMA2_TOKENIZER"):
+    tok = inputs.TOKENIZERS["llama2-spm"]()
+    assert tok.source.startswith("STAND-IN") and "NGBENCH_LLAMA2_TOKENIZER" in tok.source
+    assert [*tok.prefix, *tok.encode("Hello world")] == [1, 22557, 1526]  # Mistral's ids, as labeled
+    monkeypatch.setenv("NGBENCH_LLAMA2_TOKENIZER", str(tmp_path / "missing.model"))
+    with pytest.raises(inputs.InputError, match="missing.model"):
         inputs.TOKENIZERS["llama2-spm"]()
 
 

@@ -143,3 +143,21 @@ def test_fast_parser_reads_across_chunk_boundaries(profiled, monkeypatch):
     chunked, info = k.normalize(trace)
     assert info["parser"].startswith("msgspec")
     pd.testing.assert_frame_equal(whole, chunked)
+
+
+def test_failed_inputs_carry_their_reason_into_the_run(tmp_path):
+    from ngbench import study
+
+    cfg = {
+        "models": {"swin-t": {"batch_sizes": [1]}},
+        "platforms": {"cpu": {"device": "cpu"}},
+        "inputs": {"image_dir": str(tmp_path / "no-such-dir")},
+        "on_error": "record",
+        "backends": {"torch": {"warmup": 0, "iterations": 1, "profile_iterations": 1}},
+    }
+    prov = study.make_inputs(cfg, "swin-t", 1, str(tmp_path / "in.pt"))
+    assert prov["status"] == "failed" and "inputs.image_dir" in prov["reason"]
+    meta = study.run_torch(
+        cfg, "cpu", "swin-t", 1, str(tmp_path / "in.pt"), str(tmp_path / "t"), str(tmp_path / "l.json")
+    )
+    assert meta["status"] == "failed" and "inputs.image_dir" in meta["reason"]

@@ -203,19 +203,27 @@ def llama3_tokenizer() -> TextTokenizer:
 
 
 def llama2_tokenizer() -> TextTokenizer:
-    """Llama-2 SentencePiece: no installable package ships it as a file (llama.cpp's vocab GGUF sits in the
-    llama-cpp-python sdist, which pip would compile). Point ``NGBENCH_LLAMA2_TOKENIZER`` at a
-    ``tokenizer.model`` (e.g. from a local meta-llama/Llama-2-7b-hf checkout)."""
+    """Llama-2 SentencePiece from ``NGBENCH_LLAMA2_TOKENIZER`` (a ``tokenizer.model``, e.g. from a local
+    meta-llama/Llama-2-7b-hf checkout). No installable package ships it as a file (llama.cpp's vocab GGUF sits
+    in the llama-cpp-python sdist, which pip would compile), so without it the Mistral-7B SentencePiece
+    stands in: the same algorithm and vocabulary size (32,000, byte fallback), so the same tensor shapes and
+    operators; only the ids differ, which random weights do not see. The stand-in is named in every result."""
     import sentencepiece
 
     path = os.environ.get("NGBENCH_LLAMA2_TOKENIZER")
-    if not path or not Path(path).is_file():
-        raise InputError(
-            "the Llama-2 tokenizer does not ship in any installable package; set NGBENCH_LLAMA2_TOKENIZER to a "
-            "local Llama-2 tokenizer.model (meta-llama/Llama-2-7b-hf)"
-        )
-    sp = sentencepiece.SentencePieceProcessor(model_file=path)
-    return TextTokenizer("llama2-spm", sp.encode, path, prefix=(sp.bos_id(),))
+    if path:
+        if not Path(path).is_file():
+            raise InputError(f"NGBENCH_LLAMA2_TOKENIZER={path}: no such tokenizer.model file")
+        sp = sentencepiece.SentencePieceProcessor(model_file=path)
+        return TextTokenizer("llama2-spm", sp.encode, path, prefix=(sp.bos_id(),))
+    stand_in = mistral_tokenizer()
+    return TextTokenizer(
+        "llama2-spm",
+        stand_in.encode,
+        "STAND-IN: Mistral-7B SentencePiece (mistral-common tokenizer.model.v1); the Llama-2 vocabulary is not "
+        "installed (set NGBENCH_LLAMA2_TOKENIZER)",
+        prefix=stand_in.prefix,
+    )
 
 
 TOKENIZERS: dict[str, Callable[[], TextTokenizer]] = {
