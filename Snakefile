@@ -29,4 +29,5 @@ rule all:
         "figures/fig6.png",
         "figures/table4.md",
         "figures/table2.md",
+        "figures/table1.md",
         "results/unknown_ops.csv",

@@ -21,10 +21,12 @@ STATUS_OK, STATUS_FAILED = "ok", "failed"
 
 # -- settings -------------------------------------------------------------------------------------------------
 def model_settings(config: dict, model: str) -> dict[str, Any]:
-    """Per-model settings: registry defaults overridden by ``config['models'][model]``."""
+    """Per-model settings: registry defaults overridden by ``config['models'][model]``. A model entry with
+    ``base: <registry name>`` is a variant of that model under its own name (e.g. the paper's debug sizes),
+    so its results never collide with the base model's."""
     specs = registry.load(config.get("custom_models"))
-    spec = registry.get(model, specs)
     over = (config.get("models") or {}).get(model) or {}
+    spec = registry.get(over.get("base") or model, specs)
     layers = over.get("layers", config.get("layers"))
     return {
         "spec": spec,

@@ -83,12 +83,17 @@ def _image_samples(batch_size: int, image_dir: str | None, seed: int) -> tuple[l
 
 def image_batch(spec: ModelSpec, batch_size: int, image_dir: str | None = None, seed: int = 0):
     """The model's own preprocessing: a transformers image processor built from the registry's written-out
-    processor config, or the torchvision weights' transforms (detection models: photos first resized to a
-    common ``input.resize`` so that a batch stacks; the model resizes internally as it always does)."""
+    processor config, or the torchvision weights' transforms. COCO models first resize the photos to
+    ``input.resize`` (640x480, COCO's typical size, as the original study did), so a batch stacks and the
+    processor / GeneralizedRCNNTransform then resize to the paper's 800 shortest edge."""
     import torch
 
     images, ids, source = _image_samples(batch_size, image_dir, seed)
     prov = {"source": source, "sample_ids": ids}
+    resize = spec.input.get("resize")
+    if resize:  # PIL takes (width, height)
+        images = [img.resize((resize[1], resize[0]), resample=3) for img in images]
+        prov["resized_to"] = resize
     processor = spec.input.get("processor")
     if processor:
         import transformers
@@ -105,11 +110,8 @@ def image_batch(spec: ModelSpec, batch_size: int, image_dir: str | None = None, 
     import torchvision
 
     transform = torchvision.models.get_weight(spec.weights).transforms()
-    resize = spec.input.get("resize")
-    if resize:
-        images = [img.resize((resize[1], resize[0])) for img in images]  # PIL takes (width, height)
     pixels = torch.stack([transform(img) for img in images])
-    prov["preprocess"] = f"{spec.weights}.transforms()" + (f" after resizing to {resize}" if resize else "")
+    prov["preprocess"] = f"{spec.weights}.transforms()"
     return {spec.input.get("arg", "x"): pixels}, prov
 
 

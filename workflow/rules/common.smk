@@ -54,6 +54,13 @@ def op_tables(wildcards=None):
     return [f"results/ops/{p}/{b}/{m}/bs{bs}.parquet" for p, b, m, bs in runs]
 
 
+def hidden_models():
+    """Models configured with figures: false (kept in shares.parquet, not drawn)."""
+    return sorted(
+        m for m, o in config["models"].items() if o and o.get("figures") is False
+    )
+
+
 def input_params(wildcards):
     """Everything a model's input batch depends on: a change reruns the inputs and what reads them."""
     s = model_settings(wildcards.model)

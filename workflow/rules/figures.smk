@@ -13,6 +13,8 @@ rule plot_fig6:
         "logs/plot_fig6.log",
     conda:
         "../../envs/torch.yaml"
+    params:
+        hidden=hidden_models(),
     script:
         "../scripts/plot_fig6.py"
 
@@ -32,6 +34,8 @@ rule make_table4:
         "logs/make_table4.log",
     conda:
         "../../envs/torch.yaml"
+    params:
+        hidden=hidden_models(),
     script:
         "../scripts/make_table4.py"
 
@@ -55,3 +59,23 @@ rule make_table2:
         custom_models=config["custom_models"],
     script:
         "../scripts/make_table2.py"
+
+
+rule make_table1:
+    input:
+        op_tables,
+    output:
+        csv="figures/table1.csv",
+        md=report(
+            "figures/table1.md",
+            caption="../report/table1.rst",
+            category="Tables",
+            labels={"table": "table1"},
+        ),
+        ops="figures/table1_ops.csv",
+    log:
+        "logs/make_table1.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/make_table1.py"

@@ -6,7 +6,8 @@ import pandas as pd  # noqa: E402
 
 from ngbench import figures  # noqa: E402
 
-table = figures.table4(pd.read_parquet(snakemake.input.shares))
+shares = pd.read_parquet(snakemake.input.shares)
+table = figures.table4(shares[~shares["model"].isin(snakemake.params.hidden)])
 figures.write_table(
     table,
     snakemake.output.csv,

@@ -6,4 +6,6 @@ import pandas as pd  # noqa: E402
 
 from ngbench import figures  # noqa: E402
 
-figures.plot_fig6(pd.read_parquet(snakemake.input.shares), snakemake.output.png, snakemake.output.csv)
+shares = pd.read_parquet(snakemake.input.shares)
+shares = shares[~shares["model"].isin(snakemake.params.hidden)]
+figures.plot_fig6(shares, snakemake.output.png, snakemake.output.csv)
