@@ -74,6 +74,17 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vocab(args: argparse.Namespace) -> int:
+    from ngbench.inputs import vocab
+
+    if args.gguf:
+        path = vocab.rebuild_llama2(args.gguf, args.out or vocab.llama2_model_path())
+    else:
+        path = vocab.fetch_llama2(args.out, force=args.force)
+    print(f"Llama-2 tokenizer: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ngbench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -99,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--format", choices=["table", "csv"], default="table")
     m.add_argument("--params", action="store_true", help="count full-depth parameters (meta device)")
     m.set_defaults(func=_models)
+    v = sub.add_parser("vocab", help="set-up: rebuild a vocabulary no package ships as a file (llama2)")
+    v.add_argument("name", choices=["llama2"])
+    v.add_argument(
+        "--gguf", help="use this ggml-vocab-llama-spm.gguf instead of downloading the llama-cpp-python sdist"
+    )
+    v.add_argument("--out", help="where to write tokenizer.model (default resources/tokenizers/llama2/)")
+    v.add_argument("--force", action="store_true", help="rebuild even if the file is there")
+    v.set_defaults(func=_vocab)
     return p
 
 

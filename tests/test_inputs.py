@@ -26,6 +26,23 @@ def test_tokenizers_reproduce_known_ids(name, text, ids):
     assert [*tok.prefix, *tok.encode(text), *tok.suffix] == ids
 
 
+def test_llama2_rebuilt_from_llama_cpp_vocabulary_reproduces_known_ids(monkeypatch):
+    from ngbench.inputs import vocab
+
+    if not vocab.llama2_model_path().is_file():
+        pytest.skip("run `python -m ngbench vocab llama2` (the README's set-up does) to rebuild the Llama-2 vocabulary")
+    monkeypatch.delenv("NGBENCH_LLAMA2_TOKENIZER", raising=False)
+    tok = inputs.TOKENIZERS["llama2-spm"]()
+    assert not tok.source.startswith("STAND-IN")
+    # meta-llama/Llama-2-7b-hf ids, with BOS
+    assert [*tok.prefix, *tok.encode("Hello world")] == [1, 15043, 3186]
+    # llama.cpp's reference strings, with the ids the Hugging Face Llama-2 tokenizer gave for them
+    cases = vocab.reference_cases(vocab.llama2_model_path().parent)
+    assert len(cases) >= 40
+    mismatched = [text for text, ids in cases if tok.encode(text) != ids]
+    assert not mismatched, f"{len(mismatched)} of {len(cases)} reference strings differ, e.g. {mismatched[:2]}"
+
+
 def test_sample_has_exactly_seq_len_ids_with_specials():
     tok = inputs.TOKENIZERS["bert-wordpiece-uncased"]()
     sample = tok.sample("the quick brown fox jumps over the lazy dog " * 20, 16)
@@ -34,7 +51,10 @@ def test_sample_has_exactly_seq_len_ids_with_specials():
 
 
 def test_llama2_without_its_vocabulary_uses_a_named_stand_in(monkeypatch, tmp_path):
+    from ngbench.inputs import vocab
+
     monkeypatch.delenv("NGBENCH_LLAMA2_TOKENIZER", raising=False)
+    monkeypatch.setattr(vocab, "llama2_model_path", lambda: tmp_path / "absent" / "tokenizer.model")
     tok = inputs.TOKENIZERS["llama2-spm"]()
     assert tok.source.startswith("STAND-IN") and "NGBENCH_LLAMA2_TOKENIZER" in tok.source
     assert [*tok.prefix, *tok.encode("Hello world")] == [1, 22557, 1526]  # Mistral's ids, as labeled

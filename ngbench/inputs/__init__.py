@@ -206,13 +206,18 @@ def llama3_tokenizer() -> TextTokenizer:
 
 def llama2_tokenizer() -> TextTokenizer:
     """Llama-2 SentencePiece from ``NGBENCH_LLAMA2_TOKENIZER`` (a ``tokenizer.model``, e.g. from a local
-    meta-llama/Llama-2-7b-hf checkout). No installable package ships it as a file (llama.cpp's vocab GGUF sits
-    in the llama-cpp-python sdist, which pip would compile), so without it the Mistral-7B SentencePiece
+    meta-llama/Llama-2-7b-hf checkout), or the one ``python -m ngbench vocab llama2`` rebuilt from llama.cpp's
+    vocabulary. No installable package ships it as a file (llama.cpp's vocab GGUF sits in the
+    llama-cpp-python sdist, which pip would compile), so without either the Mistral-7B SentencePiece
     stands in: the same algorithm and vocabulary size (32,000, byte fallback), so the same tensor shapes and
     operators; only the ids differ, which random weights do not see. The stand-in is named in every result."""
     import sentencepiece
 
+    from ngbench.inputs.vocab import llama2_model_path
+
     path = os.environ.get("NGBENCH_LLAMA2_TOKENIZER")
+    if not path and llama2_model_path().is_file():  # rebuilt by `python -m ngbench vocab llama2`
+        path = str(llama2_model_path())
     if path:
         if not Path(path).is_file():
             raise InputError(f"NGBENCH_LLAMA2_TOKENIZER={path}: no such tokenizer.model file")
@@ -223,7 +228,7 @@ def llama2_tokenizer() -> TextTokenizer:
         "llama2-spm",
         stand_in.encode,
         "STAND-IN: Mistral-7B SentencePiece (mistral-common tokenizer.model.v1); the Llama-2 vocabulary is not "
-        "installed (set NGBENCH_LLAMA2_TOKENIZER)",
+        "installed (run `python -m ngbench vocab llama2` or set NGBENCH_LLAMA2_TOKENIZER)",
         prefix=stand_in.prefix,
     )
 
