@@ -43,6 +43,8 @@ def test_module_rule(op, modules, group):
         ("aten::baddbmm", "GEMM"),
         ("aten::matmul", "GEMM"),
         ("aten::einsum", "GEMM"),
+        ("aten::_grouped_mm", "GEMM"),  # Mixtral's experts in transformers 5
+        ("aten::histc", "Reduction"),  # Mixtral's tokens-per-expert count
         ("aten::_native_multi_head_attention", "GEMM"),
         ("aten::layer_norm", "Normalization"),
         ("aten::batch_norm", "Normalization"),

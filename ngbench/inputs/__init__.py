@@ -233,6 +233,17 @@ def llama2_tokenizer() -> TextTokenizer:
     )
 
 
+def vocabulary_state(name: str) -> str:
+    """Which vocabulary a tokenizer will read, cheaply (no loading): the workflow passes it as a parameter so
+    that, e.g., rebuilding the Llama-2 vocabulary reruns the inputs that used the stand-in."""
+    if name == "llama2-spm":
+        from ngbench.inputs.vocab import llama2_model_path
+
+        env = os.environ.get("NGBENCH_LLAMA2_TOKENIZER")
+        return env or (str(llama2_model_path()) if llama2_model_path().is_file() else "stand-in")
+    return name
+
+
 TOKENIZERS: dict[str, Callable[[], TextTokenizer]] = {
     "gpt2": gpt2_tokenizer,
     "bert-wordpiece-uncased": bert_tokenizer,

@@ -1,3 +1,4 @@
+import dataclasses
 import sys
 
 from snakemake.utils import min_version, validate
@@ -7,7 +8,7 @@ min_version("9.0")
 # The ngbench package lives beside the Snakefile (scripts find it through workflow/scripts/_pkg.py).
 sys.path.insert(0, workflow.basedir)
 
-from ngbench import study  # noqa: E402
+from ngbench import inputs, study  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
@@ -64,13 +65,21 @@ def hidden_models():
 def input_params(wildcards):
     """Everything a model's input batch depends on: a change reruns the inputs and what reads them."""
     s = model_settings(wildcards.model)
-    return {"seq_len": s["seq_len"], "inputs": config["inputs"]}
+    return {
+        "seq_len": s["seq_len"],
+        "inputs": config["inputs"],
+        "input_spec": s["spec"].input,
+        "vocabulary": inputs.vocabulary_state(s["spec"].input.get("tokenizer", "")),
+    }
 
 
 def torch_run_params(wildcards):
     """Everything a torch run depends on besides its input file: a change reruns only torch jobs."""
     s = model_settings(wildcards.model)
     return {
+        "model": dataclasses.asdict(
+            s["spec"]
+        ),  # editing a registry entry reruns that model only
         "torch": TORCH,
         "layers": s["layers"],
         "weights": s["weights"],
