@@ -109,6 +109,9 @@ def run_torch(
             attn_implementation=settings.get("attn_implementation") if s["spec"].source == "transformers" else None,
         )
         meta["model_provenance"] = prov
+        if prov["weights"] == "random" and config.get("calibrate_norms", True):
+            prov["norm_layers_calibrated"] = registry.calibrate_norms(built, tensors)
+            prov["init"] += "; normalization running statistics calibrated on the input batch"
         if s["spec"].source == "transformers":
             built.config.use_cache = False  # one prefill forward, as the paper ran it
             meta["attn_implementation"] = getattr(built.config, "_attn_implementation", None)

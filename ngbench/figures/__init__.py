@@ -219,7 +219,7 @@ PAPER_TABLE1 = [
     ("Normalization", "LlamaRMSNorm", "Llama", ["llama2-t1@bs1", "llama2@bs1"], "module:LlamaRMSNorm", _NORM, "[1,10,4096]"),
     ("Normalization", "FrozenBatchNorm2d", "MaskRCNN", ["maskrcnn@bs1"], "module:FrozenBatchNorm2d", _NORM,
      "[1,1024,50,68]"),
-    ("Normalization", "FrozenBatchNorm2d", "DETR", ["detr@bs2", "detr@bs1"], "module:DetrFrozenBatchNorm2d", _NORM,
+    ("Normalization", "FrozenBatchNorm2d", "DETR", ["detr@bs1", "detr@bs2"], "module:DetrFrozenBatchNorm2d", _NORM,
      "[1,2048,25,34]"),
     ("Normalization", "LayerNorm", "DETR", ["detr@bs2", "detr@bs1"], "aten::layer_norm", _NORM, "[2,850,256]"),
     ("Elementwise", "Add", "Segformer", ["segformer@bs2", "segformer@bs1"], "aten::add|aten::add_", _EW, "[2,16384,32]"),
@@ -255,14 +255,24 @@ def _first_input(shapes: str) -> str:
     return json.dumps(first, separators=(",", ":")) if first is not None else ""
 
 
-def _matching_rows(df: pd.DataFrame, match: str) -> pd.DataFrame:
+def _numel(shape: str) -> int:
+    import json
+    import math
+
+    return math.prod(json.loads(shape)) if shape else -1
+
+
+def _observed_shapes(df: pd.DataFrame, match: str) -> pd.Series:
+    """First-input shapes of the matching operator, one per instance. For operators that are modules, one
+    per module call: the largest first input among the call's ops (the activation, not a weight or scale)."""
     if match.startswith("module:"):
         cls = match.split(":", 1)[1]
-        inside = df["module_type"] == cls
-        # the first op of each call of the module: its input is the module's input
-        first = inside & (df["module"] != df["module"].shift()) | inside & (df["seq"] == 0)
-        return df[first]
-    return df[df["op"].isin(match.split("|"))]
+        inside = df[df["module_type"] == cls]
+        call = (inside["module"] != inside["module"].shift()) | (inside["seq"].diff() != 1)
+        shapes = inside["input_shapes"].map(_first_input)
+        per_call = shapes.groupby(call.cumsum().values)
+        return per_call.agg(lambda s: max(s, key=_numel) if len(s) else "")
+    return df.loc[df["op"].isin(match.split("|")), "input_shapes"].map(_first_input)
 
 
 def table1(ops: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -277,8 +287,7 @@ def table1(ops: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
                "paper_shape": paper_shape, "run": run or "", "observed_shapes": "", "paper_shape_observed": None}
         if run is not None:
             df = ops[run]
-            hits = _matching_rows(df[df["iteration"] == df["iteration"].min()], match)
-            counts = hits["input_shapes"].map(_first_input).value_counts()
+            counts = _observed_shapes(df[df["iteration"] == df["iteration"].min()], match).value_counts()
             counts = counts[counts.index != ""]
             row["observed_shapes"] = "; ".join(f"{s} x{n}" for s, n in counts.head(3).items())
             row["paper_shape_observed"] = paper_shape in set(counts.index)
@@ -305,6 +314,8 @@ TABLE1_NOTES = (
     "paper_shape_observed says whether the paper's shape is among all shapes we saw. Runs named *-t1 use the "
     "paper's debug sizes (GPT2-XL seq 8, Llama-2 seq 10). Known differences: ViT-L/16 at 224x224 "
     "has 197 tokens, not the paper's 97; the paper's DETR Softmax shape [1,25,8,8] equals its GPT2-XL TrueDiv "
-    "shape and is probably a copy error; NMS input sizes depend on the (random) weights' proposals; DETR's ReLU "
-    "[2,64,533] matches no layer of DETR-R50 at 800x1066. table1_ops.csv lists every non-GEMM operator of every run."
+    "shape and is probably a copy error; NMS input sizes depend on the weights' proposals; DETR's ReLU "
+    "[2,64,533] matches no layer of DETR-R50 at 800x1066; transformers 5 scales attention scores by multiplication "
+    "(no TrueDiv) and splits GPT-2 heads with view/transpose (no Permute). An empty observed_shapes means the "
+    "operator does not occur in that run. table1_ops.csv lists every non-GEMM operator of every run."
 )

@@ -242,3 +242,37 @@ def count_parameters(spec: ModelSpec) -> int:
             config = getattr(transformers, spec.config_class)(**spec.config)
             model = getattr(transformers, spec.model_class)(config)
     return sum(p.numel() for p in model.parameters())
+
+
+def calibrate_norms(model, inputs: dict) -> int:
+    """Random weights only: set every normalization layer's running statistics to the per-channel mean and
+    variance of the input it receives on ``inputs``, layer by layer in one forward (pre-hooks), as a trained
+    model's would be. Without it, deep random CNNs with frozen batch norm blow activations up (ResNet-50 FPN
+    features ~1e3), Faster/Mask R-CNN's RPN then proposes no valid box and every RoI/NMS op sees empty
+    tensors: a different graph. Returns the number of layers calibrated."""
+    import torch
+
+    hooks, count = [], 0
+
+    def pre(module, args):
+        nonlocal count
+        x = args[0]
+        if not torch.is_tensor(x) or x.dim() < 2 or x.shape[1] != module.running_mean.shape[0]:
+            return
+        dims = [d for d in range(x.dim()) if d != 1]
+        module.running_mean.copy_(x.float().mean(dim=dims))
+        module.running_var.copy_(x.float().var(dim=dims, unbiased=False))
+        count += 1
+
+    for module in model.modules():
+        if hasattr(module, "running_mean") and hasattr(module, "running_var") and module.running_mean is not None:
+            hooks.append(module.register_forward_pre_hook(pre))
+    if not hooks:
+        return 0
+    try:
+        with torch.inference_mode():
+            model(**inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+    return count

@@ -85,6 +85,7 @@ def torch_run_params(wildcards):
         "weights": s["weights"],
         "use_local_cache": config["weights"]["use_local_cache"],
         "seed": config["seed"],
+        "calibrate_norms": config["calibrate_norms"],
         "on_error": config["on_error"],
         "device": config["platforms"][wildcards.platform]["device"],
     }
