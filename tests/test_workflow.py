@@ -116,6 +116,7 @@ def test_failed_model_is_marked_not_dropped(study):
     assert len(broken) == 1 and broken.status.item() == "failed" and "divisible" in broken.reason.item()
     assert set(fig.model) == {"tiny-gpt2", "swin-t", "broken"}
     assert "failed" in (study / "figures/table4.md").read_text()
+    assert "cannot build" in (study / "figures/table2.md").read_text()  # table2 keeps the broken entry's row
     log = (study / "logs/profile_torch/cpu/broken/bs1.log").read_text()
     assert "divisible" in log
 

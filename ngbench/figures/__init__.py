@@ -177,8 +177,12 @@ def table2(specs: dict, count) -> pd.DataFrame:
     """Parameter count of each registered model from its full-depth config, beside the paper's Table II."""
     rows = []
     for name, spec in specs.items():
-        params = count(spec)
         paper = spec.paper_params
+        note = TABLE2_NOTES.get(name, "" if paper else "not in the paper's Table II")
+        try:
+            params = count(spec)
+        except Exception as exc:  # noqa: BLE001 - a broken entry is reported in its row, not fatal
+            params, note = None, f"cannot build: {type(exc).__name__}: {exc}".splitlines()[0][:200]
         rows.append(
             {
                 "model": name,
@@ -186,10 +190,10 @@ def table2(specs: dict, count) -> pd.DataFrame:
                 "task": spec.task,
                 "source": spec.hf_id or f"torchvision {spec.builder}",
                 "parameters": params,
-                "parameters_M": round(params / 1e6, 1),
+                "parameters_M": round(params / 1e6, 1) if params else None,
                 "paper_M": round(paper / 1e6, 1) if paper else None,
-                "ratio_to_paper": round(params / paper, 3) if paper else None,
-                "note": TABLE2_NOTES.get(name, "" if paper else "not in the paper's Table II"),
+                "ratio_to_paper": round(params / paper, 3) if paper and params else None,
+                "note": note,
             }
         )
     return pd.DataFrame(rows)

@@ -1,5 +1,6 @@
 import dataclasses
 import sys
+from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
@@ -13,6 +14,9 @@ from ngbench import inputs, study  # noqa: E402
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 PLATFORMS = sorted(config["platforms"])
+# package data files that are inputs of rules: beside the Snakefile, wherever the working directory is
+TAXONOMY_FILE = str(Path(workflow.basedir) / "ngbench" / "taxonomy.yaml")
+REGISTRY_FILE = str(Path(workflow.basedir) / "ngbench" / "registry" / "models.yaml")
 TORCH = config["backends"]["torch"]
 TRACE_FILES = study.NORMALIZERS
 

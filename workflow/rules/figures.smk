@@ -42,7 +42,7 @@ rule make_table4:
 
 rule make_table2:
     input:
-        registry="ngbench/registry/models.yaml",
+        registry=REGISTRY_FILE,
     output:
         csv="figures/table2.csv",
         md=report(

@@ -1,7 +1,7 @@
 rule normalize_trace:
     input:
         trace_dir="results/traces/{platform}/{backend}/{model}/bs{bs}",
-        taxonomy="ngbench/taxonomy.yaml",  # a taxonomy edit re-classifies, it never re-profiles
+        taxonomy=TAXONOMY_FILE,  # a taxonomy edit re-classifies, it never re-profiles
     output:
         ops="results/ops/{platform}/{backend}/{model}/bs{bs}.parquet",
     log:
