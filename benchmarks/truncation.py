@@ -31,7 +31,7 @@ def child(model: str, layers: int, seq_len: int, iterations: int) -> dict:
     from ngbench.traces import kineto
 
     spec = registry.load()[model]
-    built, prov = registry.build(spec, layers=layers, attn_implementation="eager")
+    built, prov = registry.build(spec, layers=layers, attn_implementation="eager", dtype=DTYPE.get(model, "float32"))
     built.config.use_cache = False
     batch, in_prov = inputs.text_batch(spec, 1, seq_len)
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,15 +50,30 @@ def child(model: str, layers: int, seq_len: int, iterations: int) -> dict:
         df, _ = kineto.normalize_many(sorted(Path(tmp).glob(torch_eager.TRACE_GLOB)), model=model, batch_size=1)
     s = shares.shares_of(df, {"model_provenance": prov})
     groups = s[s["level"] == "group"].set_index("group")["pct_mean"].round(2).to_dict()
+    group_ms = s[s["level"] == "group"].set_index("group")["ms_median"].round(4).to_dict()
     classes = s[s["level"] == "class"].set_index("group")["pct_mean"].round(2).to_dict()
     return {
         "model": model,
         "layers": layers,
         "latency_ms": round(run["latency"]["median_ms"], 1),
         "groups": groups,
+        "group_ms": group_ms,
         "classes": classes,
         "tokenizer": in_prov["tokenizer"],
+        "full_depth": prov["full_depth"],
     }
+
+
+def extrapolate(a: dict, b: dict) -> dict[str, float]:
+    """Group shares at full depth, assuming each group's time is fixed + per-layer x layers (fitted on the
+    two deepest runs): what truncation hides, since the embedding and LM head do not shrink with depth."""
+    full, la, lb = b["full_depth"], a["layers"], b["layers"]
+    ms = {}
+    for g in set(a["group_ms"]) | set(b["group_ms"]):
+        ta, tb = a["group_ms"].get(g, 0.0), b["group_ms"].get(g, 0.0)
+        ms[g] = max(0.0, tb + (full - lb) * (tb - ta) / (lb - la))
+    total = sum(ms.values())
+    return {g: 100.0 * v / total for g, v in ms.items()}
 
 
 def main() -> int:
@@ -104,6 +119,14 @@ def main() -> int:
             delta = max(abs(a["groups"].get(g, 0.0) - b["groups"].get(g, 0.0)) for g in groups)
             worst = max(groups, key=lambda g: abs(a["groups"].get(g, 0.0) - b["groups"].get(g, 0.0)))
             print(f"largest change {a['layers']} -> {b['layers']} layers: {delta:.1f} points ({worst})")
+        if len(results) >= 2 and results[-1]["full_depth"]:
+            est = extrapolate(results[-2], results[-1])
+            gemm = sum(v for g, v in est.items() if g == "GEMM")
+            idle = est.get("Idle", 0.0)
+            print(
+                f"extrapolated to {results[-1]['full_depth']} layers (linear in depth from the two deepest runs): "
+                f"non-GEMM {100 - gemm - idle:.1f}%, " + ", ".join(f"{g} {v:.1f}%" for g, v in sorted(est.items()))
+            )
     return 0
 
 

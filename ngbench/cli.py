@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list the registered models")
     m.add_argument("--format", choices=["table", "csv"], default="table")
-    m.add_argument("--params", action="store_true", help="count full-depth parameters (meta device)")
+    m.add_argument(
+        "--no-params", dest="params", action="store_false", help="skip counting full-depth parameters (meta device)"
+    )
     m.set_defaults(func=_models)
     v = sub.add_parser("vocab", help="set-up: rebuild a vocabulary no package ships as a file (llama2)")
     v.add_argument("name", choices=["llama2"])

@@ -100,8 +100,10 @@ def run_torch(
         meta["inputs"] = input_prov
         if input_prov.get("status") == STATUS_FAILED:
             raise inputs.InputError(f"inputs: {input_prov.get('reason')}")
+        dtype = settings.get("dtype_cuda" if device.startswith("cuda") else "dtype_cpu", "float32")
         built, prov = registry.build(
             s["spec"],
+            dtype=dtype,
             layers=s["layers"],
             seed=config.get("seed", 0),
             weights_path=s["weights"],
@@ -120,7 +122,6 @@ def run_torch(
             import torch
 
             meta["mha_fastpath"] = torch.backends.mha.get_fastpath_enabled()
-        dtype = settings.get("dtype_cuda" if device.startswith("cuda") else "dtype_cpu", "float32")
         record = torch_eager.run(
             built,
             tensors,

@@ -12,3 +12,26 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"shared fixtures not found at {FIXTURES}")
     return FIXTURES
+
+
+def tiny_gpt2(seq_len: int, batch_sizes: list[int], width: int) -> dict:
+    """A registry entry for a 2-layer GPT-2 with the real vocabulary (so real tokenized text feeds it)."""
+    return {
+        "source": "transformers",
+        "task": "text-generation",
+        "dataset": "wikitext",
+        "model_class": "GPT2LMHeadModel",
+        "config_class": "GPT2Config",
+        "layers_key": "n_layer",
+        "input": {"kind": "text", "tokenizer": "gpt2"},
+        "seq_len": seq_len,
+        "batch_sizes": batch_sizes,
+        "config": {
+            "vocab_size": 50257,
+            "n_positions": 64,
+            "n_embd": width,
+            "n_layer": 2,
+            "n_head": 2,
+            "activation_function": "gelu_new",
+        },
+    }

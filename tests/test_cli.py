@@ -49,10 +49,11 @@ def test_normalize_rejects_a_file_it_cannot_read(tmp_path):
 
 
 def test_models_lists_the_registry_as_csv():
-    res = ngbench("models", "--format", "csv", "--params")
+    res = ngbench("models", "--format", "csv")
     assert res.returncode == 0, res.stderr
     from io import StringIO
 
     df = pd.read_csv(StringIO(res.stdout)).set_index("name")
-    assert {"swin-t", "vit-b", "gpt2"} <= set(df.index)
-    assert df.loc["vit-b", "parameters"] == 86_567_656
+    assert len(df) == 18 and {"swin-t", "vit-b", "gpt2", "mixtral", "llama3", "maskrcnn"} <= set(df.index)
+    assert df.loc["vit-b", "parameters"] == 86_567_656  # torchvision's documented count
+    assert list(df.columns[:4]) == ["paper_name", "task", "dataset", "source"]

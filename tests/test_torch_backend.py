@@ -5,30 +5,13 @@ import json
 import pandas as pd
 import pytest
 import torch
+from conftest import tiny_gpt2
 
 from ngbench import registry
 from ngbench.backends import torch_eager
 from ngbench.traces import kineto
 
-TINY_GPT2 = {
-    "source": "transformers",
-    "task": "text-generation",
-    "dataset": "wikitext",
-    "model_class": "GPT2LMHeadModel",
-    "config_class": "GPT2Config",
-    "layers_key": "n_layer",
-    "input": {"kind": "text", "tokenizer": "gpt2"},
-    "seq_len": 16,
-    "batch_sizes": [1],
-    "config": {
-        "vocab_size": 50257,
-        "n_positions": 64,
-        "n_embd": 32,
-        "n_layer": 2,
-        "n_head": 2,
-        "activation_function": "gelu_new",
-    },
-}
+TINY_GPT2 = tiny_gpt2(seq_len=16, batch_sizes=[1], width=32)
 
 
 @pytest.fixture(scope="module")

@@ -9,31 +9,13 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, tiny_gpt2
 
 from ngbench import table as optable
 
 pytestmark = pytest.mark.slow
 
-TINY_GPT2 = {
-    "source": "transformers",
-    "task": "text-generation",
-    "dataset": "wikitext",
-    "model_class": "GPT2LMHeadModel",
-    "config_class": "GPT2Config",
-    "layers_key": "n_layer",
-    "input": {"kind": "text", "tokenizer": "gpt2"},
-    "seq_len": 32,
-    "batch_sizes": [1, 2],
-    "config": {
-        "vocab_size": 50257,
-        "n_positions": 64,
-        "n_embd": 64,
-        "n_layer": 2,
-        "n_head": 2,
-        "activation_function": "gelu_new",
-    },
-}
+TINY_GPT2 = tiny_gpt2(seq_len=32, batch_sizes=[1, 2], width=64)
 CONFIG = {
     "platforms": {"cpu": {"device": "cpu"}},
     "models": {"tiny-gpt2": None, "swin-t": {"batch_sizes": [1]}, "broken": None},

@@ -67,8 +67,15 @@ def plot_fig6(shares: pd.DataFrame, png: str | Path, csv: str | Path, backend: s
     nrows = max(1, *(len(p) for p in platforms.values()))
     n_bars = max(1, data.groupby(["platform", "model", "batch_size"]).ngroups)
     sns.set_theme(style="whitegrid", font_scale=0.8)
+    # a panel's width follows its bars; a panel without data stays narrow
+    bars = [max(1, data[data["device"] == dev].groupby(["platform", "model", "batch_size"]).ngroups) for dev in columns]
+    widths = [b if platforms[dev] else max(3, 0.25 * n_bars) for b, dev in zip(bars, columns)]
     fig, axes = plt.subplots(
-        nrows, len(columns), figsize=(max(8, 1.0 + 0.55 * n_bars) * 1.6, 4.2 * nrows), squeeze=False
+        nrows,
+        len(columns),
+        figsize=(max(9, 2.0 + 0.5 * sum(widths)), 4.6 * nrows),
+        squeeze=False,
+        gridspec_kw={"width_ratios": widths},
     )
     palette = taxonomy.palette
     for c, dev in enumerate(columns):

@@ -125,19 +125,27 @@ def build(
     weights_path: str | None = None,
     use_local_cache: bool = True,
     attn_implementation: str | None = None,
+    dtype: str = "float32",
 ):
-    """Build the model in eval mode. Returns ``(model, provenance)``."""
+    """Build the model in eval mode, its parameters created in ``dtype`` (a large model built in float32
+    and converted afterwards would need twice the memory). Returns ``(model, provenance)``."""
     import torch
 
     torch.manual_seed(seed)
-    if spec.source == "torchvision":
-        model, prov = _build_torchvision(spec, weights_path, use_local_cache, layers)
-    else:
-        model, prov = _build_transformers(spec, layers, weights_path, use_local_cache, attn_implementation)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        if spec.source == "torchvision":
+            model, prov = _build_torchvision(spec, weights_path, use_local_cache, layers)
+        else:
+            model, prov = _build_transformers(spec, layers, weights_path, use_local_cache, attn_implementation)
+    finally:
+        torch.set_default_dtype(previous)
     if prov["weights"] == "random":
         _perturb(model, seed)
         prov["init"] = f"default init + N(0, 0.02) noise on every tensor, seed {seed}"
     prov["seed"] = seed
+    prov["dtype"] = dtype
     prov["layers"] = layers if layers is not None else full_depth(spec)
     prov["full_depth"] = full_depth(spec)
     prov["parameters"] = sum(p.numel() for p in model.parameters())
