@@ -143,3 +143,12 @@ def test_results_copied_from_another_machine_join_without_rerunning(study):
     finally:
         shutil.rmtree(dst)
         shutil.rmtree(study / "results/ops/a100", ignore_errors=True)
+
+
+def test_report_bundles_figures_and_tables(study):
+    res = snakemake(study, "--report", "report.zip")
+    assert res.returncode == 0, res.stderr[-2000:]
+    import zipfile
+
+    names = zipfile.ZipFile(study / "report.zip").namelist()
+    assert any(n.endswith("fig6.png") for n in names) and any(n.endswith("table4.md") for n in names)

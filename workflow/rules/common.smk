@@ -19,6 +19,9 @@ TAXONOMY_FILE = str(Path(workflow.basedir) / "ngbench" / "taxonomy.yaml")
 REGISTRY_FILE = str(Path(workflow.basedir) / "ngbench" / "registry" / "models.yaml")
 TORCH = config["backends"]["torch"]
 TRACE_FILES = study.NORMALIZERS
+# A measurement takes every core it is given (Snakemake caps a rule's threads at --cores), so no other job
+# shares the machine while it runs.
+MEASUREMENT_THREADS = 1024
 
 
 wildcard_constraints:

@@ -12,7 +12,7 @@ rule profile_torch:
         platform="|".join(PLATFORMS),
     conda:
         "../../envs/torch.yaml"
-    threads: workflow.cores
+    threads: MEASUREMENT_THREADS
     resources:
         profiling_slot=1,
     params:
