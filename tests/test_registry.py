@@ -145,3 +145,17 @@ def test_norm_calibration_gives_random_rcnn_a_trained_graph():
         after = model(**batch)[0]["boxes"].shape[0]
     assert before == 0 and proposals[0].shape[0] == 1000 and after > 0
     assert all(float(f.abs().mean()) < 50 for f in features.values())
+
+
+@pytest.mark.slow
+def test_exported_graph_keeps_every_bias_of_a_random_model():
+    """Default init leaves biases at exactly 0 and the ONNX exporter folds them away (here: 1 of 7 left for a
+    1-layer GPT-2); the registry's seeded noise keeps every one in the graph."""
+    pytest.importorskip("onnxscript")
+    spec = SPECS["gpt2"]
+    model, _ = registry.build(spec, layers=1, attn_implementation="eager")
+    model.config.use_cache = False
+    n_bias = sum(1 for n, _ in model.named_parameters() if n.endswith("bias"))
+    program = torch.onnx.export(model, (torch.randint(0, 50257, (1, 16)),), dynamo=True, verbose=False)
+    exported = [i.name for i in program.model_proto.graph.initializer if i.name.endswith("bias")]
+    assert n_bias == 7 and len(exported) == n_bias
