@@ -353,7 +353,3 @@ def load(path: str | Path) -> tuple[dict, dict]:
     if prov.get("sha256") and prov["sha256"] != _sha256(tensors):
         raise InputError(f"{p}: tensors do not match the sha256 in {prov_path}")
     return tensors, prov
-
-
-def data_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}

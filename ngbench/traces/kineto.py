@@ -1,7 +1,8 @@
 """PyTorch profiler (Kineto) Chrome-trace JSON -> unified op table rows.
 
-Streaming: events are read one at a time with ijson and only the fields we need are kept as tuples, so a
-1 GB trace does not become 10 GB of Python dicts.
+Streaming: PyTorch's own exporter layout is decoded with msgspec ~8 MiB of events at a time (only the fields
+we need, typed), any other layout streams through ijson; events are kept as compact tuples, so a 1 GB trace
+does not become 10 GB of Python dicts. ``benchmarks/normalize.py`` measures speed and memory.
 
 Attribution (DESIGN.md section 5, issue 3):
 - Iterations are ``ProfilerStep#N`` ranges, else ranges whose name matches ``iteration_marker``, else the
