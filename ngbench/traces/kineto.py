@@ -214,7 +214,7 @@ def _kind(cat: str | None, name: str, marker: re.Pattern | None, transparent: re
 def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Taxonomy | None = None) -> ParsedTrace:
     transparent = (taxonomy or tax.load()).transparent
     pt = ParsedTrace()
-    kinds: dict[tuple[str | None, str], int] = {}
+    kinds: dict[tuple[str | None, str], tuple[int, str]] = {}
     threads, device = pt.threads, pt.device
     first_ts, last_end = pt.first_ts, pt.last_end
     pt.parser, batches = iter_event_batches(path)
@@ -228,10 +228,10 @@ def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Ta
             cat, name = ev.cat, ev.name
             if cat == "Trace":  # the profiler's own span: not an activity
                 continue
-            kind = kinds.get((cat, name))
-            if kind is None:
-                kind = kinds[(cat, name)] = _kind(cat, name, marker, transparent)
-                name = sys.intern(name)
+            known = kinds.get((cat, name))
+            if known is None:
+                known = kinds[(cat, name)] = (_kind(cat, name, marker, transparent), sys.intern(name))
+            kind, name = known  # one shared string per distinct name: the event's own copy is freed
             ts = ev.ts
             end = ts + ev.dur
             if kind == MARKER:  # markers are clipped to the recorded span instead of bounding it
@@ -242,12 +242,12 @@ def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Ta
             if end > last_end:
                 last_end = end
             if kind == OP:
-                threads[(ev.pid, ev.tid)].append((ts, -ev.dur, OP, end, name, _shapes(ev.args)))
+                threads[ev.pid, ev.tid].append((ts, -ev.dur, OP, end, name, _shapes(ev.args) if ev.args else ""))
             elif kind == SCOPE:
-                threads[(ev.pid, ev.tid)].append((ts, -ev.dur, SCOPE, end, name, ""))
+                threads[ev.pid, ev.tid].append((ts, -ev.dur, SCOPE, end, name, ""))
             elif kind == RUNTIME:
                 corr = ev.args.correlation if ev.args is not None else None
-                threads[(ev.pid, ev.tid)].append((ts, -ev.dur, RUNTIME, end, name, corr))
+                threads[ev.pid, ev.tid].append((ts, -ev.dur, RUNTIME, end, name, corr))
             elif kind == DEVICE:
                 corr = ev.args.correlation if ev.args is not None else None
                 (device[corr] if corr is not None else pt.orphan_device).append((ts, end, name))
