@@ -73,7 +73,7 @@ def plot_fig6(shares: pd.DataFrame, png: str | Path, csv: str | Path, backend: s
     fig, axes = plt.subplots(
         nrows,
         len(columns),
-        figsize=(max(9, 2.0 + 0.5 * sum(widths)), 4.6 * nrows),
+        figsize=(max(9, 2.0 + 0.62 * sum(widths)), 4.6 * nrows),
         squeeze=False,
         gridspec_kw={"width_ratios": widths},
     )
@@ -116,6 +116,7 @@ def _stacked(ax, sub: pd.DataFrame, taxonomy: tax.Taxonomy, palette: dict[str, s
                 bottom += v
         x += 1
     ax.set_xticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlim(-0.6, len(labels) - 0.4)
     ax.set_ylim(0, 100)
     ax.set_ylabel("share of measured iteration time (%, mean)")
     ax.set_xlabel("model / batch size")
