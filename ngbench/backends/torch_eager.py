@@ -131,9 +131,8 @@ def run(
             exported.append(path.name)
 
         scopes = module_scopes(model) if scope_modules else _null()
-        # clearing events at the end of each cycle is what we want (see the module docstring)
-        warnings.filterwarnings("ignore", message=".*Profiler clears events at the end of each cycle")
         with (
+            warnings.catch_warnings(),  # scoped: the filter must not pile up in the global list per run
             scopes,
             profile(
                 activities=activities,
@@ -142,6 +141,8 @@ def run(
                 on_trace_ready=export,
             ) as prof,
         ):
+            # clearing events at the end of each cycle is what we want (see the module docstring)
+            warnings.filterwarnings("ignore", message=".*Profiler clears events at the end of each cycle")
             for _ in range(2 * profile_iterations):
                 profiled += time_iterations(step, sync, 1)
                 prof.step()

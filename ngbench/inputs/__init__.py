@@ -331,6 +331,11 @@ def _sha256(tensors: dict) -> str:
     return h.hexdigest()
 
 
+def _provenance_path(batch: Path) -> Path:
+    """``bs1.pt`` -> ``bs1.json``, beside it."""
+    return batch.with_suffix(".json")
+
+
 def save(tensors: dict, provenance: dict, path: str | Path) -> None:
     import torch
 
@@ -340,7 +345,7 @@ def save(tensors: dict, provenance: dict, path: str | Path) -> None:
     prov = dict(provenance)
     prov["tensors"] = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in tensors.items()}
     prov["sha256"] = _sha256(tensors)
-    Path(str(p.with_suffix("")) + ".json").write_text(json.dumps(prov, indent=2))
+    _provenance_path(p).write_text(json.dumps(prov, indent=2))
 
 
 def load(path: str | Path) -> tuple[dict, dict]:
@@ -348,7 +353,7 @@ def load(path: str | Path) -> tuple[dict, dict]:
 
     p = Path(path)
     tensors = torch.load(p, map_location="cpu", weights_only=True)
-    prov_path = Path(str(p.with_suffix("")) + ".json")
+    prov_path = _provenance_path(p)
     prov = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
     if prov.get("sha256") and prov["sha256"] != _sha256(tensors):
         raise InputError(f"{p}: tensors do not match the sha256 in {prov_path}")
