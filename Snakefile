@@ -2,6 +2,7 @@
 #
 # Results path scheme (DESIGN.md section 3):
 #   results/inputs/{model}/bs{bs}.pt                           real, preprocessed input batch (+ .json)
+#   results/onnx/{model}/bs{bs}.onnx                           ONNX export (+ .onnx.data weights, .modules.json)
 #   results/traces/{platform}/{backend}/{model}/bs{bs}/        raw profiler output, untouched (+ meta.json)
 #   results/latency/{platform}/{backend}/{model}/bs{bs}.json   unprofiled end-to-end latency samples
 #   results/ops/{platform}/{backend}/{model}/bs{bs}.parquet    the unified op table
@@ -17,6 +18,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/inputs.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/profile.smk"
 include: "workflow/rules/normalize.smk"
 include: "workflow/rules/aggregate.smk"
@@ -27,6 +29,7 @@ rule all:
     default_target: True
     input:
         "figures/fig6.png",
+        "figures/fig7.png",
         "figures/table4.md",
         "figures/table2.md",
         "figures/table1.md",

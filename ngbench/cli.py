@@ -12,19 +12,21 @@ def _normalize(args: argparse.Namespace) -> int:
     from ngbench import table as optable
     from ngbench.traces import kineto
 
-    if args.backend != "torch":
-        print(f"error: --backend {args.backend!r}: only 'torch' (Kineto traces) is implemented", file=sys.stderr)
-        return 2
+    labels = {
+        "platform": args.platform,
+        "backend": args.backend,
+        "model": args.model or Path(args.trace[0]).name.split(".")[0],
+        "batch_size": args.batch_size,
+        "seq_len": args.seq_len,
+    }
     try:
-        df, info = kineto.normalize_many(
-            args.trace,
-            platform=args.platform,
-            backend=args.backend,
-            model=args.model or Path(args.trace[0]).name.split(".")[0],
-            batch_size=args.batch_size,
-            seq_len=args.seq_len,
-            iteration_marker=args.iteration_marker,
-        )
+        if args.backend == "torch":
+            df, info = kineto.normalize_many(args.trace, iteration_marker=args.iteration_marker, **labels)
+        elif args.backend in ("ort", "ort-opt"):
+            df, info = _normalize_ort(args, labels)
+        else:
+            print(f"error: --backend {args.backend!r}: expected torch, ort or ort-opt", file=sys.stderr)
+            return 2
     except (kineto.TraceFormatError, optable.ClosureError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -34,6 +36,23 @@ def _normalize(args: argparse.Namespace) -> int:
         f"{info['time_basis']}"
     )
     return 0
+
+
+def _normalize_ort(args: argparse.Namespace, labels: dict):
+    from ngbench.traces import onnx_graph, ort
+
+    if len(args.trace) != 1:
+        raise ValueError("--backend ort takes one profile file per run")
+    if args.nodes:
+        nodes = onnx_graph.read_nodes(args.nodes)
+    elif args.onnx:
+        optimized = onnx_graph.load_graph(args.optimized) if args.optimized else None
+        nodes = onnx_graph.node_table(onnx_graph.load_graph(args.onnx), optimized)
+    else:
+        if args.optimized:
+            raise ValueError("--optimized needs --onnx (the original graph it is joined to)")
+        nodes = {}
+    return ort.normalize(args.trace[0], nodes=nodes, skip_runs=args.skip_runs, **labels)
 
 
 def _shares(args: argparse.Namespace) -> int:
@@ -90,12 +109,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     n = sub.add_parser("normalize", help="turn a profiler trace into the unified op table (parquet)")
-    n.add_argument("--backend", default="torch", help="trace format: torch (Kineto Chrome-trace JSON, .gz or not)")
+    n.add_argument(
+        "--backend",
+        default="torch",
+        help="trace format: torch (Kineto Chrome-trace JSON, .gz or not); ort / ort-opt (ONNX Runtime profile JSON)",
+    )
     n.add_argument(
         "--trace", required=True, nargs="+", help="the profiler's output file(s): several for one run's cycles"
     )
     n.add_argument("--out", required=True, help="op table to write (.parquet)")
     n.add_argument("--iteration-marker", help="regex naming the per-iteration ranges when there are no ProfilerStep#N")
+    n.add_argument("--onnx", help="ort: the ONNX model that ran (node -> module scopes from the dynamo exporter)")
+    n.add_argument(
+        "--optimized", help="ort: the optimized graph ORT saved (optimized_model_filepath): attributes fused nodes"
+    )
+    n.add_argument("--nodes", help="ort: a nodes.json written by our ORT backend (instead of --onnx/--optimized)")
+    n.add_argument("--skip-runs", type=int, default=0, help="ort: drop the first N runs (warm-up runs while profiling)")
     n.add_argument("--platform", default="unknown")
     n.add_argument("--model", help="model label (default: trace file stem)")
     n.add_argument("--batch-size", type=int, default=0)

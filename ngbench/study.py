@@ -70,8 +70,24 @@ def make_inputs(config: dict, model: str, batch_size: int, out: str) -> dict:
     return prov
 
 
+class UpstreamFailed(RuntimeError):
+    """A job this one depends on recorded a failure; its reason is carried as is."""
+
+
 def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    """One line for figures and records: the error, and its root cause when it wraps one (exporters raise
+    a generic error whose cause says what failed, e.g. a data-dependent guard in torchvision's NMS)."""
+    if isinstance(exc, UpstreamFailed):
+        return str(exc)[:300]
+    text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    root = exc
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    if root is not exc:
+        lines = str(root).splitlines()
+        where = next((ln.strip() for ln in lines if ln.startswith("Caused by:")), "")
+        text = f"{type(exc).__name__} <- {type(root).__name__}: {lines[0] if lines else ''} {where}".strip()
+    return text[:300]
 
 
 # -- torch eager ----------------------------------------------------------------------------------------------
@@ -101,27 +117,7 @@ def run_torch(
         if input_prov.get("status") == STATUS_FAILED:
             raise inputs.InputError(f"inputs: {input_prov.get('reason')}")
         dtype = settings.get("dtype_cuda" if device.startswith("cuda") else "dtype_cpu", "float32")
-        built, prov = registry.build(
-            s["spec"],
-            dtype=dtype,
-            layers=s["layers"],
-            seed=config.get("seed", 0),
-            weights_path=s["weights"],
-            use_local_cache=(config.get("weights") or {}).get("use_local_cache", True),
-            attn_implementation=settings.get("attn_implementation") if s["spec"].source == "transformers" else None,
-        )
-        meta["model_provenance"] = prov
-        if prov["weights"] == "random" and config.get("calibrate_norms", True):
-            prov["norm_layers_calibrated"] = registry.calibrate_norms(built, tensors)
-            prov["init"] += "; normalization running statistics calibrated on the input batch"
-        if s["spec"].source == "transformers":
-            built.config.use_cache = False  # one prefill forward, as the paper ran it
-            meta["attn_implementation"] = getattr(built.config, "_attn_implementation", None)
-            meta["model_provenance"]["use_cache"] = False
-        if s["spec"].source == "torchvision":
-            import torch
-
-            meta["mha_fastpath"] = torch.backends.mha.get_fastpath_enabled()
+        built = build_model(config, model, tensors, dtype, settings.get("attn_implementation"), meta)
         record = torch_eager.run(
             built,
             tensors,
@@ -144,6 +140,136 @@ def run_torch(
         meta.update(status=STATUS_FAILED, reason=_reason(exc))
     _write_run_outputs(meta, trace_dir, latency_out)
     return meta
+
+
+# -- ONNX export and ONNX Runtime -----------------------------------------------------------------------------
+def export_onnx(config: dict, model: str, batch_size: int, input_path: str, out: str, modules_out: str) -> dict:
+    """Export the registry model (fp32, CPU) to ONNX, check it, verify it against PyTorch on the real input,
+    and write the node -> module table. On error with ``on_error: record``: empty model files and a
+    ``status: failed`` record whose reason the ORT runs and figures carry."""
+    from ngbench.backends import onnx_export
+    from ngbench.traces import onnx_graph
+
+    settings = (config.get("backends") or {}).get("ort", {})
+    report: dict[str, Any] = {"model": model, "batch_size": batch_size}
+    try:
+        tensors, input_prov = inputs.load(input_path)
+        report["inputs"] = input_prov
+        if input_prov.get("status") == STATUS_FAILED:
+            raise inputs.InputError(f"inputs: {input_prov.get('reason')}")
+        built = build_model(config, model, tensors, "float32", settings.get("attn_implementation", "eager"), report)
+        report.update(onnx_export.export(built, tensors, out, opset=settings.get("opset")))
+        onnx_export.check(out)
+        report["checker"] = "onnx.checker.check_model: passed"
+        report["verify"] = onnx_export.verify(
+            built, tensors, out, tolerance=settings.get("export_tolerance", 1e-3), threads=settings.get("threads")
+        )
+        nodes = onnx_graph.node_modules(onnx_graph.load_graph(out))
+        report["nodes"] = len(nodes)
+        report["nodes_with_module"] = sum(1 for n in nodes.values() if n.module)
+        report["status"] = STATUS_OK
+        onnx_graph.write_nodes(nodes, modules_out, export=report)
+        log.info("%s: %d nodes, %d with a module scope", out, report["nodes"], report["nodes_with_module"])
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
+        if config.get("on_error", "record") == "fail":
+            raise
+        log.error("ONNX export of %s bs%d failed:\n%s", model, batch_size, traceback.format_exc())
+        report.update(status=STATUS_FAILED, reason=f"ONNX export: {_reason(exc)}")
+        for path in (out, onnx_export.data_path(out)):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(b"")
+        onnx_graph.write_nodes({}, modules_out, export=report)
+    data = onnx_export.data_path(out)
+    if not data.exists():  # a model without initializers has no weights file; the rule declares one
+        data.write_bytes(b"")
+    return report
+
+
+def run_ort(
+    config: dict,
+    platform: str,
+    backend: str,
+    model: str,
+    batch_size: int,
+    onnx_path: str,
+    modules_path: str,
+    input_path: str,
+    trace_dir: str,
+    latency_out: str,
+) -> dict:
+    """ORT latency + profile for one (platform, backend in ort / ort-opt, model, batch)."""
+    from ngbench.backends import ort
+
+    settings = (config.get("backends") or {}).get("ort", {})
+    device = platform_device(config, platform)
+    s = model_settings(config, model)
+    meta: dict[str, Any] = {
+        "platform": platform,
+        "device": device,
+        "backend": backend,
+        "model": model,
+        "batch_size": batch_size,
+        "seq_len": s["seq_len"],
+        "settings": settings,
+        "environment": env.describe(config),
+    }
+    try:
+        export = json.loads(Path(modules_path).read_text()).get("export", {})
+        meta["export"] = {k: v for k, v in export.items() if k != "inputs"}
+        meta["model_provenance"] = export.get("model_provenance")
+        if export.get("status") != STATUS_OK:
+            raise UpstreamFailed(export.get("reason") or "ONNX export failed")
+        tensors, meta["inputs"] = inputs.load(input_path)
+        record = ort.run(
+            onnx_path,
+            tensors,
+            backend=backend,
+            device=device,
+            trace_dir=trace_dir,
+            warmup=settings.get("warmup", 3),
+            iterations=settings.get("iterations", 10),
+            profile_iterations=settings.get("profile_iterations", 5),
+            intra_op_threads=settings.get("threads"),
+            inter_op_threads=settings.get("inter_op_threads"),
+            provider_options=settings.get("cuda_provider_options"),
+            dtype=settings.get("dtype_cuda", "float16") if device.startswith("cuda") else "float32",
+        )
+        meta.update(status=STATUS_OK, run=record)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
+        if config.get("on_error", "record") == "fail":
+            raise
+        log.error("%s/%s bs%d on %s failed:\n%s", backend, model, batch_size, platform, traceback.format_exc())
+        meta.update(status=STATUS_FAILED, reason=_reason(exc))
+    _write_run_outputs(meta, trace_dir, latency_out)
+    return meta
+
+
+def build_model(config: dict, model: str, tensors: dict, dtype: str, attn_implementation: str | None, meta: dict):
+    """The registry model as every backend runs it (weights, norm calibration, one prefill forward without a
+    KV cache); provenance goes into ``meta``."""
+    s = model_settings(config, model)
+    built, prov = registry.build(
+        s["spec"],
+        dtype=dtype,
+        layers=s["layers"],
+        seed=config.get("seed", 0),
+        weights_path=s["weights"],
+        use_local_cache=(config.get("weights") or {}).get("use_local_cache", True),
+        attn_implementation=attn_implementation if s["spec"].source == "transformers" else None,
+    )
+    meta["model_provenance"] = prov
+    if prov["weights"] == "random" and config.get("calibrate_norms", True):
+        prov["norm_layers_calibrated"] = registry.calibrate_norms(built, tensors)
+        prov["init"] += "; normalization running statistics calibrated on the input batch"
+    if s["spec"].source == "transformers":
+        built.config.use_cache = False  # one prefill forward, as the paper ran it
+        meta["attn_implementation"] = getattr(built.config, "_attn_implementation", None)
+        prov["use_cache"] = False
+    if s["spec"].source == "torchvision":
+        import torch
+
+        meta["mha_fastpath"] = torch.backends.mha.get_fastpath_enabled()
+    return built
 
 
 def _write_run_outputs(meta: dict, trace_dir: str, latency_out: str) -> None:
@@ -178,17 +304,21 @@ def normalize_run(trace_dir: str, out: str, *, platform: str, backend: str, mode
         return meta
     if backend not in NORMALIZERS:
         raise ValueError(f"no normalizer for backend {backend!r}; known: {sorted(NORMALIZERS)}")
-    traces = sorted(Path(trace_dir).glob(NORMALIZERS[backend]))
-    shapes = Path(trace_dir) / "shapes.json.gz"
-    df, info = kineto.normalize_many(
-        traces,
-        platform=platform,
-        backend=backend,
-        model=model,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        shapes_trace=shapes if shapes.is_file() else None,
-    )
+    labels = {"platform": platform, "backend": backend, "model": model, "batch_size": batch_size, "seq_len": seq_len}
+    if backend in ORT_BACKENDS:
+        from ngbench.backends import ort as ort_backend
+        from ngbench.traces import onnx_graph, ort
+
+        df, info = ort.normalize(
+            Path(trace_dir) / ort_backend.PROFILE_FILE,
+            nodes=onnx_graph.read_nodes(Path(trace_dir) / ort_backend.NODES_FILE),
+            skip_runs=meta["run"]["profile_warmup_runs"],
+            **labels,
+        )
+    else:
+        traces = sorted(Path(trace_dir).glob(NORMALIZERS[backend]))
+        shapes = Path(trace_dir) / "shapes.json.gz"
+        df, info = kineto.normalize_many(traces, shapes_trace=shapes if shapes.is_file() else None, **labels)
     meta["normalize"] = info
     optable.write(df, out, run=meta)
     log.info("%s: %d rows, %d iterations", out, len(df), info["iterations"])
@@ -196,4 +326,5 @@ def normalize_run(trace_dir: str, out: str, *, platform: str, backend: str, mode
 
 
 # backend -> glob of its raw trace files inside a run's trace directory
-NORMALIZERS = {"torch": "trace.*.json.gz"}
+ORT_BACKENDS = ("ort", "ort-opt")
+NORMALIZERS = {"torch": "trace.*.json.gz", "ort": "profile.json", "ort-opt": "profile.json"}

@@ -32,14 +32,14 @@ SCHEMA = pa.schema(
         pa.field("module", pa.string(), nullable=False),  # innermost module path, "" outside modules
         pa.field("module_type", pa.string(), nullable=False),
         pa.field("group", pa.string(), nullable=False),
-        pa.field("group_source", pa.string(), nullable=False),  # module | op | kernel | fused-name | unknown | idle
+        pa.field("group_source", pa.string(), nullable=False),  # module|op|kernel|fused-name|fused|unknown|idle
         pa.field("is_gemm", pa.bool_(), nullable=False),
         pa.field("time_us", pa.float64(), nullable=False),  # attributed on the critical path; sums to iteration
         pa.field("device_time_us", pa.float64()),  # union of the op's device intervals; null on CPU-only runs
         pa.field("host_time_us", pa.float64()),  # inclusive host (dispatch) time
         pa.field("iteration_time_us", pa.float64(), nullable=False),  # measured iteration time (closure target)
         pa.field("input_shapes", pa.string(), nullable=False),  # JSON list of input dims, "" when unknown
-        pa.field("fused_ops", pa.list_(pa.string()), nullable=False),
+        pa.field("fused_ops", pa.list_(pa.string()), nullable=False),  # "op|node|module" per replaced op
     ]
 )
 COLUMNS = SCHEMA.names

@@ -33,7 +33,7 @@ _KIND_SECTION = {"torch": "torch_ops", "onnx": "onnx_ops", "trt": "trt_layers"}
 @dataclass(frozen=True)
 class Decision:
     group: str
-    source: str  # "module", "op", "kernel", "fused-name", "unknown", "idle"
+    source: str  # "module", "op", "kernel", "fused-name", "fused", "unknown", "idle"
 
 
 class Taxonomy:
@@ -81,6 +81,35 @@ class Taxonomy:
         group = self.kernel_group(op)
         if group is not None:
             return Decision(group, "kernel")
+        return Decision(OTHER, "unknown")
+
+    def classify_fused(
+        self,
+        op: str,
+        module_types: Sequence[str],
+        constituents: Sequence[tuple[str, Sequence[str]]],
+        kind: Kind = "torch",
+    ) -> Decision:
+        """Group of a fused node, kernel or layer that replaced ``constituents`` ((op, module types innermost
+        first) each), run inside ``module_types`` (the innermost modules common to all constituents).
+
+        1. any constituent that is GEMM makes it GEMM (a GEMM with a fused epilogue: its ``fused_ops`` list
+           the non-GEMM parts, the fusion analysis counts as fused away);
+        2. else the ordinary rule on the fused op itself, inside the common modules
+           (``FastGelu`` made of ``NewGELUActivation``'s mul/pow/tanh is Activation by module and by name);
+        3. else the group the constituents agree on, leaving Memory aside when compute ops are present;
+        4. else ``Other`` (reported)."""
+        if not constituents:
+            return self.classify(op, module_types, kind)
+        groups = [self.classify(c_op, c_modules, kind).group for c_op, c_modules in constituents]
+        if GEMM in groups:
+            return Decision(GEMM, "fused")
+        own = self.classify(op, module_types, kind)
+        if own.group != OTHER:
+            return own
+        agreed = set(groups) - {"Memory"} or set(groups)
+        if len(agreed) == 1:
+            return Decision(agreed.pop(), "fused")
         return Decision(OTHER, "unknown")
 
     def op_group(self, op: str, kind: Kind = "torch") -> str | None:

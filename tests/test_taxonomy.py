@@ -158,3 +158,29 @@ def test_bad_taxonomy_is_rejected(tmp_path):
     )
     with pytest.raises(ValueError, match="Nope"):
         tax.Taxonomy.__init__(tax.Taxonomy.__new__(tax.Taxonomy), __import__("yaml").safe_load(bad.read_text()))
+
+
+# -- fused nodes / kernels / layers (DESIGN section 6, "fused") ---------------------------------------------------
+def test_fused_with_a_gemm_is_gemm_whatever_the_module():
+    d = T.classify_fused(
+        "FusedMatMul", ["GPT2Attention"], [("MatMul", ["GPT2Attention"]), ("Mul", ["GPT2Attention"])], "onnx"
+    )
+    assert d == tax.Decision("GEMM", "fused")
+    # Conv + BatchNorm + ReLU folded into one conv: GEMM, even inside a module the taxonomy calls Activation
+    d = T.classify_fused("FusedConv", ["ReLU"], [("Conv", ["Conv2d"]), ("Relu", ["ReLU"])], "onnx")
+    assert d.group == "GEMM"
+
+
+def test_fused_without_gemm_follows_the_module_then_its_own_name():
+    gelu = [(op, ["NewGELUActivation"]) for op in ("Mul", "Pow", "Add", "Tanh")]
+    assert T.classify_fused("FastGelu", ["NewGELUActivation"], gelu, "onnx") == tax.Decision("Activation", "module")
+    # residual add (block) + LayerNorm: no common known module, the fused op's name decides
+    parts = [("Add", ["GPT2Block"]), ("LayerNormalization", ["LayerNorm", "GPT2Block"])]
+    assert T.classify_fused("SkipLayerNormalization", ["GPT2Block"], parts, "onnx").group == "Normalization"
+
+
+def test_fused_unknown_name_falls_back_to_what_the_constituents_agree_on():
+    parts = [("Reshape", []), ("Mul", []), ("Add", [])]  # Memory is left aside when compute ops are present
+    assert T.classify_fused("MyFusedThing", [], parts, "onnx") == tax.Decision("Elementwise", "fused")
+    mixed = [("Softmax", []), ("Relu", [])]
+    assert T.classify_fused("MyFusedThing", [], mixed, "onnx").group == "Other"

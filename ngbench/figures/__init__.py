@@ -19,6 +19,7 @@ from ngbench import taxonomy as tax  # noqa: E402
 
 DEVICE_PANELS = {"cpu": "CPU-only", "cuda": "CPU+GPU"}
 NO_GPU = "no GPU on this platform"
+NON_GEMM_COLOR = "#c44e52"  # the class-level figures' non-GEMM bar (groups keep the taxonomy's colours)
 
 # The paper's Table IV (platform A, GPU, mean over batch sizes): the most time-consuming non-GEMM group.
 PAPER_TABLE4 = {
@@ -98,28 +99,131 @@ def plot_fig6(shares: pd.DataFrame, png: str | Path, csv: str | Path, backend: s
 
 
 def _stacked(ax, sub: pd.DataFrame, taxonomy: tax.Taxonomy, palette: dict[str, str]) -> None:
-    bars = sub.drop_duplicates(["model", "batch_size"]).sort_values(["model", "batch_size"])
-    labels, x = [], 0
-    for bar in bars.itertuples():
-        labels.append(_bar_label(bar))
-        if bar.status != "ok":
+    bars = []
+    for bar in sub.drop_duplicates(["model", "batch_size"]).sort_values(["model", "batch_size"]).itertuples():
+        cell = sub[(sub["model"] == bar.model) & (sub["batch_size"] == bar.batch_size)]
+        bars.append((_bar_label(bar), cell, bar.status, bar.reason))
+    _draw_bars(ax, bars, taxonomy.order, palette)
+    ax.set_xlabel("model / batch size")
+
+
+def _draw_bars(ax, bars: list[tuple[str, pd.DataFrame | None, str, str | None]], order, palette) -> None:
+    """Stacked 100% bars: (label, rows with ``group`` and ``pct_mean``, status, reason). A failed or
+    missing bar is hatched and says why."""
+    for x, (_, cell, status, reason) in enumerate(bars):
+        if status != "ok" or cell is None:
             ax.bar(x, 100, color="white", edgecolor="#999999", hatch="//")
-            ax.text(x, 50, f"failed:\n{bar.reason[:60]}", ha="center", va="center", rotation=90, fontsize=6)
-            x += 1
+            text = f"failed:\n{(reason or '')[:60]}" if status == "failed" else (reason or "not run")
+            ax.text(x, 50, text, ha="center", va="center", rotation=90, fontsize=6)
             continue
-        cell = sub[(sub["model"] == bar.model) & (sub["batch_size"] == bar.batch_size)].set_index("group")
+        cell = cell.set_index("group")
         bottom = 0.0
-        for group in taxonomy.order:
+        for group in order:
             if group in cell.index:
                 v = float(cell.loc[group, "pct_mean"])
                 ax.bar(x, v, bottom=bottom, color=palette[group], edgecolor="white", linewidth=0.3)
                 bottom += v
-        x += 1
-    ax.set_xticks(range(len(labels)), labels, fontsize=7)
-    ax.set_xlim(-0.6, len(labels) - 0.4)
+    ax.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=7)
+    ax.set_xlim(-0.6, len(bars) - 0.4)
     ax.set_ylim(0, 100)
     ax.set_ylabel("share of measured iteration time (%, mean)")
-    ax.set_xlabel("model / batch size")
+
+
+FIG7_BACKENDS = ["torch", "ort", "ort-opt"]
+
+
+def plot_fig7(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list[str]) -> pd.DataFrame:
+    """fig7: PyTorch vs ONNX Runtime group shares on the LLMs, ORT with and without graph optimizations."""
+    return plot_backend_comparison(
+        shares,
+        png,
+        csv,
+        models=models,
+        backends=FIG7_BACKENDS,
+        title="fig7: PyTorch eager vs ONNX Runtime (ort: graph optimizations off; ort-opt: ORT_ENABLE_ALL)",
+    )
+
+
+def backend_comparison_data(
+    shares: pd.DataFrame, models: list[str], backends: list[str], level: str = "group"
+) -> pd.DataFrame:
+    """Long table behind the backend-comparison figures (fig7, fig8): the shares of ``models`` under
+    ``backends``, plus a ``not run`` row for every (platform, model, batch, backend) with no result."""
+    df = shares[shares["model"].isin(models) & shares["backend"].isin(backends)]
+    df = df[(df["level"] == level) | (df["status"] != "ok")]
+    cols = ["platform", "device", "backend", "model", "batch_size", "seq_len", "layers", "full_depth", "weights",
+            "status", "reason", "group", "ms_median", "pct_mean", "pct_median", "pct_p10", "pct_p90",
+            "latency_ms_median", "profiler_overhead_ratio"]
+    df = df.reindex(columns=cols)
+    present = df.drop_duplicates(["platform", "device", "model", "batch_size"])
+    missing = []
+    for cell in present.itertuples():
+        for backend in backends:
+            if not ((df["platform"] == cell.platform) & (df["model"] == cell.model)
+                    & (df["batch_size"] == cell.batch_size) & (df["backend"] == backend)).any():
+                missing.append({"platform": cell.platform, "device": cell.device, "backend": backend,
+                                "model": cell.model, "batch_size": cell.batch_size, "seq_len": cell.seq_len,
+                                "layers": cell.layers, "full_depth": cell.full_depth, "status": "missing",
+                                "reason": f"{backend} not run"})
+    if missing:
+        df = pd.concat([df, pd.DataFrame(missing)], ignore_index=True)
+    df["backend"] = pd.Categorical(df["backend"], categories=backends, ordered=True)
+    return df.sort_values(["device", "platform", "model", "batch_size", "backend"]).reset_index(drop=True)
+
+
+def plot_backend_comparison(
+    shares: pd.DataFrame,
+    png: str | Path,
+    csv: str | Path,
+    *,
+    models: list[str],
+    backends: list[str],
+    title: str,
+    level: str = "group",
+    gpu_only: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """One stacked bar per (model, batch, backend), CPU-only and CPU+GPU panels, one row per platform.
+    ``gpu_only`` names backends that cannot run on a CPU-only platform, with the reason drawn instead."""
+    taxonomy = tax.load()
+    data = backend_comparison_data(shares, models, backends, level)
+    data.to_csv(csv, index=False)
+    order = [tax.GEMM, "non-GEMM", tax.IDLE] if level == "class" else taxonomy.order
+    palette = dict(taxonomy.palette)
+    palette["non-GEMM"] = NON_GEMM_COLOR
+    platforms = {dev: sorted(data.loc[data["device"] == dev, "platform"].unique()) for dev in DEVICE_PANELS}
+    nrows = max(1, *(len(p) for p in platforms.values()))
+    n_bars = max(1, len(data.drop_duplicates(["platform", "model", "batch_size", "backend"])))
+    sns.set_theme(style="whitegrid", font_scale=0.8)
+    fig, axes = plt.subplots(nrows, 2, figsize=(max(9, 3 + 0.55 * n_bars), 4.8 * nrows), squeeze=False)
+    for c, dev in enumerate(DEVICE_PANELS):
+        for r in range(nrows):
+            ax = axes[r][c]
+            if r >= len(platforms[dev]):
+                _mark_missing(ax, NO_GPU if dev == "cuda" else "no CPU-only platform configured")
+                ax.set_title(DEVICE_PANELS[dev])
+                continue
+            plat = platforms[dev][r]
+            sub = data[data["platform"] == plat]
+            bars = []
+            for key, cell in sub.groupby(["model", "batch_size", "backend"], observed=True, sort=True):
+                first = cell.iloc[0]
+                status, reason = first["status"], first["reason"]
+                if dev == "cpu" and gpu_only and key[2] in gpu_only and status == "missing":
+                    reason = gpu_only[key[2]]
+                label = f"{_bar_label(first)}\n{key[2]}"
+                bars.append((label, cell if status == "ok" else None, status, reason))
+            _draw_bars(ax, bars, order, palette)
+            ax.set_xlabel("model / batch size / backend")
+            ax.set_title(f"{DEVICE_PANELS[dev]} - platform {plat}")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=palette[g]) for g in order]
+    fig.suptitle(title, y=0.99, fontsize=10)
+    fig.legend(
+        handles, order, loc="upper center", bbox_to_anchor=(0.5, 0.95), ncol=min(7, len(handles)), frameon=False
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.84))
+    fig.savefig(png, dpi=130)
+    plt.close(fig)
+    return data
 
 
 def _mark_missing(ax, reason: str) -> None:

@@ -44,6 +44,7 @@ import msgspec
 
 from ngbench import table as optable
 from ngbench import taxonomy as tax
+from ngbench.traces.intervals import split_busy_time, union_length
 
 log = logging.getLogger(__name__)
 
@@ -278,43 +279,6 @@ def _scope_module(name: str) -> tuple[str, str] | None:
     return None
 
 
-def _union_length(intervals: list[tuple[float, float]]) -> float:
-    total, cur_s, cur_e = 0.0, None, None
-    for s, e in sorted(intervals):
-        if cur_e is None or s > cur_e:
-            if cur_e is not None:
-                total += cur_e - cur_s
-            cur_s, cur_e = s, e
-        else:
-            cur_e = max(cur_e, e)
-    if cur_e is not None:
-        total += cur_e - cur_s
-    return total
-
-
-def _split_busy_time(owned: list[tuple[float, float, int]]) -> dict[int, float]:
-    """Split the union of intervals among owners: at each instant, equal shares to the active owners."""
-    points: list[tuple[float, int, int]] = []
-    for s, e, owner in owned:
-        if e > s:
-            points.append((s, 1, owner))
-            points.append((e, -1, owner))
-    points.sort(key=lambda p: (p[0], p[1]))
-    active: dict[int, int] = defaultdict(int)
-    share: dict[int, float] = defaultdict(float)
-    prev = None
-    for t, delta, owner in points:
-        if prev is not None and t > prev and active:
-            piece = (t - prev) / len(active)
-            for o in active:
-                share[o] += piece
-        active[owner] += delta
-        if active[owner] == 0:
-            del active[owner]
-        prev = t
-    return share
-
-
 @dataclass(slots=True)
 class _Row:
     op: str
@@ -478,10 +442,10 @@ def _normalize(
                 iteration_end = max([iteration_end, *(e for _, e in ivs)])
             for i, ivs in enumerate(own_intervals):
                 owned.extend((max(s, w_start), min(e, iteration_end), i) for s, e in ivs)
-            share = _split_busy_time(owned)
+            share = split_busy_time(owned)
             iteration_time = iteration_end - w_start
             times = [share.get(i, 0.0) for i in range(len(rows))]
-            device_times = [_union_length(ivs) for ivs in own_intervals]
+            device_times = [union_length(ivs) for ivs in own_intervals]
         else:
             iteration_time = w_end - w_start
             times = [max(0.0, min(r.end, w_end) - max(r.ts, w_start)) for r in rows]

@@ -18,6 +18,7 @@ PLATFORMS = sorted(config["platforms"])
 TAXONOMY_FILE = str(Path(workflow.basedir) / "ngbench" / "taxonomy.yaml")
 REGISTRY_FILE = str(Path(workflow.basedir) / "ngbench" / "registry" / "models.yaml")
 TORCH = config["backends"]["torch"]
+ORT = config["backends"]["ort"]
 TRACE_FILES = study.NORMALIZERS
 # A measurement takes every core it is given (Snakemake caps a rule's threads at --cores), so no other job
 # shares the machine while it runs.
@@ -42,6 +43,10 @@ def configured_runs():
         for model in config["models"]:
             for bs in model_settings(model)["batch_sizes"]:
                 runs += [(p, "torch", model, bs) for p in PLATFORMS]
+    if ORT["enabled"]:
+        for model in ORT["models"] or config["models"]:
+            for bs in model_settings(model)["batch_sizes"]:
+                runs += [(p, b, model, bs) for p in PLATFORMS for b in ORT["variants"]]
     return runs
 
 
@@ -80,19 +85,40 @@ def input_params(wildcards):
     }
 
 
-def torch_run_params(wildcards):
-    """Everything a torch run depends on besides its input file: a change reruns only torch jobs."""
-    s = model_settings(wildcards.model)
+def model_params(model):
+    """Everything a built model depends on: editing a registry entry reruns that model only."""
+    s = model_settings(model)
     return {
-        "model": dataclasses.asdict(
-            s["spec"]
-        ),  # editing a registry entry reruns that model only
-        "torch": TORCH,
+        "model": dataclasses.asdict(s["spec"]),
         "layers": s["layers"],
         "weights": s["weights"],
         "use_local_cache": config["weights"]["use_local_cache"],
         "seed": config["seed"],
         "calibrate_norms": config["calibrate_norms"],
+        "on_error": config["on_error"],
+    }
+
+
+def torch_run_params(wildcards):
+    """Everything a torch run depends on besides its input file: a change reruns only torch jobs."""
+    return {
+        **model_params(wildcards.model),
+        "torch": TORCH,
+        "device": config["platforms"][wildcards.platform]["device"],
+    }
+
+
+EXPORT_KEYS = ("opset", "export_tolerance", "attn_implementation", "threads")
+
+
+def export_params(wildcards):
+    """What an ONNX export depends on: ORT run settings (iterations, threads) do not re-export."""
+    return {**model_params(wildcards.model), "export": {k: ORT[k] for k in EXPORT_KEYS}}
+
+
+def ort_run_params(wildcards):
+    return {
+        "ort": {k: v for k, v in ORT.items() if k not in EXPORT_KEYS[:3]},
         "on_error": config["on_error"],
         "device": config["platforms"][wildcards.platform]["device"],
     }

@@ -79,3 +79,24 @@ rule make_table1:
         "../../envs/torch.yaml"
     script:
         "../scripts/make_table1.py"
+
+
+rule plot_fig7:
+    input:
+        shares="results/shares.parquet",
+    output:
+        png=report(
+            "figures/fig7.png",
+            caption="../report/fig7.rst",
+            category="Figures",
+            labels={"figure": "fig7"},
+        ),
+        csv="figures/fig7.csv",
+    log:
+        "logs/plot_fig7.log",
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        models=config["figures"]["fig7"]["models"],
+    script:
+        "../scripts/plot_fig7.py"

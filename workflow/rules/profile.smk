@@ -19,3 +19,30 @@ rule profile_torch:
         settings=torch_run_params,
     script:
         "../scripts/profile_torch.py"
+
+
+rule profile_ort:
+    input:
+        batch="results/inputs/{model}/bs{bs}.pt",
+        onnx="results/onnx/{model}/bs{bs}.onnx",
+        data="results/onnx/{model}/bs{bs}.onnx.data",
+        modules="results/onnx/{model}/bs{bs}.modules.json",
+    output:
+        trace_dir=directory("results/traces/{platform}/{backend}/{model}/bs{bs}"),
+        latency="results/latency/{platform}/{backend}/{model}/bs{bs}.json",
+    log:
+        "logs/profile_ort/{platform}/{backend}/{model}/bs{bs}.log",
+    benchmark:
+        "results/benchmarks/profile_ort/{platform}/{backend}/{model}/bs{bs}.tsv"
+    wildcard_constraints:
+        platform="|".join(PLATFORMS),
+        backend="ort|ort-opt",
+    conda:
+        "../../envs/torch.yaml"
+    threads: MEASUREMENT_THREADS
+    resources:
+        profiling_slot=1,
+    params:
+        settings=ort_run_params,
+    script:
+        "../scripts/profile_ort.py"

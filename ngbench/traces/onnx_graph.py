@@ -1,0 +1,185 @@
+"""What an ONNX graph says about its nodes: the module each node came from, and which original nodes an
+optimized graph's fused nodes replaced.
+
+Module scopes: torch's dynamo exporter (torch >= 2.5) writes ``pkg.torch.onnx.name_scopes`` (module paths,
+outermost first, ending with the FX node's name) and ``pkg.torch.onnx.class_hierarchy`` (module classes,
+ending with the aten op) into every node's ``metadata_props``. Exporters that do not (the TorchScript one,
+other frameworks) leave ``module`` empty and the op type decides.
+
+Fused nodes: ONNX Runtime's optimized model (``SessionOptions.optimized_model_filepath``) keeps no node
+metadata and renames some nodes (``GPT2Gelu``, ``SkipLayerNormalization``), but the tensors at a fused
+subgraph's boundary keep their names. So a fused node's constituents are found by walking the original
+graph backwards from the fused node's outputs through tensors that no longer exist in the optimized graph.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+NAME_SCOPES = "pkg.torch.onnx.name_scopes"
+CLASS_HIERARCHY = "pkg.torch.onnx.class_hierarchy"
+NODES_FORMAT = "ngbench.onnx-nodes/1"
+
+
+@dataclass
+class NodeInfo:
+    """One node of the graph that ran: its op type, module and the original nodes it stands for."""
+
+    op_type: str
+    module: str = ""
+    module_type: str = ""
+    module_types: list[str] = field(default_factory=list)  # innermost first, short class names
+    module_paths: list[str] = field(default_factory=list)  # innermost first, parallel to module_types
+    aten: str = ""  # the aten op the exporter lowered (dynamo exporter only)
+    fused: list[dict[str, Any]] = field(default_factory=list)  # constituents: node, op_type, module, module_types
+
+
+def load_graph(path: str | Path):
+    """The graph structure of an ONNX file, without its weights."""
+    import onnx
+
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several types
+        raise ValueError(f"{path}: not a readable ONNX model: {exc}") from exc
+
+
+def _short(cls: str) -> str:
+    return cls.rsplit(".", 1)[-1]
+
+
+def _literal_list(text: str, key: str, node: str) -> list[str]:
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError) as exc:
+        raise ValueError(f"ONNX node {node!r}: metadata {key!r} is not a list literal: {text[:80]!r}") from exc
+    return [str(v) for v in value]
+
+
+def node_modules(model) -> dict[str, NodeInfo]:
+    """node name -> NodeInfo for every node of an exported (unoptimized) ONNX model."""
+    out: dict[str, NodeInfo] = {}
+    for i, node in enumerate(model.graph.node):
+        name = node.name or f"{node.op_type}_{i}"
+        props = {p.key: p.value for p in node.metadata_props}
+        info = NodeInfo(op_type=node.op_type)
+        if NAME_SCOPES in props and CLASS_HIERARCHY in props:
+            scopes = _literal_list(props[NAME_SCOPES], NAME_SCOPES, name)
+            classes = _literal_list(props[CLASS_HIERARCHY], CLASS_HIERARCHY, name)
+            # the last entries are the FX node and its aten op; the rest are modules, outermost first
+            modules = list(zip(scopes[:-1], classes[:-1], strict=False))
+            info.aten = classes[-1] if classes else ""
+            if modules:
+                path, cls = modules[-1]
+                info.module = path or "<root>"
+                info.module_type = _short(cls)
+                info.module_types = [_short(c) for _, c in reversed(modules)]
+                info.module_paths = [p or "<root>" for p, _ in reversed(modules)]
+        out[name] = info
+    return out
+
+
+def fused_node_map(original, optimized) -> dict[str, list[str]]:
+    """optimized node name -> the original node names it replaced (empty for nodes new to the optimized
+    graph with no original counterpart, e.g. layout reorders). Nodes kept as they were map to themselves."""
+    orig_names = {n.name for n in original.graph.node}
+    producer: dict[str, Any] = {}
+    for n in original.graph.node:
+        for o in n.output:
+            if o:
+                producer[o] = n
+    kept_tensors = {i.name for i in optimized.graph.input} | {t.name for t in optimized.graph.initializer}
+    for n in optimized.graph.node:
+        kept_tensors.update(o for o in n.output if o)
+    kept_nodes = {n.name for n in optimized.graph.node} & orig_names
+
+    out: dict[str, list[str]] = {}
+    for n in optimized.graph.node:
+        if n.name in kept_nodes and _same_io(n, producer, original):
+            out[n.name] = [n.name]
+            continue
+        claimed: list[str] = []
+        seen: set[str] = set()
+        boundary = set(n.input)
+        stack = [(o, True) for o in n.output if o]  # (tensor, is one of the fused node's own outputs)
+        while stack:
+            tensor, own_output = stack.pop()
+            if not own_output and (tensor in boundary or tensor in kept_tensors):
+                continue
+            p = producer.get(tensor)
+            if p is None or p.name in seen or (p.name in kept_nodes and p.name != n.name):
+                continue
+            seen.add(p.name)
+            claimed.append(p.name)
+            stack.extend((i, False) for i in p.input if i)
+        out[n.name] = sorted(claimed, key=_order(original))
+    return out
+
+
+def _same_io(node, producer: dict, original) -> bool:
+    outs = [o for o in node.output if o]
+    return bool(outs) and all(producer.get(o) is not None and producer[o].name == node.name for o in outs)
+
+
+def _order(original):
+    index = {n.name: i for i, n in enumerate(original.graph.node)}
+    return lambda name: index.get(name, -1)
+
+
+def node_table(original, optimized=None) -> dict[str, NodeInfo]:
+    """node name -> NodeInfo for the graph that ran: the original graph, or the optimized one with each
+    fused node's constituents (and their modules) from the original."""
+    modules = node_modules(original)
+    if optimized is None:
+        return modules
+    mapping = fused_node_map(original, optimized)
+    out: dict[str, NodeInfo] = {}
+    for i, node in enumerate(optimized.graph.node):
+        name = node.name or f"{node.op_type}_{i}"
+        constituents = [n for n in mapping.get(node.name, []) if n in modules]
+        if constituents == [name] and modules[name].op_type == node.op_type:
+            out[name] = modules[name]
+            continue
+        info = NodeInfo(op_type=node.op_type)
+        info.fused = [
+            {"node": c, "op_type": m.op_type, "module": m.module, "module_types": m.module_types}
+            for c, m in ((c, modules[c]) for c in constituents)
+        ]
+        common = _common_scope([modules[c] for c in constituents])
+        if common is not None:
+            info.module, info.module_type, info.module_types, info.module_paths = common
+        out[name] = info
+    return out
+
+
+def _common_scope(infos: list[NodeInfo]) -> tuple[str, str, list[str], list[str]] | None:
+    """The innermost module that contains every constituent: the longest common outermost-first chain."""
+    chains = [list(zip(reversed(i.module_paths), reversed(i.module_types), strict=False)) for i in infos]
+    common: list[tuple[str, str]] = []
+    for level in zip(*chains, strict=False) if chains else ():
+        if any(x != level[0] for x in level):
+            break
+        common.append(level[0])
+    if not common:
+        return None
+    inner_first = list(reversed(common))
+    return inner_first[0][0], inner_first[0][1], [c for _, c in inner_first], [p for p, _ in inner_first]
+
+
+def write_nodes(nodes: dict[str, NodeInfo], path: str | Path, **extra: Any) -> None:
+    payload = {"format": NODES_FORMAT, **extra, "nodes": {k: asdict(v) for k, v in nodes.items()}}
+    Path(path).write_text(json.dumps(payload, indent=1))
+
+
+def read_nodes(path: str | Path) -> dict[str, NodeInfo]:
+    try:
+        payload = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable node table: {exc}") from exc
+    if payload.get("format") != NODES_FORMAT:
+        raise ValueError(f"{path}: 'format' is {payload.get('format')!r}, expected {NODES_FORMAT!r}")
+    return {k: NodeInfo(**v) for k, v in payload["nodes"].items()}

@@ -1,0 +1,263 @@
+"""ONNX Runtime profile (``SessionOptions.enable_profiling``) -> op table rows.
+
+The profile is a JSON array of trace events. What it holds, per ``InferenceSession.run``:
+
+* one ``cat: "Session"`` event ``model_run``: the run's window (the closure target);
+* per executed node, ``cat: "Node"`` events ``<node>_kernel_time`` (``args.op_name``, ``args.provider``,
+  ``args.input_type_shape``) and, in some versions and providers, ``<node>_fence_before`` /
+  ``<node>_fence_after`` (waits on the node's input and output fences: counted as the node's time);
+* with a CUDA-profiling build, ``cat: "Kernel"`` device events listed right after the node that launched
+  them (or naming it in ``args.parent_name``): then a node's time is its share of device busy time and the
+  host-side node time is kept in ``host_time_us``; without them times are host-side, and the run's info
+  says so.
+
+Rows: ``op`` = the ONNX op type, ``node`` = the node name; per run, Σ node time + an explicit
+``session overhead`` row (group ``Idle``) = ``model_run``. With the exporter's node table
+(:mod:`ngbench.traces.onnx_graph`), each node gets its module, and each fused node its constituents
+(``fused_ops``), and the group follows the same rule as PyTorch's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ngbench import table as optable
+from ngbench import taxonomy as tax
+from ngbench.traces.intervals import split_busy_time, union_length
+from ngbench.traces.kineto import TraceFormatError
+from ngbench.traces.onnx_graph import NodeInfo
+
+log = logging.getLogger(__name__)
+SESSION_OVERHEAD = "session overhead"
+_NODE_SUFFIXES = ("_kernel_time", "_fence_before", "_fence_after")
+
+
+class _Args(msgspec.Struct, gc=False):
+    op_name: str | None = None
+    provider: str | None = None
+    input_type_shape: list[dict[str, list[int]]] | None = None
+    parent_name: str | None = None
+
+
+class _Event(msgspec.Struct, gc=False):
+    name: str = ""
+    cat: str = ""
+    ph: str = ""
+    ts: float = 0.0
+    dur: float = 0.0
+    args: _Args | None = None
+
+
+def read_events(path: str | Path) -> list[_Event]:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise TraceFormatError(f"{path}: cannot read: {exc}") from exc
+    try:
+        events = msgspec.json.decode(raw, type=list[_Event])
+    except msgspec.ValidationError as exc:
+        raise TraceFormatError(
+            f"{path}: not an ONNX Runtime profile (expected a JSON array of trace events): {exc}"
+        ) from exc
+    except msgspec.DecodeError as exc:
+        raise TraceFormatError(f"{path}: not valid JSON: {exc}") from exc
+    return events
+
+
+def _split_node_name(name: str) -> tuple[str, str] | None:
+    for suffix in _NODE_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)], suffix
+    return None
+
+
+def _shapes(args: _Args | None) -> str:
+    if args is None or not args.input_type_shape:
+        return ""
+    return json.dumps([dims for entry in args.input_type_shape for dims in entry.values()])
+
+
+def normalize(
+    path: str | Path,
+    *,
+    nodes: dict[str, NodeInfo] | None = None,
+    skip_runs: int = 0,
+    platform: str = "unknown",
+    backend: str = "ort",
+    model: str = "unknown",
+    batch_size: int = 0,
+    seq_len: int | None = None,
+    taxonomy: tax.Taxonomy | None = None,
+):
+    """One ORT profile -> (op table DataFrame, info). ``skip_runs`` drops the first runs (warm-up runs made
+    while profiling was on); ``nodes`` is the node table from the ONNX export (and optimized graph)."""
+    import pandas as pd
+
+    taxonomy = taxonomy or tax.load()
+    nodes = nodes or {}
+    events = read_events(path)
+    runs = sorted((e.ts, e.ts + e.dur) for e in events if e.cat == "Session" and e.name == "model_run")
+    if not runs:
+        raise TraceFormatError(
+            f"{path}: no 'model_run' Session events: not an ONNX Runtime profile, or no run was profiled"
+        )
+    if skip_runs >= len(runs):
+        raise TraceFormatError(f"{path}: {len(runs)} run(s) profiled, all of them skipped (skip_runs={skip_runs})")
+    runs = runs[skip_runs:]
+
+    # node events, with the device kernels each launched (listed after it, or naming it as parent)
+    node_events: list[dict[str, Any]] = []
+    latest: dict[str, dict[str, Any]] = {}  # node name -> its latest execution
+    fence_before: dict[str, tuple[float, float]] = {}  # waits seen before the node's next execution
+    kernels_seen = 0
+    last: dict[str, Any] | None = None
+    for e in events:
+        if e.cat == "Node":
+            split = _split_node_name(e.name)
+            if split is None:
+                continue
+            node, part = split
+            if part == "_fence_before":
+                fence_before[node] = (e.ts, e.ts + e.dur)
+                continue
+            if part == "_fence_after":
+                if node in latest:
+                    latest[node]["end"] = max(latest[node]["end"], e.ts + e.dur)
+                continue
+            start, end = e.ts, e.ts + e.dur
+            if node in fence_before:
+                f_start, f_end = fence_before.pop(node)
+                start, end = min(start, f_start), max(end, f_end)
+            rec = {
+                "node": node,
+                "op": (e.args.op_name if e.args else None) or "",
+                "provider": e.args.provider if e.args else None,
+                "shapes": _shapes(e.args),
+                "ts": start,
+                "end": end,
+                "kernels": [],
+            }
+            node_events.append(rec)
+            latest[node] = last = rec
+        elif e.cat == "Kernel":
+            kernels_seen += 1
+            parent = e.args.parent_name if e.args else None
+            owner = latest.get(parent) if parent else last
+            if owner is not None:
+                owner["kernels"].append((e.ts, e.ts + e.dur, e.name))
+    node_events.sort(key=lambda r: r["ts"])
+    has_device = kernels_seen > 0
+
+    cols: dict[str, list] = {c: [] for c in optable.COLUMNS}
+    decisions: dict[str, tuple[str, str, bool]] = {}
+    ops_unnamed = 0
+    idx = 0
+    for iteration, (w_start, w_end) in enumerate(runs):
+        while idx < len(node_events) and node_events[idx]["ts"] < w_start:
+            idx += 1
+        rows = []
+        while idx < len(node_events) and node_events[idx]["ts"] < w_end:
+            rows.append(node_events[idx])
+            idx += 1
+        if has_device:
+            owned = [(max(s, w_start), min(e, w_end), i) for i, r in enumerate(rows) for s, e, _ in r["kernels"]]
+            device_times = [union_length([(s, e) for s, e, _ in r["kernels"]]) for r in rows]
+        else:
+            owned = [(max(r["ts"], w_start), min(r["end"], w_end), i) for i, r in enumerate(rows)]
+            device_times = [None] * len(rows)
+        share = split_busy_time(owned)  # overlapping nodes (parallel executor) share the time they overlap
+        times = [share.get(i, 0.0) for i in range(len(rows))]
+        n = len(rows) + 1
+        cols["iteration"].extend([iteration] * n)
+        cols["seq"].extend(range(n))
+        cols["iteration_time_us"].extend([w_end - w_start] * n)
+        for r, t, dt in zip(rows, times, device_times):
+            info = nodes.get(r["node"])
+            op = r["op"] or (info.op_type if info else "")
+            if not op:
+                ops_unnamed += 1
+                op = r["node"]
+            decision = decisions.get(r["node"])
+            if decision is None:
+                decision = decisions[r["node"]] = _decide(taxonomy, op, info)
+            cols["op"].append(op)
+            cols["node"].append(r["node"])
+            cols["module"].append(info.module if info else "")
+            cols["module_type"].append(info.module_type if info else "")
+            cols["group"].append(decision[0])
+            cols["group_source"].append(decision[1])
+            cols["is_gemm"].append(decision[2])
+            cols["time_us"].append(t)
+            cols["device_time_us"].append(dt)
+            cols["host_time_us"].append(r["end"] - r["ts"])
+            cols["input_shapes"].append(r["shapes"])
+            cols["fused_ops"].append(_fused_ops(info))
+        cols["op"].append(SESSION_OVERHEAD)
+        cols["node"].append("")
+        cols["module"].append("")
+        cols["module_type"].append("")
+        cols["group"].append(tax.IDLE)
+        cols["group_source"].append("idle")
+        cols["is_gemm"].append(False)
+        cols["time_us"].append((w_end - w_start) - sum(times))
+        cols["device_time_us"].append(None)
+        cols["host_time_us"].append(None)
+        cols["input_shapes"].append("")
+        cols["fused_ops"].append([])
+    providers = sorted({r.get("provider") or "" for r in node_events} - {""})
+    device = "cuda" if has_device or any("CUDA" in p or "Tensorrt" in p for p in providers) else "cpu"
+    total = len(cols["op"])
+    for column, value in (
+        ("platform", platform),
+        ("device", device),
+        ("backend", backend),
+        ("model", model),
+        ("batch_size", batch_size),
+        ("seq_len", seq_len),
+    ):
+        cols[column] = [value] * total
+    df = pd.DataFrame(cols)
+    df = df.astype({"batch_size": "int32", "iteration": "int32", "seq": "int32", "seq_len": "Int32"})
+    info = {
+        "trace": str(path),
+        "events": len(events),
+        "parser": "msgspec",
+        "iterations": len(runs),
+        "runs_skipped": skip_runs,
+        "iteration_source": "model_run Session events",
+        "device_activity": has_device,
+        "providers": providers,
+        "time_basis": (
+            "device busy time of the nodes' Kernel events"
+            if has_device
+            else "host-side node time (_kernel_time events); no device Kernel events in this profile"
+        ),
+        "node_table": bool(nodes),
+        "nodes_unknown_to_node_table": sorted({r["node"] for r in node_events} - set(nodes))[:50] if nodes else [],
+        "ops_without_op_name": ops_unnamed,
+    }
+    optable.check(df, source=str(path), types=False)
+    return df, info
+
+
+def _decide(taxonomy: tax.Taxonomy, op: str, info: NodeInfo | None) -> tuple[str, str, bool]:
+    if info is None:
+        d = taxonomy.classify(op, (), kind="onnx")
+    elif info.fused:
+        d = taxonomy.classify_fused(
+            op, info.module_types, [(f["op_type"], f["module_types"]) for f in info.fused], kind="onnx"
+        )
+    else:
+        d = taxonomy.classify(op, info.module_types, kind="onnx")
+    return d.group, d.source, taxonomy.is_gemm(d.group)
+
+
+def _fused_ops(info: NodeInfo | None) -> list[str]:
+    if info is None:
+        return []
+    return [f"{f['op_type']}|{f['node']}|{f['module']}" for f in info.fused]

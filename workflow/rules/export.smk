@@ -1,0 +1,18 @@
+rule export_onnx:
+    input:
+        batch="results/inputs/{model}/bs{bs}.pt",
+    output:
+        onnx="results/onnx/{model}/bs{bs}.onnx",
+        data="results/onnx/{model}/bs{bs}.onnx.data",
+        modules="results/onnx/{model}/bs{bs}.modules.json",
+    log:
+        "logs/export_onnx/{model}/bs{bs}.log",
+    benchmark:
+        "results/benchmarks/export_onnx/{model}/bs{bs}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: MEASUREMENT_THREADS  # big models: one export at a time keeps memory in bounds
+    params:
+        settings=export_params,
+    script:
+        "../scripts/export_onnx.py"
