@@ -20,12 +20,14 @@ def _normalize(args: argparse.Namespace) -> int:
         "seq_len": args.seq_len,
     }
     try:
-        if args.backend == "torch":
+        if args.backend in ("torch", "inductor"):
             df, info = kineto.normalize_many(args.trace, iteration_marker=args.iteration_marker, **labels)
         elif args.backend in ("ort", "ort-opt"):
             df, info = _normalize_ort(args, labels)
+        elif args.backend == "trt":
+            df, info = _normalize_trt(args, labels)
         else:
-            print(f"error: --backend {args.backend!r}: expected torch, ort or ort-opt", file=sys.stderr)
+            print(f"error: --backend {args.backend!r}: expected torch, ort, ort-opt or trt", file=sys.stderr)
             return 2
     except (kineto.TraceFormatError, optable.ClosureError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -53,6 +55,15 @@ def _normalize_ort(args: argparse.Namespace, labels: dict):
             raise ValueError("--optimized needs --onnx (the original graph it is joined to)")
         nodes = {}
     return ort.normalize(args.trace[0], nodes=nodes, skip_runs=args.skip_runs, **labels)
+
+
+def _normalize_trt(args: argparse.Namespace, labels: dict):
+    from ngbench.traces import onnx_graph, trt
+
+    if len(args.trace) != 1:
+        raise ValueError("--backend trt takes one per-layer profile (trtexec --exportProfile)")
+    nodes = onnx_graph.node_modules(onnx_graph.load_graph(args.onnx)) if args.onnx else None
+    return trt.normalize(args.trace[0], args.layers, nodes=nodes, **labels)
 
 
 def _shares(args: argparse.Namespace) -> int:
@@ -112,14 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument(
         "--backend",
         default="torch",
-        help="trace format: torch (Kineto Chrome-trace JSON, .gz or not); ort / ort-opt (ONNX Runtime profile JSON)",
+        help="trace format: torch / inductor (Kineto Chrome-trace JSON, .gz or not); ort / ort-opt (ONNX Runtime "
+        "profile JSON); trt (TensorRT per-layer profile JSON, with --layers)",
     )
     n.add_argument(
         "--trace", required=True, nargs="+", help="the profiler's output file(s): several for one run's cycles"
     )
     n.add_argument("--out", required=True, help="op table to write (.parquet)")
     n.add_argument("--iteration-marker", help="regex naming the per-iteration ranges when there are no ProfilerStep#N")
-    n.add_argument("--onnx", help="ort: the ONNX model that ran (node -> module scopes from the dynamo exporter)")
+    n.add_argument("--onnx", help="ort, trt: the ONNX model that ran (node -> module scopes from the dynamo exporter)")
+    n.add_argument("--layers", help="trt: the engine's layer information JSON (trtexec --exportLayerInfo)")
     n.add_argument(
         "--optimized", help="ort: the optimized graph ORT saved (optimized_model_filepath): attributes fused nodes"
     )

@@ -4,7 +4,8 @@ Per measured iteration, each group's time is summed; shares are per-iteration fr
 iteration time (``pct``, Idle included, so the groups of an iteration add to 100) and of the attributed op
 time (``pct_of_ops``, Idle excluded: the paper's view). Spread over iterations: median, p10, p90; the mean
 share is kept too because means, unlike medians, add up to 100 across groups (stacked bars use it).
-Rows with ``level == "class"`` hold GEMM / non-GEMM / Idle totals. Failed runs appear as one row with
+Rows with ``level == "class"`` hold GEMM / non-GEMM / Idle totals (class Idle: the Idle group plus groups
+of framework work that is no operator, such as Runtime: TorchDynamo guard checks). Failed runs appear as one row with
 ``status == "failed"`` and the reason, so figures can mark the cell.
 """
 
@@ -53,18 +54,20 @@ def shares_of(df: pd.DataFrame, meta: dict, taxonomy: tax.Taxonomy | None = None
     groups = list(per_iter.columns)
     classes = pd.DataFrame(index=per_iter.index)
     gemm_cols = [g for g in groups if taxonomy.is_gemm(g)]
-    non_gemm_cols = [g for g in groups if not taxonomy.is_gemm(g) and g != tax.IDLE]
+    non_gemm_cols = [g for g in groups if not taxonomy.is_gemm(g) and not taxonomy.is_overhead(g)]
+    overhead_cols = [g for g in groups if taxonomy.is_overhead(g)]
     classes[tax.GEMM] = per_iter[gemm_cols].sum(axis=1)
     classes[NON_GEMM] = per_iter[non_gemm_cols].sum(axis=1)
-    classes[tax.IDLE] = per_iter[tax.IDLE] if tax.IDLE in per_iter else 0.0
+    classes[tax.IDLE] = per_iter[overhead_cols].sum(axis=1)  # idle + framework runtime: no operator work
     out = []
     for level, frame in (("group", per_iter), ("class", classes)):
         total = iter_time.reindex(frame.index)
-        ops_total = total - (per_iter[tax.IDLE] if tax.IDLE in per_iter else 0.0)
+        ops_total = total - per_iter[overhead_cols].sum(axis=1)
         for name in frame.columns:
             t = frame[name]
             pct = t / total * 100.0
-            pct_ops = (t / ops_total * 100.0) if name != tax.IDLE else pd.Series(float("nan"), index=t.index)
+            no_op = taxonomy.is_overhead(name)
+            pct_ops = pd.Series(float("nan"), index=t.index) if no_op else t / ops_total * 100.0
             for key, sub in t.groupby(level=KEYS, dropna=False):
                 idx = sub.index
                 row = dict(zip(KEYS, key))

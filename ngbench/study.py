@@ -90,21 +90,31 @@ def _reason(exc: BaseException) -> str:
     return text[:300]
 
 
-# -- torch eager ----------------------------------------------------------------------------------------------
+# -- torch eager and TorchInductor ----------------------------------------------------------------------------
 def run_torch(
-    config: dict, platform: str, model: str, batch_size: int, input_path: str, trace_dir: str, latency_out: str
+    config: dict,
+    platform: str,
+    model: str,
+    batch_size: int,
+    input_path: str,
+    trace_dir: str,
+    latency_out: str,
+    backend: str = "torch",
 ) -> dict:
-    """Unprofiled latency + profiled trace for one (platform, model, batch). On error, writes failure
-    records (config ``on_error: record``) or raises (``on_error: fail``)."""
+    """Unprofiled latency + profiled trace for one (platform, model, batch) under PyTorch eager
+    (``backend="torch"``) or TorchInductor (``backend="inductor"``). On error, writes failure records
+    (config ``on_error: record``) or raises (``on_error: fail``)."""
     from ngbench.backends import torch_eager
 
-    settings = (config.get("backends") or {}).get("torch", {})
+    if backend not in ("torch", "inductor"):
+        raise ValueError(f"run_torch: backend {backend!r}, expected torch or inductor")
+    settings = (config.get("backends") or {}).get(backend, {})
     device = platform_device(config, platform)
     s = model_settings(config, model)
     meta: dict[str, Any] = {
         "platform": platform,
         "device": device,
-        "backend": "torch",
+        "backend": backend,
         "model": model,
         "batch_size": batch_size,
         "seq_len": s["seq_len"],
@@ -128,15 +138,16 @@ def run_torch(
             profile_iterations=settings.get("profile_iterations", 5),
             threads=settings.get("threads"),
             dtype=dtype,
-            scope_modules=settings.get("scope_modules", True),
-            shapes_pass=settings.get("record_shapes", True),
+            scope_modules=settings.get("scope_modules", True) and backend == "torch",
+            shapes_pass=settings.get("record_shapes", True) and backend == "torch",
+            compiler=_inductor_compiler(settings) if backend == "inductor" else None,
         )
         meta["environment"]["torch"] = env.torch_env()
         meta.update(status=STATUS_OK, run=record)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
         if config.get("on_error", "record") == "fail":
             raise
-        log.error("%s/%s bs%d on %s failed:\n%s", "torch", model, batch_size, platform, traceback.format_exc())
+        log.error("%s/%s bs%d on %s failed:\n%s", backend, model, batch_size, platform, traceback.format_exc())
         meta.update(status=STATUS_FAILED, reason=_reason(exc))
     _write_run_outputs(meta, trace_dir, latency_out)
     return meta
@@ -244,6 +255,17 @@ def run_ort(
     return meta
 
 
+def _inductor_compiler(settings: dict):
+    from ngbench.backends import inductor
+
+    return inductor.make_compiler(
+        settings.get("cache_dir", "results/cache/inductor"),
+        freezing=settings.get("freezing", False),
+        mode=settings.get("mode"),
+        dynamic=settings.get("dynamic", False),
+    )
+
+
 def build_model(config: dict, model: str, tensors: dict, dtype: str, attn_implementation: str | None, meta: dict):
     """The registry model as every backend runs it (weights, norm calibration, one prefill forward without a
     KV cache); provenance goes into ``meta``."""
@@ -319,6 +341,11 @@ def normalize_run(trace_dir: str, out: str, *, platform: str, backend: str, mode
         traces = sorted(Path(trace_dir).glob(NORMALIZERS[backend]))
         shapes = Path(trace_dir) / "shapes.json.gz"
         df, info = kineto.normalize_many(traces, shapes_trace=shapes if shapes.is_file() else None, **labels)
+        if backend == "inductor":
+            from ngbench.backends.inductor import ARTIFACT_DIR
+            from ngbench.traces import inductor
+
+            info["inductor"] = inductor.attribute(df, Path(trace_dir) / ARTIFACT_DIR)
     meta["normalize"] = info
     optable.write(df, out, run=meta)
     log.info("%s: %d rows, %d iterations", out, len(df), info["iterations"])
@@ -327,4 +354,9 @@ def normalize_run(trace_dir: str, out: str, *, platform: str, backend: str, mode
 
 # backend -> glob of its raw trace files inside a run's trace directory
 ORT_BACKENDS = ("ort", "ort-opt")
-NORMALIZERS = {"torch": "trace.*.json.gz", "ort": "profile.json", "ort-opt": "profile.json"}
+NORMALIZERS = {
+    "torch": "trace.*.json.gz",
+    "inductor": "trace.*.json.gz",
+    "ort": "profile.json",
+    "ort-opt": "profile.json",
+}

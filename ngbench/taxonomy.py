@@ -83,34 +83,59 @@ class Taxonomy:
             return Decision(group, "kernel")
         return Decision(OTHER, "unknown")
 
+    def constituent_group(self, op: str, module_types: Sequence[str] = (), kind: Kind = "torch") -> str:
+        """Group of one op folded into a fused node or kernel. The ordinary rule, except that only a GEMM op
+        is GEMM: a reshape or bias add that ran inside a Linear module but was fused away from its matmul
+        (into a neighbouring element-wise kernel) is counted as what it is, not as GEMM."""
+        own = self.op_group(op, kind)
+        if own == GEMM:
+            return GEMM
+        group = self.classify(op, module_types, kind).group
+        if group == GEMM:
+            return own or OTHER
+        return group
+
     def classify_fused(
         self,
         op: str,
         module_types: Sequence[str],
-        constituents: Sequence[tuple[str, Sequence[str]]],
+        constituents: Sequence[tuple[str, float]],
         kind: Kind = "torch",
     ) -> Decision:
-        """Group of a fused node, kernel or layer that replaced ``constituents`` ((op, module types innermost
-        first) each), run inside ``module_types`` (the innermost modules common to all constituents).
+        """Group of a fused node, kernel or layer from its constituents' groups (each from
+        :meth:`constituent_group`, with a weight: how many ops it contributed), run inside ``module_types``
+        (the innermost modules common to all constituents, innermost first). DESIGN.md section 6:
 
-        1. any constituent that is GEMM makes it GEMM (a GEMM with a fused epilogue: its ``fused_ops`` list
-           the non-GEMM parts, the fusion analysis counts as fused away);
-        2. else the ordinary rule on the fused op itself, inside the common modules
-           (``FastGelu`` made of ``NewGELUActivation``'s mul/pow/tanh is Activation by module and by name);
-        3. else the group the constituents agree on, leaving Memory aside when compute ops are present;
-        4. else ``Other`` (reported)."""
-        if not constituents:
-            return self.classify(op, module_types, kind)
-        groups = [self.classify(c_op, c_modules, kind).group for c_op, c_modules in constituents]
+        1. a constituent that is GEMM makes it GEMM (a GEMM with a fused epilogue; its ``fused_ops`` list
+           the non-GEMM parts, which the fusion analysis counts as fused away); a single constituent
+           decides alone (TensorRT runs a QuantizeLinear as a ``Reformat`` layer: it is Quantization);
+        2. else the innermost known module common to all constituents (``NewGELUActivation``'s 8 nodes
+           fused into one FastGelu are Activation);
+        3. else the fused op's own name when it is a known op type (``SkipLayerNormalization``);
+        4. else the constituents' group, weighted by op count, Memory set aside when compute ops are present
+           (a reshape folded into a softmax kernel leaves it a softmax);
+        5. else ``Other``."""
+        groups = [g for g, _ in constituents]
         if GEMM in groups:
             return Decision(GEMM, "fused")
-        own = self.classify(op, module_types, kind)
-        if own.group != OTHER:
-            return own
-        agreed = set(groups) - {"Memory"} or set(groups)
-        if len(agreed) == 1:
-            return Decision(agreed.pop(), "fused")
-        return Decision(OTHER, "unknown")
+        if len(groups) == 1:  # one op in a layer of another type (a QuantizeLinear run as a Reformat)
+            return Decision(groups[0], "fused")
+        for module_type in module_types:
+            group = self.modules.get(module_type)
+            if group is not None:
+                return Decision(group, "module")
+        group = self.op_group(op, kind)
+        if group is not None:
+            return Decision(group, "op")
+        weights: dict[str, float] = {}
+        for g, w in constituents:
+            weights[g] = weights.get(g, 0.0) + w
+        compute = {g: w for g, w in weights.items() if g not in ("Memory", OTHER)} or weights
+        if not compute:
+            return Decision(OTHER, "unknown")
+        order = {g: i for i, g in enumerate(self.groups)}
+        best = max(compute, key=lambda g: (compute[g], -order.get(g, len(order))))
+        return Decision(best, "fused")
 
     def op_group(self, op: str, kind: Kind = "torch") -> str | None:
         if kind == "kernel":
@@ -143,6 +168,10 @@ class Taxonomy:
 
     def is_gemm(self, group: str) -> bool:
         return bool(self.groups.get(group, {}).get("gemm", False))
+
+    def is_overhead(self, group: str) -> bool:
+        """Idle, and groups of framework work that is no operator (``overhead: true``, e.g. Runtime)."""
+        return group == IDLE or bool(self.groups.get(group, {}).get("overhead", False))
 
     @property
     def palette(self) -> dict[str, str]:

@@ -57,3 +57,66 @@ def test_models_lists_the_registry_as_csv():
     assert len(df) == 18 and {"swin-t", "vit-b", "gpt2", "mixtral", "llama3", "maskrcnn"} <= set(df.index)
     assert df.loc["vit-b", "parameters"] == 86_567_656  # torchvision's documented count
     assert list(df.columns[:4]) == ["paper_name", "task", "dataset", "source"]
+
+
+def test_normalize_trtexec_exports(fixtures_dir, tmp_path):
+    base = fixtures_dir / "tensorrt" / "mobilenet_qat"
+    out = tmp_path / "trt.parquet"
+    res = ngbench(
+        "normalize",
+        "--backend",
+        "trt",
+        "--trace",
+        f"{base}.profile.json",
+        "--layers",
+        f"{base}.graph.json",
+        "--out",
+        str(out),
+    )
+    assert res.returncode == 0, res.stderr
+    df = optable.read(out)
+    optable.check(df)
+    assert len(df) == 74 and df.fused_ops.map(len).max() >= 3
+
+
+def test_normalize_a_users_ort_profile_with_its_graphs(tmp_path):
+    """An ORT profile made the way a user makes one (enable_profiling, ORT_ENABLE_ALL, optimized model saved)."""
+    import onnxruntime as ort
+    import torch
+
+    from ngbench.backends import onnx_export
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(approximate="tanh"), torch.nn.LayerNorm(8))
+    onnx_path = tmp_path / "m.onnx"
+    onnx_export.export(model.eval(), {"input": torch.randn(4, 8)}, onnx_path)
+    so = ort.SessionOptions()
+    so.enable_profiling = True
+    so.profile_file_prefix = str(tmp_path / "prof")
+    so.optimized_model_filepath = str(tmp_path / "m.opt.onnx")
+    session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    for _ in range(3):
+        session.run(None, {name: torch.randn(4, 8).numpy()})
+    profile = session.end_profiling()
+    out = tmp_path / "ort.parquet"
+    res = ngbench(
+        "normalize",
+        "--backend",
+        "ort-opt",
+        "--trace",
+        profile,
+        "--onnx",
+        str(onnx_path),
+        "--optimized",
+        str(tmp_path / "m.opt.onnx"),
+        "--skip-runs",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert res.returncode == 0, res.stderr
+    df = optable.read(out)
+    optable.check(df)
+    assert df.iteration.nunique() == 2
+    assert set(df[df.op == "LayerNormalization"].group) == {"Normalization"}
+    assert set(df[df.module_type == "Linear"].group) == {"GEMM"}

@@ -161,26 +161,39 @@ def test_bad_taxonomy_is_rejected(tmp_path):
 
 
 # -- fused nodes / kernels / layers (DESIGN section 6, "fused") ---------------------------------------------------
+def parts(*ops_modules, kind="onnx"):
+    return [(T.constituent_group(op, mods, kind), 1.0) for op, mods in ops_modules]
+
+
+def test_constituent_is_gemm_only_when_the_op_is():
+    assert T.constituent_group("MatMul", ["GPT2Attention"], "onnx") == "GEMM"
+    assert T.constituent_group("Add", ["Linear"], "onnx") == "Elementwise"  # bias add split from its matmul
+    assert T.constituent_group("aten::view", ["Linear"]) == "Memory"
+    assert T.constituent_group("aten::mul", ["NewGELUActivation"]) == "Activation"  # a non-GEMM module still wins
+
+
 def test_fused_with_a_gemm_is_gemm_whatever_the_module():
-    d = T.classify_fused(
-        "FusedMatMul", ["GPT2Attention"], [("MatMul", ["GPT2Attention"]), ("Mul", ["GPT2Attention"])], "onnx"
-    )
-    assert d == tax.Decision("GEMM", "fused")
-    # Conv + BatchNorm + ReLU folded into one conv: GEMM, even inside a module the taxonomy calls Activation
-    d = T.classify_fused("FusedConv", ["ReLU"], [("Conv", ["Conv2d"]), ("Relu", ["ReLU"])], "onnx")
-    assert d.group == "GEMM"
+    p = parts(("MatMul", ["GPT2Attention"]), ("Mul", ["GPT2Attention"]))
+    assert T.classify_fused("FusedMatMul", ["GPT2Attention"], p, "onnx") == tax.Decision("GEMM", "fused")
+    # Conv + ReLU folded into one conv: GEMM, even though the common module is one the taxonomy calls Activation
+    p = parts(("Conv", ["Conv2d"]), ("Relu", ["ReLU"]))
+    assert T.classify_fused("FusedConv", ["ReLU"], p, "onnx").group == "GEMM"
 
 
 def test_fused_without_gemm_follows_the_module_then_its_own_name():
-    gelu = [(op, ["NewGELUActivation"]) for op in ("Mul", "Pow", "Add", "Tanh")]
+    gelu = parts(*[(op, ["NewGELUActivation"]) for op in ("Mul", "Pow", "Add", "Tanh")])
     assert T.classify_fused("FastGelu", ["NewGELUActivation"], gelu, "onnx") == tax.Decision("Activation", "module")
     # residual add (block) + LayerNorm: no common known module, the fused op's name decides
-    parts = [("Add", ["GPT2Block"]), ("LayerNormalization", ["LayerNorm", "GPT2Block"])]
-    assert T.classify_fused("SkipLayerNormalization", ["GPT2Block"], parts, "onnx").group == "Normalization"
+    p = parts(("Add", ["GPT2Block"]), ("LayerNormalization", ["LayerNorm", "GPT2Block"]))
+    assert T.classify_fused("SkipLayerNormalization", ["GPT2Block"], p, "onnx") == tax.Decision("Normalization", "op")
 
 
-def test_fused_unknown_name_falls_back_to_what_the_constituents_agree_on():
-    parts = [("Reshape", []), ("Mul", []), ("Add", [])]  # Memory is left aside when compute ops are present
-    assert T.classify_fused("MyFusedThing", [], parts, "onnx") == tax.Decision("Elementwise", "fused")
-    mixed = [("Softmax", []), ("Relu", [])]
-    assert T.classify_fused("MyFusedThing", [], mixed, "onnx").group == "Other"
+def test_fused_unknown_name_takes_the_weighted_constituent_group():
+    # Inductor's cpp_fused__softmax_view_2: the reshape of the head's output + softmax's 5 post-grad ops
+    p = [("Memory", 1.0), ("Logit", 5.0)]
+    assert T.classify_fused("graph_0_cpp_fused__softmax_view_2", [], p) == tax.Decision("Logit", "fused")
+    # add + gelu: the GELU contributes 5 ops, the residual add 1
+    p = [("Memory", 1.0), ("Activation", 5.0), ("Elementwise", 1.0)]
+    assert T.classify_fused("graph_0_cpp_fused_add_gelu_view_1", ["Block"], p).group == "Activation"
+    assert T.classify_fused("x", [], [("Memory", 2.0)]).group == "Memory"
+    assert T.classify_fused("x", [], []) == tax.Decision("Other", "unknown")

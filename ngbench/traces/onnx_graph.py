@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ngbench.traces.scopes import common_chain
+
 NAME_SCOPES = "pkg.torch.onnx.name_scopes"
 CLASS_HIERARCHY = "pkg.torch.onnx.class_hierarchy"
 NODES_FORMAT = "ngbench.onnx-nodes/1"
@@ -149,25 +151,10 @@ def node_table(original, optimized=None) -> dict[str, NodeInfo]:
             {"node": c, "op_type": m.op_type, "module": m.module, "module_types": m.module_types}
             for c, m in ((c, modules[c]) for c in constituents)
         ]
-        common = _common_scope([modules[c] for c in constituents])
-        if common is not None:
-            info.module, info.module_type, info.module_types, info.module_paths = common
+        chains = [(modules[c].module_paths, modules[c].module_types) for c in constituents]
+        info.module, info.module_type, info.module_types, info.module_paths = common_chain(chains)
         out[name] = info
     return out
-
-
-def _common_scope(infos: list[NodeInfo]) -> tuple[str, str, list[str], list[str]] | None:
-    """The innermost module that contains every constituent: the longest common outermost-first chain."""
-    chains = [list(zip(reversed(i.module_paths), reversed(i.module_types), strict=False)) for i in infos]
-    common: list[tuple[str, str]] = []
-    for level in zip(*chains, strict=False) if chains else ():
-        if any(x != level[0] for x in level):
-            break
-        common.append(level[0])
-    if not common:
-        return None
-    inner_first = list(reversed(common))
-    return inner_first[0][0], inner_first[0][1], [c for _, c in inner_first], [p for p, _ in inner_first]
 
 
 def write_nodes(nodes: dict[str, NodeInfo], path: str | Path, **extra: Any) -> None:

@@ -249,9 +249,8 @@ def _decide(taxonomy: tax.Taxonomy, op: str, info: NodeInfo | None) -> tuple[str
     if info is None:
         d = taxonomy.classify(op, (), kind="onnx")
     elif info.fused:
-        d = taxonomy.classify_fused(
-            op, info.module_types, [(f["op_type"], f["module_types"]) for f in info.fused], kind="onnx"
-        )
+        parts = [(taxonomy.constituent_group(f["op_type"], f["module_types"], "onnx"), 1.0) for f in info.fused]
+        d = taxonomy.classify_fused(op, info.module_types, parts, kind="onnx")
     else:
         d = taxonomy.classify(op, info.module_types, kind="onnx")
     return d.group, d.source, taxonomy.is_gemm(d.group)

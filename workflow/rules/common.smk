@@ -19,6 +19,7 @@ TAXONOMY_FILE = str(Path(workflow.basedir) / "ngbench" / "taxonomy.yaml")
 REGISTRY_FILE = str(Path(workflow.basedir) / "ngbench" / "registry" / "models.yaml")
 TORCH = config["backends"]["torch"]
 ORT = config["backends"]["ort"]
+INDUCTOR = config["backends"]["inductor"]
 TRACE_FILES = study.NORMALIZERS
 # A measurement takes every core it is given (Snakemake caps a rule's threads at --cores), so no other job
 # shares the machine while it runs.
@@ -43,6 +44,10 @@ def configured_runs():
         for model in config["models"]:
             for bs in model_settings(model)["batch_sizes"]:
                 runs += [(p, "torch", model, bs) for p in PLATFORMS]
+    if INDUCTOR["enabled"]:
+        for model in INDUCTOR["models"] or config["models"]:
+            for bs in model_settings(model)["batch_sizes"]:
+                runs += [(p, "inductor", model, bs) for p in PLATFORMS]
     if ORT["enabled"]:
         for model in ORT["models"] or config["models"]:
             for bs in model_settings(model)["batch_sizes"]:
@@ -104,6 +109,14 @@ def torch_run_params(wildcards):
     return {
         **model_params(wildcards.model),
         "torch": TORCH,
+        "device": config["platforms"][wildcards.platform]["device"],
+    }
+
+
+def inductor_run_params(wildcards):
+    return {
+        **model_params(wildcards.model),
+        "inductor": INDUCTOR,
         "device": config["platforms"][wildcards.platform]["device"],
     }
 

@@ -21,6 +21,29 @@ rule profile_torch:
         "../scripts/profile_torch.py"
 
 
+rule profile_inductor:
+    input:
+        batch="results/inputs/{model}/bs{bs}.pt",
+    output:
+        trace_dir=directory("results/traces/{platform}/inductor/{model}/bs{bs}"),
+        latency="results/latency/{platform}/inductor/{model}/bs{bs}.json",
+    log:
+        "logs/profile_inductor/{platform}/{model}/bs{bs}.log",
+    benchmark:
+        "results/benchmarks/profile_inductor/{platform}/{model}/bs{bs}.tsv"
+    wildcard_constraints:
+        platform="|".join(PLATFORMS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: MEASUREMENT_THREADS
+    resources:
+        profiling_slot=1,
+    params:
+        settings=inductor_run_params,
+    script:
+        "../scripts/profile_torch.py"
+
+
 rule profile_ort:
     input:
         batch="results/inputs/{model}/bs{bs}.pt",

@@ -4,10 +4,11 @@ from ngbench.bridge import start
 start(snakemake)
 from ngbench import study  # noqa: E402
 
+backend = "inductor" if snakemake.rule == "profile_inductor" else "torch"
 config = dict(snakemake.config)
-torch_settings = dict(config["backends"]["torch"])
-torch_settings["threads"] = torch_settings.get("threads") or snakemake.threads
-config["backends"] = {**config["backends"], "torch": torch_settings}
+settings = dict(config["backends"][backend])
+settings["threads"] = settings.get("threads") or snakemake.threads
+config["backends"] = {**config["backends"], backend: settings}
 study.run_torch(
     config,
     snakemake.wildcards.platform,
@@ -16,4 +17,5 @@ study.run_torch(
     input_path=snakemake.input.batch,
     trace_dir=snakemake.output.trace_dir,
     latency_out=snakemake.output.latency,
+    backend=backend,
 )

@@ -1,0 +1,157 @@
+"""Attribute TorchInductor's fused kernels to the ops and modules they implement.
+
+Input: the op table of an Inductor run (the Kineto normalizer's rows: ``graph_<id>_cpp_fused_*`` C++ kernel
+ranges, ``triton_*`` device kernels, extern ``aten::mm/addmm/convolution`` calls) and the artifacts saved by
+:mod:`ngbench.backends.inductor` per compiled graph. For each kernel row:
+
+* post-grad nodes from Inductor's provenance map (kernel -> post-grad nodes), their aten ops from the
+  post-grad graph (``fx_graph_transformed.py``), and the pre-grad (Dynamo) node each came from, with its
+  module chain;
+* constituents = the pre-grad nodes: one whose post-grad pieces in this kernel include a GEMM op is GEMM;
+  one whose op is a GEMM but whose pieces here are not (the reshape after an ``addmm``, fused into the next
+  element-wise kernel) counts as those pieces; any other is its own op in its modules (so softmax's
+  amax/sub/exp/sum/div are one Logit constituent with weight 5);
+* group: :meth:`ngbench.taxonomy.Taxonomy.classify_fused`; ``fused_ops``: ``aten op|post-grad node|module``.
+
+Kernels with no provenance entry keep the name-based decision of the normalizer and are counted in the
+info (``kernel_time_us_by_name``), so the attributable fraction is always reported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ngbench import taxonomy as tax
+from ngbench.traces.scopes import common_chain
+
+log = logging.getLogger(__name__)
+_KERNEL = re.compile(r"^(?:graph_(?P<graph>\d+)_)?(?P<name>(?:cpp|triton)_\w+)$")
+_POST_GRAD_LINE = re.compile(r"^\s+(?P<node>\w+)(?:: \"[^\"]*\")? = torch\.ops\.(?P<op>[\w.]+)\(", re.M)
+
+
+@dataclass
+class GraphArtifacts:
+    kernels: dict[str, list[str]] = field(default_factory=dict)  # kernel name -> post-grad nodes
+    post_to_pre: dict[str, list[str]] = field(default_factory=dict)
+    post_ops: dict[str, str] = field(default_factory=dict)  # post-grad node -> aten op (aten::add)
+    pre: dict[str, dict] = field(default_factory=dict)  # pre-grad node -> target, module chain
+
+
+def _aten(op: str) -> str:
+    """``aten.add.Tensor`` -> ``aten::add``; ``prims.convert_element_type.default`` -> ``prims::convert_...``"""
+    parts = op.split(".")
+    return f"{parts[0]}::{parts[1]}" if len(parts) > 1 else op
+
+
+def load_artifacts(artifact_dir: str | Path) -> dict[int | None, GraphArtifacts]:
+    """Graph id -> artifacts, from ``<trace_dir>/inductor/graph_<id>/``."""
+    from ngbench.backends.inductor import POST_GRAD_FILE, PRE_GRAD_FILE, PROVENANCE_FILE
+
+    out: dict[int | None, GraphArtifacts] = {}
+    for graph_dir in sorted(Path(artifact_dir).glob("*")):
+        if not graph_dir.is_dir():
+            continue
+        m = re.fullmatch(r"graph_(\d+)", graph_dir.name)
+        key = int(m.group(1)) if m else None
+        art = out.setdefault(key, GraphArtifacts())
+        prov_path = graph_dir / PROVENANCE_FILE
+        if prov_path.is_file():
+            try:
+                prov = json.loads(prov_path.read_text())
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{prov_path}: not JSON: {exc}") from exc
+            for kernel, nodes in (prov.get("cppCodeToPost") or {}).items():
+                art.kernels[kernel.split(":")[0]] = list(nodes)
+            art.post_to_pre.update(prov.get("postToPre") or {})
+        post = graph_dir / POST_GRAD_FILE
+        if post.is_file():
+            art.post_ops.update(
+                {m.group("node"): _aten(m.group("op")) for m in _POST_GRAD_LINE.finditer(post.read_text())}
+            )
+        pre = graph_dir / PRE_GRAD_FILE
+        if pre.is_file():
+            art.pre.update(json.loads(pre.read_text()))
+    return out
+
+
+def _constituents(art: GraphArtifacts, post_nodes: list[str], taxonomy: tax.Taxonomy):
+    """[(group, weight)], fused_ops entries, and the module chains of the kernel's constituents."""
+    by_pre: dict[str, list[str]] = {}
+    for node in post_nodes:
+        pres = art.post_to_pre.get(node) or [f"<post:{node}>"]
+        by_pre.setdefault(pres[0], []).append(node)
+    parts: list[tuple[str, float]] = []
+    fused: list[str] = []
+    chains: list[tuple[list[str], list[str]]] = []
+    for pre_name, posts in by_pre.items():
+        pre = art.pre.get(pre_name, {})
+        modules = pre.get("module_types", [])
+        paths = pre.get("module_paths", [])
+        chains.append((paths, modules))
+        ops = [art.post_ops.get(p, "") for p in posts]
+        fused += [f"{op}|{p}|{paths[0] if paths else ''}" for op, p in zip(ops, posts)]
+        if any(op and taxonomy.op_group(op) == tax.GEMM for op in ops):
+            parts.append((tax.GEMM, float(len(posts))))
+        elif pre.get("target") and taxonomy.op_group(pre["target"]) == tax.GEMM:
+            parts += [(taxonomy.constituent_group(op or "unknown", modules), 1.0) for op in ops]
+        elif pre.get("target"):
+            parts.append((taxonomy.constituent_group(pre["target"], modules), float(len(posts))))
+        else:
+            parts += [(taxonomy.constituent_group(op or "unknown", modules), 1.0) for op in ops]
+    return parts, fused, chains
+
+
+def attribute(df: pd.DataFrame, artifact_dir: str | Path, taxonomy: tax.Taxonomy | None = None) -> dict:
+    """Rewrite the kernel rows of ``df`` in place (module, group, fused_ops); return what was attributed."""
+    taxonomy = taxonomy or tax.load()
+    graphs = load_artifacts(artifact_dir) if Path(artifact_dir).is_dir() else {}
+    by_name: dict[str, list[int | None]] = {}
+    for gid, art in graphs.items():
+        for kernel in art.kernels:
+            by_name.setdefault(kernel, []).append(gid)
+    decided: dict[str, tuple | None] = {}
+    for op in df["op"].unique():
+        m = _KERNEL.match(op)
+        if not m:
+            continue
+        gid = int(m.group("graph")) if m.group("graph") else None
+        name = m.group("name")
+        owners = [gid] if gid in graphs and name in graphs[gid].kernels else by_name.get(name, [])
+        if len(owners) != 1:  # unknown, or a prefix-less name several graphs define
+            decided[op] = None
+            continue
+        art = graphs[owners[0]]
+        parts, fused, chains = _constituents(art, art.kernels[name], taxonomy)
+        module, _, module_types, _ = common_chain(chains)
+        d = taxonomy.classify_fused(op, module_types, parts, kind="torch")
+        decided[op] = (module, module_types[0] if module_types else "", d.group, d.source, fused)
+    kernel_rows = df["op"].isin(list(decided))
+    attributed = df["op"].map(lambda o: decided.get(o) is not None)
+    for op, value in decided.items():
+        if value is None:
+            continue
+        rows = df["op"] == op
+        module, module_type, group, source, fused = value
+        df.loc[rows, "module"] = module
+        df.loc[rows, "module_type"] = module_type
+        df.loc[rows, "group"] = group
+        df.loc[rows, "group_source"] = source
+        df.loc[rows, "is_gemm"] = taxonomy.is_gemm(group)
+        df.loc[rows, "fused_ops"] = pd.Series([list(fused)] * int(rows.sum()), index=df.index[rows], dtype=object)
+    total = float(df.loc[kernel_rows, "time_us"].sum())
+    by_provenance = float(df.loc[kernel_rows & attributed, "time_us"].sum())
+    return {
+        "inductor_graphs": sorted(g for g in graphs if g is not None),
+        "kernels": int(len(decided)),
+        "kernels_with_provenance": int(sum(v is not None for v in decided.values())),
+        "kernel_time_us": total,
+        "kernel_time_us_by_provenance": by_provenance,
+        "kernel_time_us_by_name": total - by_provenance,
+        "kernels_without_provenance": sorted(o for o, v in decided.items() if v is None)[:50],
+    }

@@ -1,0 +1,222 @@
+"""TensorRT per-layer profile + engine layer information -> op table rows.
+
+The two files trtexec writes (``--exportProfile``, ``--exportLayerInfo`` with
+``--profilingVerbosity=detailed``) and that our TRT backend writes through the Python API
+(``IProfiler`` records, ``IEngineInspector.get_engine_information(LayerInformationFormat.JSON)``):
+
+* profile: a JSON array, optionally led by ``{"count": N}`` (profiled iterations), then one record per layer
+  ``{"name", "timeMs", "averageMs", "medianMs", "percentage"}`` (TensorRT 8.4 to 10.x);
+* layer info: ``{"Layers": [...], "Bindings": [...]}``; each layer a dict with ``Name``, ``LayerType``,
+  ``Inputs``/``Outputs``, ``TacticValue`` (and from 8.6 on ``Metadata``: the fused ONNX nodes as
+  ``[ONNX Layer: <node>]`` entries separated by ``\\x1e``, ``TacticName``), or just the layer's name when the
+  engine was built without detailed profiling verbosity.
+
+Rows: ``op`` = the layer type, ``node`` = the layer name, ``time_us`` = the layer's average time. The
+fused ONNX nodes of a layer come from its ``Metadata``, else from the layer name (TensorRT names fused
+layers ``a + b + PWN(c, d)``); with the exporter's node table each gets its op type and module, and the
+layer's group follows the same rule as every other backend (:meth:`Taxonomy.classify_fused`).
+
+Closure: per-layer timing synchronizes after every layer, so the per-layer averages add up to more than
+the end-to-end latency; the iteration is therefore the profile's own total (Σ average layer times), the
+``Idle`` row is zero, and the unprofiled end-to-end latency is reported beside it, never mixed in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ngbench import table as optable
+from ngbench import taxonomy as tax
+from ngbench.traces.kineto import TraceFormatError
+from ngbench.traces.onnx_graph import NodeInfo
+from ngbench.traces.scopes import common_chain
+
+_ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]]+)\]")
+_PROFILE_KEYS = ("name", "averageMs")
+_NODE_LIKE = re.compile(r"^[A-Za-z][\w./:-]*$")
+_CONSTANT = re.compile(r"(\.weight|\.bias|\.running_mean|\.running_var|^onnx::|^Constant_?\d*$)")
+MIXED = "fused GEMM+non-GEMM"
+
+
+def _load(path: str | Path, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise TraceFormatError(f"{path}: cannot read the {what}: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise TraceFormatError(f"{path}: the {what} is not valid JSON: {exc}") from exc
+
+
+def read_profile(path: str | Path) -> tuple[list[dict[str, Any]], int | None]:
+    """(layer records, profiled iteration count or None)."""
+    data = _load(path, "TensorRT per-layer profile")
+    if not isinstance(data, list):
+        raise TraceFormatError(
+            f"{path}: expected a TensorRT per-layer profile (a JSON array of {{name, averageMs, ...}} records, "
+            f"as trtexec --exportProfile writes), got a JSON {type(data).__name__}"
+        )
+    count = None
+    records = []
+    for i, rec in enumerate(data):
+        if isinstance(rec, dict) and set(rec) == {"count"}:
+            count = int(rec["count"])
+            continue
+        if not isinstance(rec, dict) or any(k not in rec for k in _PROFILE_KEYS):
+            missing = [k for k in _PROFILE_KEYS if not isinstance(rec, dict) or k not in rec]
+            raise TraceFormatError(f"{path}: record {i} lacks {missing}: not a TensorRT per-layer profile record")
+        records.append(rec)
+    if not records:
+        raise TraceFormatError(f"{path}: no layer records")
+    return records, count
+
+
+def read_layers(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Layer name -> layer info dict (``{"Name": name}`` only, for engines built without detailed
+    profiling verbosity)."""
+    data = _load(path, "TensorRT engine layer information")
+    layers = data.get("Layers") if isinstance(data, dict) else None
+    if not isinstance(layers, list):
+        raise TraceFormatError(
+            f"{path}: expected TensorRT engine layer information ({{'Layers': [...], 'Bindings': [...]}}, as "
+            "trtexec --exportLayerInfo or IEngineInspector writes); no 'Layers' list found"
+        )
+    out: dict[str, dict[str, Any]] = {}
+    for i, layer in enumerate(layers):
+        if isinstance(layer, str):
+            out[layer] = {"Name": layer}
+        elif isinstance(layer, dict) and "Name" in layer:
+            out[layer["Name"]] = layer
+        else:
+            raise TraceFormatError(f"{path}: layer {i} has no 'Name'")
+    return out
+
+
+def fused_onnx_nodes(layer: dict[str, Any], known: dict[str, NodeInfo] | None = None) -> list[str]:
+    """The ONNX nodes a layer implements: from ``Metadata`` (TensorRT >= 8.6), else from its name."""
+    meta = layer.get("Metadata")
+    if isinstance(meta, str) and "ONNX Layer" in meta:
+        return _ONNX_LAYER.findall(meta)
+    name = layer.get("Name", "")
+    tokens = [t.strip() for t in re.split(r"\s\+\s|PWN\(|\)|,\s*", name) if t.strip()]
+    if known:
+        return [t for t in tokens if t in known]
+    return [t for t in tokens if _NODE_LIKE.match(t) and not _CONSTANT.search(t) and t != "PWN"]
+
+
+def _op_type_of(node: str, known: dict[str, NodeInfo] | None) -> str:
+    if known and node in known:
+        return known[node].op_type
+    m = re.match(r"^(?:node_)?([A-Za-z]+)_\d+$", node)  # Conv_12, QuantizeLinear_8 (TorchScript-style names)
+    return m.group(1) if m else node
+
+
+def normalize(
+    profile_path: str | Path,
+    layers_path: str | Path | None = None,
+    *,
+    nodes: dict[str, NodeInfo] | None = None,
+    platform: str = "unknown",
+    backend: str = "trt",
+    model: str = "unknown",
+    batch_size: int = 0,
+    seq_len: int | None = None,
+    taxonomy: tax.Taxonomy | None = None,
+):
+    """A TensorRT per-layer profile (+ layer info) -> (op table DataFrame, info)."""
+    import pandas as pd
+
+    taxonomy = taxonomy or tax.load()
+    records, count = read_profile(profile_path)
+    layers = read_layers(layers_path) if layers_path else {}
+    nodes = nodes or {}
+    cols: dict[str, list] = {c: [] for c in optable.COLUMNS}
+    unmatched, mixed = [], []
+    detailed = any("LayerType" in v for v in layers.values())
+    for seq, rec in enumerate(records):
+        name = rec["name"]
+        layer = layers.get(name)
+        if layer is None:
+            unmatched.append(name)
+            layer = {"Name": name}
+        layer_type = layer.get("LayerType") or "unknown layer"
+        fused = fused_onnx_nodes(layer, nodes)
+        parts, fused_ops, chains = [], [], []  # chains: (module paths, classes) of each known node
+        for node in fused:
+            info = nodes.get(node)
+            op_type = _op_type_of(node, nodes)
+            module_types = info.module_types if info else []
+            parts.append((taxonomy.constituent_group(op_type, module_types, "onnx"), 1.0))
+            fused_ops.append(f"{op_type}|{node}|{info.module if info else ''}")
+            chains.append((info.module_paths, info.module_types) if info else ([], []))
+        common = common_chain(chains)
+        if parts:
+            d = taxonomy.classify_fused(layer_type, common[2], parts, kind="trt")
+        else:
+            d = taxonomy.classify(layer_type, (), kind="trt")
+        if d.group == tax.GEMM and any(g != tax.GEMM and g != "Memory" for g, _ in parts):
+            mixed.append(name)
+        cols["seq"].append(seq)
+        cols["op"].append(layer_type)
+        cols["node"].append(name)
+        cols["module"].append(common[0])
+        cols["module_type"].append(common[1])
+        cols["group"].append(d.group)
+        cols["group_source"].append(d.source)
+        cols["is_gemm"].append(taxonomy.is_gemm(d.group))
+        cols["time_us"].append(float(rec["averageMs"]) * 1e3)
+        cols["device_time_us"].append(float(rec["averageMs"]) * 1e3)
+        cols["host_time_us"].append(None)
+        cols["input_shapes"].append(
+            json.dumps([i.get("Dimensions") for i in layer.get("Inputs", [])]) if layer.get("Inputs") else ""
+        )
+        cols["fused_ops"].append(fused_ops)
+    total = sum(cols["time_us"])
+    cols["seq"].append(len(records))
+    cols["op"].append(optable.IDLE_OP)
+    for c, v in (
+        ("node", ""),
+        ("module", ""),
+        ("module_type", ""),
+        ("group", tax.IDLE),
+        ("group_source", "idle"),
+        ("is_gemm", False),
+        ("time_us", 0.0),
+        ("device_time_us", None),
+        ("host_time_us", None),
+        ("input_shapes", ""),
+        ("fused_ops", []),
+    ):
+        cols[c].append(v)
+    n = len(cols["op"])
+    for column, value in (
+        ("platform", platform),
+        ("device", "cuda"),
+        ("backend", backend),
+        ("model", model),
+        ("batch_size", batch_size),
+        ("seq_len", seq_len),
+        ("iteration", 0),
+        ("iteration_time_us", total),
+    ):
+        cols[column] = [value] * n
+    df = pd.DataFrame(cols)
+    df = df.astype({"batch_size": "int32", "iteration": "int32", "seq": "int32", "seq_len": "Int32"})
+    info = {
+        "trace": str(profile_path),
+        "layers_file": str(layers_path) if layers_path else None,
+        "iterations": 1,
+        "profiled_iterations": count,
+        "iteration_source": "per-layer averages over the profiled iterations (one averaged iteration)",
+        "time_basis": "per-layer device time averages (layers synchronized one by one; their sum exceeds the "
+        "end-to-end latency, which is reported separately)",
+        "layer_info": "detailed" if detailed else ("names only" if layers else "none"),
+        "layers": len(records),
+        "layers_missing_from_layer_info": unmatched[:50],
+        "layers_fused_gemm_non_gemm": mixed,
+        "node_table": bool(nodes),
+    }
+    optable.check(df, source=str(profile_path), types=False)
+    return df, info
