@@ -3,6 +3,7 @@
 # Results path scheme (DESIGN.md section 3):
 #   results/inputs/{model}/bs{bs}.pt                           real, preprocessed input batch (+ .json)
 #   results/onnx/{model}/bs{bs}.onnx                           ONNX export (+ .onnx.data weights, .modules.json)
+#   results/engines/{platform}/{model}/bs{bs}.{precision}.plan TensorRT engine, CUDA platforms only (+ .json record)
 #   results/traces/{platform}/{backend}/{model}/bs{bs}/        raw profiler output, untouched (+ meta.json)
 #   results/latency/{platform}/{backend}/{model}/bs{bs}.json   unprofiled end-to-end latency samples
 #   results/ops/{platform}/{backend}/{model}/bs{bs}.parquet    the unified op table
@@ -19,6 +20,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/engines.smk"
 include: "workflow/rules/profile.smk"
 include: "workflow/rules/normalize.smk"
 include: "workflow/rules/aggregate.smk"
@@ -30,6 +32,8 @@ rule all:
     input:
         "figures/fig6.png",
         "figures/fig7.png",
+        "figures/fig8.png",
+        "figures/table5.md",
         "figures/table4.md",
         "figures/table2.md",
         "figures/table1.md",

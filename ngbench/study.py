@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import traceback
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,14 @@ def make_inputs(config: dict, model: str, batch_size: int, out: str) -> dict:
     return prov
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = _ANSI.sub("", str(exc)).splitlines()
+    return lines[0] if lines else ""
+
+
 class UpstreamFailed(RuntimeError):
     """A job this one depends on recorded a failure; its reason is carried as is."""
 
@@ -79,14 +89,13 @@ def _reason(exc: BaseException) -> str:
     a generic error whose cause says what failed, e.g. a data-dependent guard in torchvision's NMS)."""
     if isinstance(exc, UpstreamFailed):
         return str(exc)[:300]
-    text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    text = f"{type(exc).__name__}: {_first_line(exc)[:120]}"
     root = exc
     while root.__cause__ is not None and root.__cause__ is not root:
         root = root.__cause__
     if root is not exc:
-        lines = str(root).splitlines()
-        where = next((ln.strip() for ln in lines if ln.startswith("Caused by:")), "")
-        text = f"{type(exc).__name__} <- {type(root).__name__}: {lines[0] if lines else ''} {where}".strip()
+        where = next((ln.strip() for ln in str(root).splitlines() if ln.startswith("Caused by:")), "")
+        text = f"{text} <- {type(root).__name__}: {_first_line(root)} {where}".strip()
     return text[:300]
 
 
@@ -175,6 +184,7 @@ def export_onnx(config: dict, model: str, batch_size: int, input_path: str, out:
         report["verify"] = onnx_export.verify(
             built, tensors, out, tolerance=settings.get("export_tolerance", 1e-3), threads=settings.get("threads")
         )
+        onnx_export.save_feed(tensors, out, onnx_export.feed_path(out))
         nodes = onnx_graph.node_modules(onnx_graph.load_graph(out))
         report["nodes"] = len(nodes)
         report["nodes_with_module"] = sum(1 for n in nodes.values() if n.module)
@@ -186,7 +196,7 @@ def export_onnx(config: dict, model: str, batch_size: int, input_path: str, out:
             raise
         log.error("ONNX export of %s bs%d failed:\n%s", model, batch_size, traceback.format_exc())
         report.update(status=STATUS_FAILED, reason=f"ONNX export: {_reason(exc)}")
-        for path in (out, onnx_export.data_path(out)):
+        for path in (out, onnx_export.data_path(out), onnx_export.feed_path(out)):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_bytes(b"")
         onnx_graph.write_nodes({}, modules_out, export=report)
@@ -266,6 +276,109 @@ def _inductor_compiler(settings: dict):
     )
 
 
+# -- TensorRT (CUDA platforms) ---------------------------------------------------------------------------------
+def build_trt_engine(
+    config: dict,
+    platform: str,
+    model: str,
+    batch_size: int,
+    modules_path: str,
+    onnx_path: str,
+    plan: str,
+    log_path: str,
+    precision: str = "fp16",
+) -> dict:
+    """ONNX export -> TensorRT engine. On error with ``on_error: record``: an empty plan and a ``.json``
+    record beside it whose reason the profile job carries."""
+    from ngbench.backends import trt
+
+    settings = (config.get("backends") or {}).get("trt", {})
+    record: dict[str, Any] = {"platform": platform, "model": model, "batch_size": batch_size}
+    try:
+        export = json.loads(Path(modules_path).read_text()).get("export", {})
+        if export.get("status") != STATUS_OK:
+            raise UpstreamFailed(export.get("reason") or "ONNX export failed")
+        record["onnx"] = str(onnx_path)
+        record.update(
+            trt.build_engine(
+                onnx_path,
+                plan,
+                precision=precision,
+                timing_cache=Path(settings.get("timing_cache_dir", "results/engines/timing-cache"))
+                / f"{platform}.cache",
+                log_path=log_path,
+                workspace_gib=settings.get("workspace_gib"),
+            )
+        )
+        record["status"] = STATUS_OK
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
+        if config.get("on_error", "record") == "fail":
+            raise
+        log.error("TensorRT engine for %s bs%d on %s failed:\n%s", model, batch_size, platform, traceback.format_exc())
+        record.update(status=STATUS_FAILED, reason=_reason(exc))
+        Path(plan).parent.mkdir(parents=True, exist_ok=True)
+        Path(plan).write_bytes(b"")
+    Path(f"{plan}.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def run_trt(
+    config: dict,
+    platform: str,
+    model: str,
+    batch_size: int,
+    plan: str,
+    modules_path: str,
+    feed_path: str,
+    input_path: str,
+    trace_dir: str,
+    latency_out: str,
+) -> dict:
+    """TensorRT latency + per-layer profile + layer information; the export's node table is copied into
+    the trace directory so the run normalizes anywhere, even where results/onnx is absent. Runs in the
+    TensorRT env (no torch): the input batch comes as the export's numpy feed."""
+    import shutil
+
+    from ngbench.backends import onnx_export, trt
+
+    settings = (config.get("backends") or {}).get("trt", {})
+    s = model_settings(config, model)
+    meta: dict[str, Any] = {
+        "platform": platform,
+        "device": platform_device(config, platform),
+        "backend": "trt",
+        "model": model,
+        "batch_size": batch_size,
+        "seq_len": s["seq_len"],
+        "settings": settings,
+        "environment": env.describe(config),
+    }
+    try:
+        engine = json.loads(Path(f"{plan}.json").read_text())
+        meta["engine"] = engine
+        if engine.get("status") != STATUS_OK:
+            raise UpstreamFailed(engine.get("reason") or "TensorRT engine build failed")
+        meta["inputs"] = inputs.load_provenance(input_path)
+        record = trt.run(
+            plan,
+            onnx_export.load_feed(feed_path),
+            trace_dir=trace_dir,
+            warmup=settings.get("warmup", 3),
+            iterations=settings.get("iterations", 10),
+            profile_iterations=settings.get("profile_iterations", 5),
+            use_cuda_graph=settings.get("cuda_graph", True),
+        )
+        shutil.copy(modules_path, Path(trace_dir) / "nodes.json")
+        meta.update(status=STATUS_OK, run=record)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
+        if config.get("on_error", "record") == "fail":
+            raise
+        log.error("trt/%s bs%d on %s failed:\n%s", model, batch_size, platform, traceback.format_exc())
+        meta.update(status=STATUS_FAILED, reason=_reason(exc))
+    _write_run_outputs(meta, trace_dir, latency_out)
+    return meta
+
+
 def build_model(config: dict, model: str, tensors: dict, dtype: str, attn_implementation: str | None, meta: dict):
     """The registry model as every backend runs it (weights, norm calibration, one prefill forward without a
     KV cache); provenance goes into ``meta``."""
@@ -327,16 +440,29 @@ def normalize_run(trace_dir: str, out: str, *, platform: str, backend: str, mode
     if backend not in NORMALIZERS:
         raise ValueError(f"no normalizer for backend {backend!r}; known: {sorted(NORMALIZERS)}")
     labels = {"platform": platform, "backend": backend, "model": model, "batch_size": batch_size, "seq_len": seq_len}
-    if backend in ORT_BACKENDS:
+    if backend == "trt":
+        from ngbench.backends import trt as trt_backend
+        from ngbench.traces import onnx_graph, trt
+
+        nodes_file = Path(trace_dir) / "nodes.json"
+        nodes = onnx_graph.read_nodes(nodes_file) if nodes_file.is_file() else None
+        df, info = trt.normalize(
+            Path(trace_dir) / trt_backend.PROFILE_FILE, Path(trace_dir) / trt_backend.LAYERS_FILE, nodes=nodes, **labels
+        )
+        if nodes:
+            info["original_ops"] = dict(Counter(n.op_type for n in nodes.values()))
+    elif backend in ORT_BACKENDS:
         from ngbench.backends import ort as ort_backend
         from ngbench.traces import onnx_graph, ort
 
+        nodes_file = Path(trace_dir) / ort_backend.NODES_FILE
         df, info = ort.normalize(
             Path(trace_dir) / ort_backend.PROFILE_FILE,
-            nodes=onnx_graph.read_nodes(Path(trace_dir) / ort_backend.NODES_FILE),
+            nodes=onnx_graph.read_nodes(nodes_file),
             skip_runs=meta["run"]["profile_warmup_runs"],
             **labels,
         )
+        info["original_ops"] = onnx_graph.read_extra(nodes_file, "original_ops")
     else:
         traces = sorted(Path(trace_dir).glob(NORMALIZERS[backend]))
         shapes = Path(trace_dir) / "shapes.json.gz"
@@ -346,6 +472,7 @@ def normalize_run(trace_dir: str, out: str, *, platform: str, backend: str, mode
             from ngbench.traces import inductor
 
             info["inductor"] = inductor.attribute(df, Path(trace_dir) / ARTIFACT_DIR)
+            info["original_ops"] = info["inductor"].pop("original_ops")
     meta["normalize"] = info
     optable.write(df, out, run=meta)
     log.info("%s: %d rows, %d iterations", out, len(df), info["iterations"])
@@ -359,4 +486,5 @@ NORMALIZERS = {
     "inductor": "trace.*.json.gz",
     "ort": "profile.json",
     "ort-opt": "profile.json",
+    "trt": "profile.json",
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import pyarrow as pa
@@ -39,7 +39,7 @@ SCHEMA = pa.schema(
         pa.field("host_time_us", pa.float64()),  # inclusive host (dispatch) time
         pa.field("iteration_time_us", pa.float64(), nullable=False),  # measured iteration time (closure target)
         pa.field("input_shapes", pa.string(), nullable=False),  # JSON list of input dims, "" when unknown
-        pa.field("fused_ops", pa.list_(pa.string()), nullable=False),  # "op|node|module" per replaced op
+        pa.field("fused_ops", pa.list_(pa.string()), nullable=False),  # fused_entry() per replaced op
     ]
 )
 COLUMNS = SCHEMA.names
@@ -48,6 +48,24 @@ CLOSURE_RTOL = 1e-9
 
 class ClosureError(AssertionError):
     pass
+
+
+class FusedOp(NamedTuple):
+    """One op a fused node, kernel or layer replaced: ``fused_ops`` holds them as ``op|node|module|class``."""
+
+    op: str
+    node: str
+    module: str
+    module_type: str
+
+
+def fused_entry(op: str, node: str, module: str = "", module_type: str = "") -> str:
+    return "|".join((op, node, module, module_type))
+
+
+def parse_fused(entry: str) -> FusedOp:
+    parts = (entry.split("|") + ["", "", "", ""])[:4]
+    return FusedOp(*parts)
 
 
 def check(df: pd.DataFrame, *, source: str = "op table", types: bool = True) -> None:

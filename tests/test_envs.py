@@ -46,3 +46,38 @@ def test_every_rule_uses_an_env_that_exists():
     for smk in (REPO / "workflow" / "rules").glob("*.smk"):
         for env in re.findall(r'"\.\./\.\./(envs/[^"]+)"', smk.read_text()):
             assert (REPO / env).is_file(), f"{smk.name} names missing {env}"
+
+
+def test_trt_env_matches_its_requirements_file():
+    env = yaml.safe_load((REPO / "envs" / "trt.yaml").read_text())
+    assert pip_section(env) == reqs("requirements-trt.txt")
+
+
+def test_trt_jobs_run_without_torch(tmp_path):
+    """The TensorRT rules run in envs/trt.yaml, which has no torch: the job must reach TensorRT (and here
+    record that it is missing), never fail on an import of torch."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "bs1.fp16.plan.json").write_text(json.dumps({"status": "ok"}))
+    (tmp_path / "modules.json").write_text("{}")
+    import numpy as np
+
+    np.savez(tmp_path / "feed.npz", x=np.zeros((1, 3), dtype=np.float32))
+    code = f"""
+import sys, json
+sys.modules["torch"] = None  # any 'import torch' now raises ImportError
+sys.path.insert(0, {str(REPO)!r})
+from ngbench import study
+config = {{"platforms": {{"gpu": {{"device": "cuda"}}}}, "models": {{"swin-t": None}}, "backends": {{"trt": {{}}}}}}
+meta = study.run_trt(config, "gpu", "swin-t", 1, plan={str(tmp_path / "bs1.fp16.plan")!r},
+    modules_path={str(tmp_path / "modules.json")!r}, feed_path={str(tmp_path / "feed.npz")!r},
+    input_path={str(tmp_path / "in.pt")!r}, trace_dir={str(tmp_path / "trace")!r},
+    latency_out={str(tmp_path / "lat.json")!r})
+print(json.dumps(meta["reason"]))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    reason = json.loads(res.stdout.strip().splitlines()[-1])
+    assert "tensorrt is not installed" in reason, reason

@@ -26,6 +26,36 @@ def data_path(onnx_path: str | Path) -> Path:
     return Path(f"{onnx_path}.data")
 
 
+def feed_path(onnx_path: str | Path) -> Path:
+    """The input batch as numpy arrays under the ONNX input names (for runtimes without torch: TensorRT)."""
+    return Path(str(onnx_path).removesuffix(".onnx") + ".inputs.npz")
+
+
+def save_feed(inputs: dict, onnx_path: str | Path, out: str | Path) -> None:
+    import numpy as np
+
+    names = [i.name for i in load_graph_inputs(onnx_path)]
+    missing = [n for n in names if n not in inputs]
+    if missing:
+        raise KeyError(f"{onnx_path}: ONNX inputs {missing} have no tensor in the input batch ({sorted(inputs)})")
+    np.savez(out, **{n: inputs[n].detach().cpu().numpy() for n in names})
+
+
+def load_feed(path: str | Path) -> dict:
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:  # plain arrays only: never unpickle
+        return {k: data[k] for k in data.files}
+
+
+def load_graph_inputs(onnx_path: str | Path) -> list:
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    initializers = {t.name for t in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in initializers]
+
+
 def export(model, inputs: dict, out: str | Path, *, opset: int | None = None) -> dict[str, Any]:
     """Export ``model(**inputs)`` to ``out`` (+ ``out.data``); returns what happened."""
     import torch

@@ -167,6 +167,7 @@ def run(
             source=str(onnx_path),
             optimized_graph=optimized,
             fused_nodes=sum(1 for n in nodes.values() if n.fused),
+            original_ops=onnx_graph.op_counts(original),
         )
     latency, prof = summarize(samples), summarize(profiled)
     return {

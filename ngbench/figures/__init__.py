@@ -20,6 +20,7 @@ from ngbench import taxonomy as tax  # noqa: E402
 DEVICE_PANELS = {"cpu": "CPU-only", "cuda": "CPU+GPU"}
 NO_GPU = "no GPU on this platform"
 NON_GEMM_COLOR = "#c44e52"  # the class-level figures' non-GEMM bar (groups keep the taxonomy's colours)
+FUSED_MIXED_COLOR = "#9c9ede"  # kernels/layers doing GEMM and non-GEMM work together
 
 # The paper's Table IV (platform A, GPU, mean over batch sizes): the most time-consuming non-GEMM group.
 PAPER_TABLE4 = {
@@ -134,62 +135,85 @@ FIG7_BACKENDS = ["torch", "ort", "ort-opt"]
 
 def plot_fig7(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list[str]) -> pd.DataFrame:
     """fig7: PyTorch vs ONNX Runtime group shares on the LLMs, ORT with and without graph optimizations."""
-    return plot_backend_comparison(
-        shares,
+    taxonomy = tax.load()
+    df = shares[shares["model"].isin(models) & shares["backend"].isin(FIG7_BACKENDS)]
+    data = complete_cells(df[(df["level"] == "group") | (df["status"] != "ok")], FIG7_BACKENDS)
+    data.to_csv(csv, index=False)
+    plot_comparison(
+        data,
         png,
-        csv,
-        models=models,
-        backends=FIG7_BACKENDS,
+        order=taxonomy.order,
+        palette=taxonomy.palette,
         title="fig7: PyTorch eager vs ONNX Runtime (ort: graph optimizations off; ort-opt: ORT_ENABLE_ALL)",
     )
+    return data
 
 
-def backend_comparison_data(
-    shares: pd.DataFrame, models: list[str], backends: list[str], level: str = "group"
-) -> pd.DataFrame:
-    """Long table behind the backend-comparison figures (fig7, fig8): the shares of ``models`` under
-    ``backends``, plus a ``not run`` row for every (platform, model, batch, backend) with no result."""
-    df = shares[shares["model"].isin(models) & shares["backend"].isin(backends)]
-    df = df[(df["level"] == level) | (df["status"] != "ok")]
-    cols = ["platform", "device", "backend", "model", "batch_size", "seq_len", "layers", "full_depth", "weights",
-            "status", "reason", "group", "ms_median", "pct_mean", "pct_median", "pct_p10", "pct_p90",
-            "latency_ms_median", "profiler_overhead_ratio"]
-    df = df.reindex(columns=cols)
+FIG8_BACKENDS = ["torch", "inductor", "trt"]
+FIG8_GPU_ONLY = {"trt": "TensorRT needs a GPU"}
+
+
+def plot_fig8(op_tables: list[str], png: str | Path, csv: str | Path, *, models: list[str]) -> pd.DataFrame:
+    """fig8: GEMM vs non-GEMM time under PyTorch eager, TorchInductor and TensorRT; fused kernels that do
+    GEMM and non-GEMM work are their own class, never counted as pure GEMM."""
+    from ngbench import fusion
+
+    taxonomy = tax.load()
+    data = complete_cells(fusion.fig8_data(op_tables, models, FIG8_BACKENDS), FIG8_BACKENDS)
+    data.to_csv(csv, index=False)
+    palette = {
+        tax.GEMM: taxonomy.palette[tax.GEMM],
+        fusion.FUSED_MIXED: FUSED_MIXED_COLOR,
+        fusion.NON_GEMM: NON_GEMM_COLOR,
+        tax.IDLE: taxonomy.palette[tax.IDLE],
+    }
+    plot_comparison(
+        data,
+        png,
+        order=fusion.CLASSES,
+        palette=palette,
+        title="fig8: operator fusion - PyTorch eager vs TorchInductor vs TensorRT (share of the measured iteration)",
+        gpu_only=FIG8_GPU_ONLY,
+    )
+    return data
+
+
+COMPARISON_COLUMNS = ["platform", "device", "backend", "model", "batch_size", "seq_len", "layers", "full_depth",
+                      "weights", "status", "reason", "group", "ms_median", "pct_mean", "pct_median", "pct_p10",
+                      "pct_p90", "latency_ms_median", "iteration_ms_median", "profiler_overhead_ratio"]
+
+
+def complete_cells(df: pd.DataFrame, backends: list[str]) -> pd.DataFrame:
+    """Add a ``missing`` row for every (platform, model, batch) that lacks one of ``backends``, and order
+    the bars backend by backend."""
+    df = df.reindex(columns=COMPARISON_COLUMNS)
     present = df.drop_duplicates(["platform", "device", "model", "batch_size"])
-    missing = []
-    for cell in present.itertuples():
-        for backend in backends:
-            if not ((df["platform"] == cell.platform) & (df["model"] == cell.model)
-                    & (df["batch_size"] == cell.batch_size) & (df["backend"] == backend)).any():
-                missing.append({"platform": cell.platform, "device": cell.device, "backend": backend,
-                                "model": cell.model, "batch_size": cell.batch_size, "seq_len": cell.seq_len,
-                                "layers": cell.layers, "full_depth": cell.full_depth, "status": "missing",
-                                "reason": f"{backend} not run"})
+    have = set(zip(df["platform"], df["model"], df["batch_size"], df["backend"]))
+    missing = [
+        {"platform": c.platform, "device": c.device, "backend": b, "model": c.model, "batch_size": c.batch_size,
+         "seq_len": c.seq_len, "layers": c.layers, "full_depth": c.full_depth, "status": "missing",
+         "reason": f"{b} not run"}
+        for c in present.itertuples()
+        for b in backends
+        if (c.platform, c.model, c.batch_size, b) not in have
+    ]
     if missing:
         df = pd.concat([df, pd.DataFrame(missing)], ignore_index=True)
     df["backend"] = pd.Categorical(df["backend"], categories=backends, ordered=True)
     return df.sort_values(["device", "platform", "model", "batch_size", "backend"]).reset_index(drop=True)
 
 
-def plot_backend_comparison(
-    shares: pd.DataFrame,
+def plot_comparison(
+    data: pd.DataFrame,
     png: str | Path,
-    csv: str | Path,
     *,
-    models: list[str],
-    backends: list[str],
+    order: list[str],
+    palette: dict[str, str],
     title: str,
-    level: str = "group",
     gpu_only: dict[str, str] | None = None,
-) -> pd.DataFrame:
+) -> None:
     """One stacked bar per (model, batch, backend), CPU-only and CPU+GPU panels, one row per platform.
     ``gpu_only`` names backends that cannot run on a CPU-only platform, with the reason drawn instead."""
-    taxonomy = tax.load()
-    data = backend_comparison_data(shares, models, backends, level)
-    data.to_csv(csv, index=False)
-    order = [tax.GEMM, "non-GEMM", tax.IDLE] if level == "class" else taxonomy.order
-    palette = dict(taxonomy.palette)
-    palette["non-GEMM"] = NON_GEMM_COLOR
     platforms = {dev: sorted(data.loc[data["device"] == dev, "platform"].unique()) for dev in DEVICE_PANELS}
     nrows = max(1, *(len(p) for p in platforms.values()))
     n_bars = max(1, len(data.drop_duplicates(["platform", "model", "batch_size", "backend"])))
@@ -203,15 +227,13 @@ def plot_backend_comparison(
                 ax.set_title(DEVICE_PANELS[dev])
                 continue
             plat = platforms[dev][r]
-            sub = data[data["platform"] == plat]
             bars = []
-            for key, cell in sub.groupby(["model", "batch_size", "backend"], observed=True, sort=True):
+            for key, cell in data[data["platform"] == plat].groupby(["model", "batch_size", "backend"], observed=True):
                 first = cell.iloc[0]
                 status, reason = first["status"], first["reason"]
                 if dev == "cpu" and gpu_only and key[2] in gpu_only and status == "missing":
                     reason = gpu_only[key[2]]
-                label = f"{_bar_label(first)}\n{key[2]}"
-                bars.append((label, cell if status == "ok" else None, status, reason))
+                bars.append((f"{_bar_label(first)}\n{key[2]}", cell if status == "ok" else None, status, reason))
             _draw_bars(ax, bars, order, palette)
             ax.set_xlabel("model / batch size / backend")
             ax.set_title(f"{DEVICE_PANELS[dev]} - platform {plat}")
@@ -223,7 +245,6 @@ def plot_backend_comparison(
     fig.tight_layout(rect=(0, 0, 1, 0.84))
     fig.savefig(png, dpi=130)
     plt.close(fig)
-    return data
 
 
 def _mark_missing(ax, reason: str) -> None:
@@ -435,3 +456,54 @@ TABLE1_NOTES = (
     "(no TrueDiv) and splits GPT-2 heads with view/transpose (no Permute). An empty observed_shapes means the "
     "operator does not occur in that run. table1_ops.csv lists every non-GEMM operator of every run."
 )
+
+
+# The paper's Table V (platform A, PyTorch -> TensorRT): fusion rate; non-GEMM ms (share) before -> after.
+PAPER_TABLE5 = {
+    "swin-t": (8.8, 7.53, 56.4, 0.97, 39.0),
+    "swin-b": (7.0, 14.59, 56.4, 1.65, 32.3),
+    "detr": (30.0, 32.17, 66.4, 2.38, 18.5),
+    "segformer": (27.0, 5.57, 41.0, 2.33, 41.0),
+}
+TABLE5_NOTES = (
+    "Before: PyTorch eager; after: the fused backend, same platform, model and batch; medians over measured "
+    "iterations. fusion_rate = fused non-GEMM ops / the model's non-GEMM ops (ONNX export for TensorRT, "
+    "post-grad graph for Inductor), chosen as the headline because its denominator does not depend on what a "
+    "backend kept; the CSV holds all eight rates the original code printed, labelled, and the counts. "
+    "fused_gemm_non_gemm_ms: time of kernels/layers that do GEMM and non-GEMM work together (not in "
+    "non_gemm_ms_after). Batch norm: BN ops fused with a GEMM (Conv+BN+ReLU) / with non-GEMM ops / unfused. "
+    "TensorRT's 'after' is the sum of per-layer times (layers synchronized one by one). The paper's columns: "
+    "Table V, platform A (A100), PyTorch -> TensorRT; compare like with like."
+)
+
+
+def table5(op_tables: list[str]) -> pd.DataFrame:
+    from ngbench import fusion
+
+    full = fusion.table5(op_tables)
+    if full.empty:
+        return full
+    rows = []
+    for r in full.to_dict("records"):
+        paper = PAPER_TABLE5.get(r["model"])
+        row = {k: r.get(k) for k in ("platform", "model", "batch_size", "backend", "status")}
+        if r["status"] != "ok":
+            row["reason"] = r["reason"]
+        else:
+            row.update(
+                fusion_rate_pct=round(r["fusion_rate"], 1),
+                non_gemm_before=f"{r['non_gemm_ms_before']:.2f} ms ({r['non_gemm_pct_before']:.1f}%)",
+                non_gemm_after=f"{r['non_gemm_ms_after']:.2f} ms ({r['non_gemm_pct_after']:.1f}%)",
+                non_gemm_speedup=round(r["non_gemm_speedup"], 2),
+                fused_gemm_non_gemm_ms=round(r["fused_gemm_non_gemm_ms_after"], 2),
+                batch_norm_with_gemm_with_non_gemm_unfused=(
+                    f"{int(r['batch_norm: fused_with_gemm'])}/{int(r['batch_norm: fused_with_non_gemm'])}/"
+                    f"{int(r['batch_norm: not_fused'])}"
+                ),
+            )
+        if paper:
+            row["paper (rate; before -> after)"] = (
+                f"{paper[0]}%; {paper[1]} ms ({paper[2]}%) -> {paper[3]} ms ({paper[4]}%)"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)

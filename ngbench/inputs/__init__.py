@@ -358,3 +358,9 @@ def load(path: str | Path) -> tuple[dict, dict]:
     if prov.get("sha256") and prov["sha256"] != _sha256(tensors):
         raise InputError(f"{p}: tensors do not match the sha256 in {prov_path}")
     return tensors, prov
+
+
+def load_provenance(path: str | Path) -> dict:
+    """The provenance record of an input batch, without loading its tensors (for runtimes without torch)."""
+    prov_path = _provenance_path(Path(path))
+    return json.loads(prov_path.read_text()) if prov_path.is_file() else {}

@@ -11,7 +11,8 @@ ranges, ``triton_*`` device kernels, extern ``aten::mm/addmm/convolution`` calls
   one whose op is a GEMM but whose pieces here are not (the reshape after an ``addmm``, fused into the next
   element-wise kernel) counts as those pieces; any other is its own op in its modules (so softmax's
   amax/sub/exp/sum/div are one Logit constituent with weight 5);
-* group: :meth:`ngbench.taxonomy.Taxonomy.classify_fused`; ``fused_ops``: ``aten op|post-grad node|module``.
+* group: :meth:`ngbench.taxonomy.Taxonomy.classify_fused`; ``fused_ops``: one (aten op, post-grad node,
+  module, class) entry per post-grad node.
 
 Kernels with no provenance entry keep the name-based decision of the normalizer and are counted in the
 info (``kernel_time_us_by_name``), so the attributable fraction is always reported.
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ngbench import table as optable
 from ngbench import taxonomy as tax
 from ngbench.traces.scopes import common_chain
 
@@ -95,7 +97,8 @@ def _constituents(art: GraphArtifacts, post_nodes: list[str], taxonomy: tax.Taxo
         paths = pre.get("module_paths", [])
         chains.append((paths, modules))
         ops = [art.post_ops.get(p, "") for p in posts]
-        fused += [f"{op}|{p}|{paths[0] if paths else ''}" for op, p in zip(ops, posts)]
+        module, module_type = (paths[0], modules[0]) if paths and modules else ("", "")
+        fused += [optable.fused_entry(op, p, module, module_type) for op, p in zip(ops, posts)]
         if any(op and taxonomy.op_group(op) == tax.GEMM for op in ops):
             parts.append((tax.GEMM, float(len(posts))))
         elif pre.get("target") and taxonomy.op_group(pre["target"]) == tax.GEMM:
@@ -146,7 +149,12 @@ def attribute(df: pd.DataFrame, artifact_dir: str | Path, taxonomy: tax.Taxonomy
         df.loc[rows, "fused_ops"] = pd.Series([list(fused)] * int(rows.sum()), index=df.index[rows], dtype=object)
     total = float(df.loc[kernel_rows, "time_us"].sum())
     by_provenance = float(df.loc[kernel_rows & attributed, "time_us"].sum())
+    original: dict[str, int] = {}
+    for art in graphs.values():
+        for op in art.post_ops.values():
+            original[op] = original.get(op, 0) + 1
     return {
+        "original_ops": original,  # post-grad graph ops: the fusion rates' denominators
         "inductor_graphs": sorted(g for g in graphs if g is not None),
         "kernels": int(len(decided)),
         "kernels_with_provenance": int(sum(v is not None for v in decided.values())),

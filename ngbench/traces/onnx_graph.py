@@ -157,6 +157,19 @@ def node_table(original, optimized=None) -> dict[str, NodeInfo]:
     return out
 
 
+def op_counts(model) -> dict[str, int]:
+    """How many nodes of each op type the graph has (the denominators of the fusion rates)."""
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def read_extra(path: str | Path, key: str) -> Any:
+    """A top-level entry of a node-table file other than the nodes (e.g. ``original_ops``)."""
+    return json.loads(Path(path).read_text()).get(key)
+
+
 def write_nodes(nodes: dict[str, NodeInfo], path: str | Path, **extra: Any) -> None:
     payload = {"format": NODES_FORMAT, **extra, "nodes": {k: asdict(v) for k, v in nodes.items()}}
     Path(path).write_text(json.dumps(payload, indent=1))

@@ -259,4 +259,6 @@ def _decide(taxonomy: tax.Taxonomy, op: str, info: NodeInfo | None) -> tuple[str
 def _fused_ops(info: NodeInfo | None) -> list[str]:
     if info is None:
         return []
-    return [f"{f['op_type']}|{f['node']}|{f['module']}" for f in info.fused]
+    return [
+        optable.fused_entry(f["op_type"], f["node"], f["module"], (f["module_types"] or [""])[0]) for f in info.fused
+    ]

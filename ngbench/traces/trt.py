@@ -149,7 +149,9 @@ def normalize(
             op_type = _op_type_of(node, nodes)
             module_types = info.module_types if info else []
             parts.append((taxonomy.constituent_group(op_type, module_types, "onnx"), 1.0))
-            fused_ops.append(f"{op_type}|{node}|{info.module if info else ''}")
+            fused_ops.append(
+                optable.fused_entry(op_type, node, info.module if info else "", info.module_type if info else "")
+            )
             chains.append((info.module_paths, info.module_types) if info else ([], []))
         common = common_chain(chains)
         if parts:

@@ -20,6 +20,10 @@ REGISTRY_FILE = str(Path(workflow.basedir) / "ngbench" / "registry" / "models.ya
 TORCH = config["backends"]["torch"]
 ORT = config["backends"]["ort"]
 INDUCTOR = config["backends"]["inductor"]
+TRT = config["backends"]["trt"]
+CUDA_PLATFORMS = [
+    p for p in PLATFORMS if config["platforms"][p]["device"].startswith("cuda")
+]
 TRACE_FILES = study.NORMALIZERS
 # A measurement takes every core it is given (Snakemake caps a rule's threads at --cores), so no other job
 # shares the machine while it runs.
@@ -48,6 +52,12 @@ def configured_runs():
         for model in INDUCTOR["models"] or config["models"]:
             for bs in model_settings(model)["batch_sizes"]:
                 runs += [(p, "inductor", model, bs) for p in PLATFORMS]
+    if TRT[
+        "enabled"
+    ]:  # TensorRT runs on CUDA platforms only; fig8 marks its panel elsewhere
+        for model in TRT["models"] or config["models"]:
+            for bs in model_settings(model)["batch_sizes"]:
+                runs += [(p, "trt", model, bs) for p in CUDA_PLATFORMS]
     if ORT["enabled"]:
         for model in ORT["models"] or config["models"]:
             for bs in model_settings(model)["batch_sizes"]:
@@ -70,6 +80,17 @@ def copied_in_runs():
 def op_tables(wildcards=None):
     runs = sorted(set(configured_runs()) | set(copied_in_runs()))
     return [f"results/ops/{p}/{b}/{m}/bs{bs}.parquet" for p, b, m, bs in runs]
+
+
+def fig8_tables(wildcards=None):
+    """Op tables of the fusion figures' models under PyTorch eager, Inductor and TensorRT (where run)."""
+    models = set(config["figures"]["fig8"]["models"])
+    runs = sorted(set(configured_runs()) | set(copied_in_runs()))
+    return [
+        f"results/ops/{p}/{b}/{m}/bs{bs}.parquet"
+        for p, b, m, bs in runs
+        if m in models and b in ("torch", "inductor", "trt")
+    ]
 
 
 def hidden_models():
@@ -117,6 +138,14 @@ def inductor_run_params(wildcards):
     return {
         **model_params(wildcards.model),
         "inductor": INDUCTOR,
+        "device": config["platforms"][wildcards.platform]["device"],
+    }
+
+
+def trt_run_params(wildcards):
+    return {
+        "trt": TRT,
+        "on_error": config["on_error"],
         "device": config["platforms"][wildcards.platform]["device"],
     }
 

@@ -5,6 +5,7 @@ rule export_onnx:
         onnx="results/onnx/{model}/bs{bs}.onnx",
         data="results/onnx/{model}/bs{bs}.onnx.data",
         modules="results/onnx/{model}/bs{bs}.modules.json",
+        feed="results/onnx/{model}/bs{bs}.inputs.npz",
     log:
         "logs/export_onnx/{model}/bs{bs}.log",
     benchmark:

@@ -100,3 +100,44 @@ rule plot_fig7:
         models=config["figures"]["fig7"]["models"],
     script:
         "../scripts/plot_fig7.py"
+
+
+rule plot_fig8:
+    input:
+        tables=fig8_tables,
+    output:
+        png=report(
+            "figures/fig8.png",
+            caption="../report/fig8.rst",
+            category="Figures",
+            labels={"figure": "fig8"},
+        ),
+        csv="figures/fig8.csv",
+    log:
+        "logs/plot_fig8.log",
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        models=config["figures"]["fig8"]["models"],
+    script:
+        "../scripts/plot_fig8.py"
+
+
+rule make_table5:
+    input:
+        tables=fig8_tables,
+    output:
+        csv="figures/table5.csv",
+        md=report(
+            "figures/table5.md",
+            caption="../report/table5.rst",
+            category="Tables",
+            labels={"table": "table5"},
+        ),
+        full="figures/table5_all_rates.csv",
+    log:
+        "logs/make_table5.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/make_table5.py"

@@ -69,3 +69,30 @@ rule profile_ort:
         settings=ort_run_params,
     script:
         "../scripts/profile_ort.py"
+
+
+rule profile_trt:
+    input:
+        batch="results/inputs/{model}/bs{bs}.pt",
+        plan=lambda w: f"results/engines/{w.platform}/{w.model}/bs{w.bs}.{TRT['precision']}.plan",
+        record=lambda w: f"results/engines/{w.platform}/{w.model}/bs{w.bs}.{TRT['precision']}.plan.json",
+        modules="results/onnx/{model}/bs{bs}.modules.json",
+        feed="results/onnx/{model}/bs{bs}.inputs.npz",
+    output:
+        trace_dir=directory("results/traces/{platform}/trt/{model}/bs{bs}"),
+        latency="results/latency/{platform}/trt/{model}/bs{bs}.json",
+    log:
+        "logs/profile_trt/{platform}/{model}/bs{bs}.log",
+    benchmark:
+        "results/benchmarks/profile_trt/{platform}/{model}/bs{bs}.tsv"
+    wildcard_constraints:
+        platform="|".join(CUDA_PLATFORMS) or "(?!)",
+    conda:
+        "../../envs/trt.yaml"
+    threads: MEASUREMENT_THREADS
+    resources:
+        profiling_slot=1,
+    params:
+        settings=trt_run_params,
+    script:
+        "../scripts/profile_trt.py"

@@ -1,0 +1,242 @@
+"""Does fusion remove the non-GEMM bottleneck? Table V and Fig 8 from the op tables of a fused backend
+(TorchInductor, TensorRT) next to PyTorch eager on the same platform, model and batch.
+
+Constituents: every op a fused row replaced (its ``fused_ops``); a row without ``fused_ops`` is one
+constituent, itself. A constituent is GEMM when its op is a GEMM op. A non-GEMM constituent is *fused*
+when its row holds at least one other constituent: *with GEMM* if one of them is GEMM (Conv+BN+ReLU),
+else *with non-GEMM* (LayerNorm+Add). Time classes per iteration: GEMM rows without fused non-GEMM work,
+``fused GEMM+non-GEMM`` (GEMM rows that also do non-GEMM work: epilogues, Myelin regions; never silently
+pure GEMM), non-GEMM rows, and Idle (idle, session overhead, framework runtime).
+
+The original study printed eight fusion rates without saying which Table V shows. All eight are here,
+labelled; the headline is ``fused / original non-GEMM``: its denominator is the model's own non-GEMM op
+count (the ONNX export for TensorRT, the post-grad graph for Inductor), which does not depend on what a
+backend kept, so the rate compares across backends and models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from ngbench import table as optable
+from ngbench import taxonomy as tax
+
+FUSED_MIXED = "fused GEMM+non-GEMM"
+NON_GEMM = "non-GEMM"
+CLASSES = [tax.GEMM, FUSED_MIXED, NON_GEMM, tax.IDLE]
+HEADLINE = "fused / original non-GEMM"
+BATCH_NORM_OPS = {
+    "BatchNormalization",
+    "aten::_native_batch_norm_legit_no_training",
+    "aten::native_batch_norm",
+    "aten::batch_norm",
+    "aten::_native_batch_norm_legit",
+    "aten::cudnn_batch_norm",
+}
+BATCH_NORM_MODULES = {
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNorm3d",
+    "SyncBatchNorm",
+    "FrozenBatchNorm2d",
+    "DetrFrozenBatchNorm2d",
+}
+
+
+def _is_gemm_op(op: str, taxonomy: tax.Taxonomy, kind: str) -> bool:
+    return taxonomy.op_group(op, kind) == tax.GEMM  # type: ignore[arg-type]
+
+
+def _kind(backend: str) -> str:
+    return "torch" if backend in ("torch", "inductor") else "onnx"
+
+
+def time_classes(df: pd.DataFrame, taxonomy: tax.Taxonomy | None = None) -> pd.DataFrame:
+    """Per iteration: ms in each of :data:`CLASSES` (they add up to the iteration)."""
+    taxonomy = taxonomy or tax.load()
+    kind = _kind(str(df["backend"].iloc[0])) if len(df) else "torch"
+
+    def mixed(fused) -> bool:
+        return any(not _is_gemm_op(optable.parse_fused(f).op, taxonomy, kind) for f in fused)
+
+    cls = pd.Series(NON_GEMM, index=df.index)
+    overhead = df["group"].map(taxonomy.is_overhead)
+    cls[overhead] = tax.IDLE
+    gemm = df["is_gemm"] & ~overhead
+    cls[gemm] = tax.GEMM
+    cls[gemm & df["fused_ops"].map(lambda f: len(f) > 0 and mixed(f))] = FUSED_MIXED
+    out = df.assign(cls=cls).groupby(["iteration", "cls"])["time_us"].sum().unstack(fill_value=0.0) / 1e3
+    return out.reindex(columns=CLASSES, fill_value=0.0)
+
+
+def constituents(df: pd.DataFrame, taxonomy: tax.Taxonomy | None = None) -> pd.DataFrame:
+    """One row per constituent of the first iteration's rows: op, module class, gemm, row size, fused with."""
+    taxonomy = taxonomy or tax.load()
+    if df.empty:
+        return pd.DataFrame(columns=["op", "module_type", "gemm", "fused", "with_gemm"])
+    kind = _kind(str(df["backend"].iloc[0]))
+    first = df[(df["iteration"] == df["iteration"].min()) & ~df["group"].map(taxonomy.is_overhead)]
+    rows = []
+    for r in first.itertuples():
+        parts = [optable.parse_fused(f) for f in r.fused_ops] or [
+            optable.FusedOp(r.op, r.node, r.module, r.module_type)
+        ]
+        gemm = [_is_gemm_op(p.op, taxonomy, kind) for p in parts]
+        for p, g in zip(parts, gemm):
+            rows.append(
+                {
+                    "op": p.op,
+                    "module_type": p.module_type,
+                    "gemm": g,
+                    "fused": len(parts) > 1,
+                    "with_gemm": any(gemm) and not g,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def fusion_rates(df: pd.DataFrame, original_ops: dict[str, int] | None, taxonomy: tax.Taxonomy | None = None) -> dict:
+    """The eight fusion rates (labelled) and the counts behind them."""
+    taxonomy = taxonomy or tax.load()
+    kind = _kind(str(df["backend"].iloc[0])) if len(df) else "torch"
+    c = constituents(df, taxonomy)
+    ng = c[~c["gemm"]] if len(c) else c
+    fused = int(ng["fused"].sum()) if len(ng) else 0
+    with_gemm = int((ng["fused"] & ng["with_gemm"]).sum()) if len(ng) else 0
+    with_ng = fused - with_gemm
+    kept_ng = len(ng)
+    orig_ng = sum(n for op, n in original_ops.items() if not _is_gemm_op(op, taxonomy, kind)) if original_ops else None
+
+    def ratio(a, b):
+        return 100.0 * a / b if b else float("nan")
+
+    rates = {
+        "fused / kept non-GEMM": ratio(fused, kept_ng),
+        "fused with GEMM / kept non-GEMM": ratio(with_gemm, kept_ng),
+        "fused with non-GEMM / kept non-GEMM": ratio(with_ng, kept_ng),
+        HEADLINE: ratio(fused, orig_ng),
+        "fused with GEMM / original non-GEMM": ratio(with_gemm, orig_ng),
+        "fused with non-GEMM / original non-GEMM": ratio(with_ng, orig_ng),
+        "with GEMM / fused": ratio(with_gemm, fused),
+        "with non-GEMM / fused": ratio(with_ng, fused),
+    }
+    bn = ng[ng["op"].isin(BATCH_NORM_OPS) | ng["module_type"].isin(BATCH_NORM_MODULES)] if len(ng) else ng
+    return {
+        "rates": rates,
+        "counts": {
+            "non_gemm_kept": kept_ng,
+            "non_gemm_original": orig_ng,
+            "fused": fused,
+            "fused_with_gemm": with_gemm,
+            "fused_with_non_gemm": with_ng,
+        },
+        "batch_norm": {
+            "ops": len(bn),
+            "fused_with_gemm": int((bn["fused"] & bn["with_gemm"]).sum()) if len(bn) else 0,
+            "fused_with_non_gemm": int((bn["fused"] & ~bn["with_gemm"]).sum()) if len(bn) else 0,
+            "not_fused": int((~bn["fused"]).sum()) if len(bn) else 0,
+        },
+    }
+
+
+def _run_key(meta: dict) -> tuple:
+    return meta.get("platform"), meta.get("model"), int(meta.get("batch_size") or 0)
+
+
+def load_runs(op_tables: Iterable[str | Path]) -> dict[tuple, dict]:
+    """(platform, model, bs) -> backend -> (op table, run metadata)."""
+    runs: dict[tuple, dict] = {}
+    for path in op_tables:
+        meta = optable.read_run_metadata(path)
+        runs.setdefault(_run_key(meta), {})[meta.get("backend")] = (optable.read(path), meta)
+    return runs
+
+
+def table5(op_tables: Iterable[str | Path], fused_backends: Iterable[str] = ("inductor", "trt")) -> pd.DataFrame:
+    """Non-GEMM latency before (PyTorch eager) and after fusion, the fusion rates and the batch-norm tally,
+    one row per platform / model / batch / fused backend (a missing or failed side says why)."""
+    taxonomy = tax.load()
+    out = []
+    for (platform, model, bs), backends in sorted(load_runs(op_tables).items(), key=lambda kv: str(kv[0])):
+        before = backends.get("torch")
+        for backend in fused_backends:
+            row = {"platform": platform, "model": model, "batch_size": bs, "backend": backend}
+            after = backends.get(backend)
+            problem = _problem(before, "torch") or _problem(after, backend)
+            if problem:
+                row["status"], row["reason"] = "missing", problem
+                out.append(row)
+                continue
+            tb, ta = time_classes(before[0], taxonomy).median(), time_classes(after[0], taxonomy).median()
+            nb, na = tb[NON_GEMM] + tb[FUSED_MIXED], ta[NON_GEMM]
+            stats = fusion_rates(after[0], after[1].get("normalize", {}).get("original_ops"), taxonomy)
+            row.update(
+                status="ok",
+                reason="",
+                non_gemm_ms_before=nb,
+                non_gemm_pct_before=100.0 * nb / tb.sum(),
+                non_gemm_ms_after=na,
+                non_gemm_pct_after=100.0 * na / ta.sum(),
+                fused_gemm_non_gemm_ms_after=ta[FUSED_MIXED],
+                total_ms_before=tb.sum(),
+                total_ms_after=ta.sum(),
+                non_gemm_speedup=nb / na if na else float("nan"),
+                fusion_rate=stats["rates"][HEADLINE],
+                **{f"rate: {k}": v for k, v in stats["rates"].items()},
+                **{f"count: {k}": v for k, v in stats["counts"].items()},
+                **{f"batch_norm: {k}": v for k, v in stats["batch_norm"].items()},
+            )
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def _problem(run, backend: str) -> str:
+    if run is None:
+        return f"no {backend} run" + (" (TensorRT needs a GPU platform)" if backend == "trt" else "")
+    df, meta = run
+    if meta.get("status", "ok") != "ok":
+        return f"{backend} failed: {meta.get('reason', '')}"
+    return ""
+
+
+def fig8_data(op_tables: Iterable[str | Path], models: list[str], backends: list[str]) -> pd.DataFrame:
+    """Long table behind fig8: mean share and median ms of each time class per run."""
+    taxonomy = tax.load()
+    rows = []
+    for (platform, model, bs), by_backend in load_runs(op_tables).items():
+        if model not in models:
+            continue
+        for backend, (df, meta) in by_backend.items():
+            if backend not in backends:
+                continue
+            base = {
+                "platform": platform,
+                "device": meta.get("device", ""),
+                "backend": backend,
+                "model": model,
+                "batch_size": bs,
+                "seq_len": meta.get("seq_len"),
+                "layers": (meta.get("model_provenance") or {}).get("layers"),
+                "full_depth": (meta.get("model_provenance") or {}).get("full_depth"),
+                "status": meta.get("status", "ok"),
+                "reason": meta.get("reason") or "",
+            }
+            if base["status"] != "ok" or df.empty:
+                rows.append({**base, "group": None})
+                continue
+            ms = time_classes(df, taxonomy)
+            pct = ms.div(ms.sum(axis=1), axis=0) * 100.0
+            for cls in CLASSES:
+                rows.append(
+                    {
+                        **base,
+                        "group": cls,
+                        "pct_mean": float(pct[cls].mean()),
+                        "ms_median": float(ms[cls].median()),
+                        "iteration_ms_median": float(ms.sum(axis=1).median()),
+                    }
+                )
+    return pd.DataFrame(rows)
