@@ -26,8 +26,9 @@ CONFIG = {
     "backends": {
         "torch": {"warmup": 1, "iterations": 3, "profile_iterations": 2, "threads": 1},
         "ort": {"models": ["tiny-gpt2", "broken"], "warmup": 1, "iterations": 3, "profile_iterations": 2},
+        "inductor": {"models": ["tiny-gpt2"], "warmup": 1, "iterations": 3, "profile_iterations": 2, "threads": 1},
     },
-    "figures": {"fig7": {"models": ["tiny-gpt2", "broken"]}},
+    "figures": {"fig7": {"models": ["tiny-gpt2", "broken"]}, "fig8": {"models": ["tiny-gpt2"]}},
 }
 
 
@@ -68,6 +69,10 @@ def test_outputs_exist_and_close(study):
         "figures/fig6.csv",
         "figures/fig7.png",
         "figures/fig7.csv",
+        "figures/fig8.png",
+        "figures/fig8.csv",
+        "figures/table5.md",
+        "figures/table5_all_rates.csv",
         "results/onnx/tiny-gpt2/bs1.onnx",
         "results/onnx/tiny-gpt2/bs1.modules.json",
         "figures/table4.csv",
@@ -144,10 +149,39 @@ def test_changing_a_torch_setting_reruns_only_torch_jobs(study):
         "aggregate_shares": 1,
         "plot_fig6": 1,
         "plot_fig7": 1,
+        "plot_fig8": 1,
+        "make_table5": 1,
         "make_table4": 1,
         "make_table1": 1,
         "all": 1,
     }
+
+
+def test_fusion_outputs_from_this_machines_runs(study):
+    t5 = pd.read_csv(study / "figures/table5_all_rates.csv").set_index(["model", "batch_size", "backend"])
+    ind = t5.loc[("tiny-gpt2", 1, "inductor")]
+    assert ind.status == "ok" and ind.non_gemm_ms_after > 0 and 0 <= ind.fusion_rate <= 100
+    assert t5.loc[("tiny-gpt2", 1, "trt")].status == "missing"  # no GPU here: the cell says why
+    fig8 = pd.read_csv(study / "figures/fig8.csv")
+    assert {"torch", "inductor", "trt"} == set(fig8.backend)
+    meta = optable.read_run_metadata(study / "results/ops/cpu/inductor/tiny-gpt2/bs1.parquet")
+    attributed = meta["normalize"]["inductor"]
+    assert attributed["kernels"] > 0 and attributed["kernels_with_provenance"] == attributed["kernels"]
+    assert meta["run"]["compile"]["compile_s"] > 0
+
+
+def test_a_gpu_platform_plans_tensorrt_jobs(study):
+    """No GPU here, but the DAG for one is right: engines from the ONNX export, then TRT profiles."""
+    cfg = yaml.safe_load((study / "config.yaml").read_text())
+    cfg["platforms"]["gpu"] = {"device": "cuda"}
+    cfg["backends"]["trt"] = {"models": ["tiny-gpt2"]}
+    (study / "config.yaml").write_text(yaml.safe_dump(cfg))
+    try:
+        jobs = planned_jobs(study)
+    finally:
+        (study / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    assert jobs["build_engine"] == 2 and jobs["profile_trt"] == 2  # tiny-gpt2 bs1, bs2 on platform gpu
+    assert "export_onnx" not in jobs  # the existing exports are reused
 
 
 def test_changing_an_ort_run_setting_reruns_ort_runs_not_exports(study):

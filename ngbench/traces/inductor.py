@@ -7,7 +7,9 @@ ranges, ``triton_*`` device kernels, extern ``aten::mm/addmm/convolution`` calls
 * post-grad nodes from Inductor's provenance map (kernel -> post-grad nodes), their aten ops from the
   post-grad graph (``fx_graph_transformed.py``), and the pre-grad (Dynamo) node each came from, with its
   module chain;
-* constituents = the pre-grad nodes: one whose post-grad pieces in this kernel include a GEMM op is GEMM;
+* constituents = the pre-grad nodes: one whose post-grad pieces in this kernel include a GEMM op is GEMM
+  when the kernel's own code multiplies matrices (CPP GEMM template, Triton ``tl.dot``), else those pieces
+  are the layout copy of a GEMM run as an extern call (``cpp_fused_convolution_*``): Memory;
   one whose op is a GEMM but whose pieces here are not (the reshape after an ``addmm``, fused into the next
   element-wise kernel) counts as those pieces; any other is its own op in its modules (so softmax's
   amax/sub/exp/sum/div are one Logit constituent with weight 5);
@@ -34,6 +36,9 @@ from ngbench.traces.scopes import common_chain
 
 log = logging.getLogger(__name__)
 _KERNEL = re.compile(r"^(?:graph_(?P<graph>\d+)_)?(?P<name>(?:cpp|triton)_\w+)$")
+_KERNEL_DEF = re.compile(r"^(?P<name>(?:cpp|triton)_\w+) = async_compile\.\w+\(", re.M)
+# a generated kernel that multiplies matrices itself: CPP GEMM templates, Triton dot products
+_MATMUL_CODE = re.compile(r"micro_gemm|MicroGemm|cpp_gemm_template|tl\.dot\(|triton_tem_")
 _POST_GRAD_LINE = re.compile(r"^\s+(?P<node>\w+)(?:: \"[^\"]*\")? = torch\.ops\.(?P<op>[\w.]+)\(", re.M)
 
 
@@ -43,6 +48,7 @@ class GraphArtifacts:
     post_to_pre: dict[str, list[str]] = field(default_factory=dict)
     post_ops: dict[str, str] = field(default_factory=dict)  # post-grad node -> aten op (aten::add)
     pre: dict[str, dict] = field(default_factory=dict)  # pre-grad node -> target, module chain
+    gemm_kernels: set[str] = field(default_factory=set)  # generated kernels whose code runs a matmul itself
 
 
 def _aten(op: str) -> str:
@@ -53,7 +59,7 @@ def _aten(op: str) -> str:
 
 def load_artifacts(artifact_dir: str | Path) -> dict[int | None, GraphArtifacts]:
     """Graph id -> artifacts, from ``<trace_dir>/inductor/graph_<id>/``."""
-    from ngbench.backends.inductor import POST_GRAD_FILE, PRE_GRAD_FILE, PROVENANCE_FILE
+    from ngbench.backends.inductor import OUTPUT_CODE_FILE, POST_GRAD_FILE, PRE_GRAD_FILE, PROVENANCE_FILE
 
     out: dict[int | None, GraphArtifacts] = {}
     for graph_dir in sorted(Path(artifact_dir).glob("*")):
@@ -76,14 +82,30 @@ def load_artifacts(artifact_dir: str | Path) -> dict[int | None, GraphArtifacts]
             art.post_ops.update(
                 {m.group("node"): _aten(m.group("op")) for m in _POST_GRAD_LINE.finditer(post.read_text())}
             )
+        code = graph_dir / OUTPUT_CODE_FILE
+        if code.is_file():
+            art.gemm_kernels.update(_gemm_kernels(code.read_text()))
         pre = graph_dir / PRE_GRAD_FILE
         if pre.is_file():
             art.pre.update(json.loads(pre.read_text()))
     return out
 
 
-def _constituents(art: GraphArtifacts, post_nodes: list[str], taxonomy: tax.Taxonomy):
-    """[(group, weight)], fused_ops entries, and the module chains of the kernel's constituents."""
+def _gemm_kernels(code: str) -> set[str]:
+    """Kernels of Inductor's generated module whose own source multiplies matrices."""
+    defs = list(_KERNEL_DEF.finditer(code))
+    out = set()
+    for i, m in enumerate(defs):
+        end = defs[i + 1].start() if i + 1 < len(defs) else len(code)
+        if _MATMUL_CODE.search(code[m.start() : end]) or m.group("name").startswith("triton_tem_"):
+            out.add(m.group("name"))
+    return out
+
+
+def _constituents(art: GraphArtifacts, post_nodes: list[str], taxonomy: tax.Taxonomy, runs_gemm: bool):
+    """[(group, weight)], fused_ops entries, and the module chains of the kernel's constituents. In a
+    kernel that does not multiply matrices itself (``runs_gemm`` false), a GEMM node among its post-grad
+    nodes is the layout copy or epilogue of a GEMM run elsewhere (an extern call): Memory, not GEMM."""
     by_pre: dict[str, list[str]] = {}
     for node in post_nodes:
         pres = art.post_to_pre.get(node) or [f"<post:{node}>"]
@@ -99,8 +121,14 @@ def _constituents(art: GraphArtifacts, post_nodes: list[str], taxonomy: tax.Taxo
         ops = [art.post_ops.get(p, "") for p in posts]
         module, module_type = (paths[0], modules[0]) if paths and modules else ("", "")
         fused += [optable.fused_entry(op, p, module, module_type) for op, p in zip(ops, posts)]
-        if any(op and taxonomy.op_group(op) == tax.GEMM for op in ops):
+        gemm_pieces = [op for op in ops if op and taxonomy.op_group(op) == tax.GEMM]
+        if gemm_pieces and runs_gemm:
             parts.append((tax.GEMM, float(len(posts))))
+        elif gemm_pieces:
+            parts += [
+                ("Memory" if op in gemm_pieces else taxonomy.constituent_group(op or "unknown", modules), 1.0)
+                for op in ops
+            ]
         elif pre.get("target") and taxonomy.op_group(pre["target"]) == tax.GEMM:
             parts += [(taxonomy.constituent_group(op or "unknown", modules), 1.0) for op in ops]
         elif pre.get("target"):
@@ -130,7 +158,7 @@ def attribute(df: pd.DataFrame, artifact_dir: str | Path, taxonomy: tax.Taxonomy
             decided[op] = None
             continue
         art = graphs[owners[0]]
-        parts, fused, chains = _constituents(art, art.kernels[name], taxonomy)
+        parts, fused, chains = _constituents(art, art.kernels[name], taxonomy, name in art.gemm_kernels)
         module, _, module_types, _ = common_chain(chains)
         d = taxonomy.classify_fused(op, module_types, parts, kind="torch")
         decided[op] = (module, module_types[0] if module_types else "", d.group, d.source, fused)

@@ -1,0 +1,182 @@
+"""Fusion analysis (table5, fig8 classes) on hand-built op tables, and Inductor kernel attribution on a
+small compiled model. Expected values are worked out by hand from the tables below."""
+
+import pandas as pd
+import pytest
+import torch
+
+from ngbench import fusion
+from ngbench import table as optable
+from ngbench.backends import inductor as inductor_backend
+from ngbench.backends import torch_eager
+from ngbench.traces import inductor, kineto
+
+E = optable.fused_entry
+
+
+def _table(backend, rows, iterations=1):
+    """rows: (op, group, is_gemm, time_us, fused_ops); an Idle row closes each iteration at 100 us."""
+    out = []
+    for it in range(iterations):
+        for seq, (op, group, gemm, t, fused) in enumerate(rows):
+            out.append((it, seq, op, group, gemm, t, fused))
+        busy = sum(r[3] for r in rows)
+        out.append((it, len(rows), "idle/unattributed", "Idle", False, 100.0 - busy, []))
+    df = pd.DataFrame(out, columns=["iteration", "seq", "op", "group", "is_gemm", "time_us", "fused_ops"])
+    df = df.assign(
+        platform="cpu",
+        device="cpu",
+        backend=backend,
+        model="m",
+        batch_size=1,
+        seq_len=None,
+        node="",
+        module="",
+        module_type="",
+        group_source="op",
+        device_time_us=None,
+        host_time_us=None,
+        iteration_time_us=100.0,
+        input_shapes="",
+    )
+    optable.check(df, types=False)
+    return df
+
+
+# a TensorRT-like engine: Conv+BN+ReLU (GEMM with 2 fused non-GEMM), LayerNorm+Add (2 non-GEMM fused together),
+# a lone Softmax, a Reshape
+TRT_ROWS = [
+    (
+        "CaskConvolution",
+        "GEMM",
+        True,
+        40.0,
+        [E("Conv", "c"), E("BatchNormalization", "bn", "bb.bn1", "BatchNorm2d"), E("Relu", "r")],
+    ),
+    ("Normalization", "Normalization", False, 20.0, [E("Add", "a"), E("LayerNormalization", "ln")]),
+    ("SoftMax", "Logit", False, 10.0, [E("Softmax", "s")]),
+    ("Shuffle", "Memory", False, 5.0, []),
+]
+
+
+def test_time_classes_keep_fused_gemm_non_gemm_apart():
+    df = _table("trt", TRT_ROWS)
+    classes = fusion.time_classes(df).iloc[0]
+    assert classes[fusion.FUSED_MIXED] == pytest.approx(0.040)  # the Conv+BN+ReLU layer, never pure GEMM
+    assert classes["GEMM"] == 0.0
+    assert classes["non-GEMM"] == pytest.approx(0.035) and classes["Idle"] == pytest.approx(0.025)
+    assert classes.sum() == pytest.approx(0.1)
+
+
+def test_the_eight_fusion_rates_by_hand():
+    df = _table("trt", TRT_ROWS)
+    # original graph: 1 Conv + 9 non-GEMM (BN, Relu, Add, LN, Softmax, Reshape, and 3 Shape ops folded away)
+    original = {
+        "Conv": 1,
+        "BatchNormalization": 1,
+        "Relu": 1,
+        "Add": 1,
+        "LayerNormalization": 1,
+        "Softmax": 1,
+        "Reshape": 1,
+        "Shape": 3,
+    }
+    stats = fusion.fusion_rates(df, original)
+    # kept non-GEMM constituents: bn, r, a, ln, s, Shuffle = 6; fused: bn, r (with GEMM), a, ln (with non-GEMM)
+    assert stats["counts"] == {
+        "non_gemm_kept": 6,
+        "non_gemm_original": 9,
+        "fused": 4,
+        "fused_with_gemm": 2,
+        "fused_with_non_gemm": 2,
+    }
+    r = stats["rates"]
+    assert r["fused / kept non-GEMM"] == pytest.approx(100 * 4 / 6)
+    assert r[fusion.HEADLINE] == pytest.approx(100 * 4 / 9)
+    assert r["fused with GEMM / original non-GEMM"] == pytest.approx(100 * 2 / 9)
+    assert r["with GEMM / fused"] == pytest.approx(50.0) and len(r) == 8
+    assert stats["batch_norm"] == {"ops": 1, "fused_with_gemm": 1, "fused_with_non_gemm": 0, "not_fused": 0}
+
+
+def test_table5_before_after_and_missing_sides(tmp_path):
+    eager = _table(
+        "torch", [("aten::conv2d", "GEMM", True, 30.0, []), ("aten::relu", "Activation", False, 50.0, [])], iterations=3
+    )
+    after = _table("trt", TRT_ROWS)
+    paths = []
+    for name, df, backend in (("torch", eager, "torch"), ("trt", after, "trt")):
+        p = tmp_path / f"{name}.parquet"
+        optable.write(
+            df,
+            p,
+            run={
+                "platform": "cpu",
+                "model": "m",
+                "batch_size": 1,
+                "backend": backend,
+                "status": "ok",
+                "normalize": {"original_ops": {"Conv": 1, "Relu": 1}},
+            },
+        )
+        paths.append(p)
+    t5 = fusion.table5(paths).set_index("backend")
+    trt = t5.loc["trt"]
+    assert trt.status == "ok"
+    assert trt.non_gemm_ms_before == pytest.approx(0.050) and trt.non_gemm_pct_before == pytest.approx(50.0)
+    assert trt.non_gemm_ms_after == pytest.approx(0.035) and trt.non_gemm_pct_after == pytest.approx(35.0)
+    assert trt.non_gemm_speedup == pytest.approx(50 / 35) and trt.fused_gemm_non_gemm_ms_after == pytest.approx(0.04)
+    assert t5.loc["inductor"].status == "missing" and "no inductor run" in t5.loc["inductor"].reason
+
+
+# -- Inductor: real compile of a small model, kernels attributed through Inductor's provenance ----------------
+class ConvBlock(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.act = torch.nn.ReLU()
+        self.norm = torch.nn.LayerNorm(8)
+
+    def forward(self, x):
+        y = self.act(self.bn(self.conv(x)))
+        return torch.softmax(self.norm(y.permute(0, 2, 3, 1)), dim=-1)
+
+
+@pytest.mark.slow
+def test_inductor_kernels_are_attributed_to_their_ops_and_modules(tmp_path):
+    torch.manual_seed(0)
+    model = ConvBlock().eval()
+    record = torch_eager.run(
+        model,
+        {"x": torch.randn(2, 3, 8, 8)},
+        device="cpu",
+        trace_dir=tmp_path,
+        warmup=1,
+        iterations=2,
+        profile_iterations=2,
+        threads=1,
+        scope_modules=False,
+        shapes_pass=False,
+        compiler=inductor_backend.make_compiler(tmp_path / "cache"),
+    )
+    assert record["compile"]["graphs"] == 1 and record["compile"]["compile_s"] > 0
+    df, _ = kineto.normalize_many(sorted(tmp_path.glob("trace.*.json.gz")), backend="inductor")
+    info = inductor.attribute(df, tmp_path / inductor_backend.ARTIFACT_DIR)
+    optable.check(df)
+    kernels = df[df.op.str.contains("cpp_fused")]
+    assert len(kernels) and info["kernels_with_provenance"] == info["kernels"]  # every kernel traced back
+    assert info["kernel_time_us_by_name"] == 0.0
+    # the convolution stays an extern GEMM call; Inductor's cpp_fused_convolution_* kernel around it is the
+    # layout copy of the conv's input, not a GEMM (its code multiplies nothing)
+    assert (df[df.op == "aten::convolution"].group == "GEMM").all()
+    assert (df[df.op.str.contains("cpp_fused_convolution")].group == "Memory").all()
+    ops_of = {op: {optable.parse_fused(f).op for f in fo} for op, fo in zip(kernels.op, kernels.fused_ops)}
+    modules_of = {op: {optable.parse_fused(f).module_type for f in fo} for op, fo in zip(kernels.op, kernels.fused_ops)}
+    # batch norm (eval) + relu are fused into one kernel after the conv: its constituents name both modules
+    bn_kernel = next(op for op, mods in modules_of.items() if "BatchNorm2d" in mods)
+    assert "ReLU" in modules_of[bn_kernel]
+    # layer norm + softmax: the kernel holding softmax's reduction pieces is decided by its constituents
+    softmax_kernel = next(op for op, ops in ops_of.items() if "aten::amax" in ops)
+    assert df[df.op == softmax_kernel].group.iloc[0] in {"Logit", "Normalization"}
+    assert set(kernels.group) <= {"Normalization", "Activation", "Logit", "Memory", "Elementwise"}
+    assert (kernels.group_source != "unknown").all()
