@@ -115,8 +115,8 @@ def run_torch(
     (config ``on_error: record``) or raises (``on_error: fail``)."""
     from ngbench.backends import torch_eager
 
-    if backend not in ("torch", "inductor"):
-        raise ValueError(f"run_torch: backend {backend!r}, expected torch or inductor")
+    if backend not in TORCH_BACKENDS:
+        raise ValueError(f"run_torch: backend {backend!r}, expected one of {TORCH_BACKENDS}")
     settings = (config.get("backends") or {}).get(backend, {})
     device = platform_device(config, platform)
     s = model_settings(config, model)
@@ -137,6 +137,12 @@ def run_torch(
             raise inputs.InputError(f"inputs: {input_prov.get('reason')}")
         dtype = settings.get("dtype_cuda" if device.startswith("cuda") else "dtype_cpu", "float32")
         built = build_model(config, model, tensors, dtype, settings.get("attn_implementation"), meta)
+        if backend == "torch-int8":
+            from ngbench.backends import int8
+
+            built, meta["quantization"] = int8.quantize(
+                built, device=device, dtype=dtype, threshold=settings.get("llm_int8_threshold", 6.0)
+            )
         record = torch_eager.run(
             built,
             tensors,
@@ -147,9 +153,10 @@ def run_torch(
             profile_iterations=settings.get("profile_iterations", 5),
             threads=settings.get("threads"),
             dtype=dtype,
-            scope_modules=settings.get("scope_modules", True) and backend == "torch",
-            shapes_pass=settings.get("record_shapes", True) and backend == "torch",
+            scope_modules=settings.get("scope_modules", True) and backend != "inductor",
+            shapes_pass=settings.get("record_shapes", True) and backend != "inductor",
             compiler=_inductor_compiler(settings) if backend == "inductor" else None,
+            move_model=backend != "torch-int8",
         )
         meta["environment"]["torch"] = env.torch_env()
         meta.update(status=STATUS_OK, run=record)
@@ -481,9 +488,11 @@ def normalize_run(trace_dir: str, out: str, *, platform: str, backend: str, mode
 
 # backend -> glob of its raw trace files inside a run's trace directory
 ORT_BACKENDS = ("ort", "ort-opt")
+TORCH_BACKENDS = ("torch", "inductor", "torch-int8")
 NORMALIZERS = {
     "torch": "trace.*.json.gz",
     "inductor": "trace.*.json.gz",
+    "torch-int8": "trace.*.json.gz",
     "ort": "profile.json",
     "ort-opt": "profile.json",
     "trt": "profile.json",

@@ -25,6 +25,7 @@ TAXONOMY_PATH = Path(__file__).with_name("taxonomy.yaml")
 OTHER = "Other"
 IDLE = "Idle"
 GEMM = "GEMM"
+QUANTIZATION = "Quantization"
 
 Kind = Literal["torch", "onnx", "trt", "kernel"]
 _KIND_SECTION = {"torch": "torch_ops", "onnx": "onnx_ops", "trt": "trt_layers"}
@@ -39,11 +40,12 @@ class Decision:
 class Taxonomy:
     def __init__(self, data: dict):
         self.groups: dict[str, dict] = data["groups"]
-        for required in (GEMM, OTHER, IDLE):
+        for required in (GEMM, OTHER, IDLE) + ((QUANTIZATION,) if data.get("quantization_scopes") else ()):
             if required not in self.groups:
                 raise ValueError(f"taxonomy: group {required!r} must be defined under 'groups'")
         self.modules = self._invert(data.get("modules", {}), "modules")
         self.ops = {kind: self._invert(data.get(section, {}), section) for kind, section in _KIND_SECTION.items()}
+        self.quant_scopes = frozenset(data.get("quantization_scopes", []))
         self.transparent = re.compile("|".join(f"(?:{p})" for p in data.get("transparent_ops", [])) or "(?!)")
         self.kernel_patterns = [
             (re.compile(p["pattern"], re.IGNORECASE), self._check_group(p["group"], "kernel_patterns"))
@@ -69,6 +71,10 @@ class Taxonomy:
     def classify(self, op: str, module_types: Sequence[str] = (), kind: Kind = "torch") -> Decision:
         """Group of ``op`` run inside ``module_types`` (innermost first)."""
         for module_type in module_types:
+            if module_type in self.quant_scopes:  # a quantized linear: its matmuls are GEMM, the rest is not
+                if self.op_group(op, kind) == GEMM:
+                    return Decision(GEMM, "op")
+                return Decision(QUANTIZATION, "module")
             group = self.modules.get(module_type)
             if group is not None:
                 return Decision(group, "module")

@@ -197,3 +197,27 @@ def test_fused_unknown_name_takes_the_weighted_constituent_group():
     assert T.classify_fused("graph_0_cpp_fused_add_gelu_view_1", ["Block"], p).group == "Activation"
     assert T.classify_fused("x", [], [("Memory", 2.0)]).group == "Memory"
     assert T.classify_fused("x", [], []) == tax.Decision("Other", "unknown")
+
+
+# -- LLM.int8 (bitsandbytes): the ops seen under the profiler on CPU with bitsandbytes 0.50 -------------------------
+@pytest.mark.parametrize(
+    "op, group",
+    [
+        ("bitsandbytes::int8_vectorwise_quant", "Quantization"),
+        ("bitsandbytes::int8_linear_matmul", "GEMM"),  # the int8 matmul itself is GEMM
+        ("aten::_int_mm", "GEMM"),
+        ("bitsandbytes::int8_mm_dequant", "Quantization"),
+        ("aten::addmm", "GEMM"),  # the fp16 outlier matmul of LLM.int8
+        ("aten::to", "Quantization"),  # the fp32 -> fp16 cast before quantizing
+        ("aten::mul", "Quantization"),  # scaling
+        ("aten::index_put_", "Quantization"),  # outlier bookkeeping
+    ],
+)
+def test_inside_a_quantized_linear_only_matmuls_are_gemm(op, group):
+    assert T.classify(op, ["Linear8bitLt", "LlamaMLP", "LlamaDecoderLayer"]).group == group
+
+
+def test_bitsandbytes_wrappers_are_transparent():
+    for name in ("MatMul8bitLt", "bitsandbytes::int8_mixed_scaled_mm", "bitsandbytes::int8_scaled_mm"):
+        assert T.transparent.search(name), name
+    assert not T.transparent.search("bitsandbytes::int8_vectorwise_quant")

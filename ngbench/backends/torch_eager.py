@@ -93,6 +93,7 @@ def run(
     scope_modules: bool = True,
     shapes_pass: bool = True,
     compiler: Callable[[Any, dict, Path], tuple[Any, dict]] | None = None,
+    move_model: bool = True,
 ) -> dict[str, Any]:
     """Measure unprofiled latency, then profile; write the raw trace to ``trace_dir``. Returns a record.
 
@@ -106,9 +107,10 @@ def run(
     if threads:
         torch.set_num_threads(threads)
     torch_dtype = getattr(torch, dtype)
-    model = model.to(dev)
-    if torch_dtype != torch.float32:
-        model = model.to(torch_dtype)
+    if move_model:  # a bitsandbytes-quantized model is placed when loaded and refuses .to()
+        model = model.to(dev)
+        if torch_dtype != torch.float32:
+            model = model.to(torch_dtype)
     inputs = {k: v.to(dev) for k, v in inputs.items()}
     if torch_dtype != torch.float32:
         inputs = {k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in inputs.items()}
