@@ -7,6 +7,7 @@
 #   results/traces/{platform}/{backend}/{model}/bs{bs}/        raw profiler output, untouched (+ meta.json)
 #   results/latency/{platform}/{backend}/{model}/bs{bs}.json   unprofiled end-to-end latency samples
 #   results/ops/{platform}/{backend}/{model}/bs{bs}.parquet    the unified op table
+#   results/energy/{platform}/{model}/bs{bs}.json              energy per inference (n/a with the reason)
 #   results/shares.parquet, results/unknown_ops.csv            group shares; ops the taxonomy does not know
 #   figures/                                                   the paper's figures and tables
 
@@ -24,15 +25,19 @@ include: "workflow/rules/engines.smk"
 include: "workflow/rules/profile.smk"
 include: "workflow/rules/normalize.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/energy.smk"
 include: "workflow/rules/figures.smk"
 
 
 rule all:
     default_target: True
     input:
+        "figures/fig1.png",
+        "figures/fig5.png",
         "figures/fig6.png",
         "figures/fig7.png",
         "figures/fig8.png",
+        "figures/fig9.png",
         "figures/table5.md",
         "figures/table4.md",
         "figures/table2.md",

@@ -142,25 +142,12 @@ def fusion_rates(df: pd.DataFrame, original_ops: dict[str, int] | None, taxonomy
     }
 
 
-def _run_key(meta: dict) -> tuple:
-    return meta.get("platform"), meta.get("model"), int(meta.get("batch_size") or 0)
-
-
-def load_runs(op_tables: Iterable[str | Path]) -> dict[tuple, dict]:
-    """(platform, model, bs) -> backend -> (op table, run metadata)."""
-    runs: dict[tuple, dict] = {}
-    for path in op_tables:
-        meta = optable.read_run_metadata(path)
-        runs.setdefault(_run_key(meta), {})[meta.get("backend")] = (optable.read(path), meta)
-    return runs
-
-
 def table5(op_tables: Iterable[str | Path], fused_backends: Iterable[str] = ("inductor", "trt")) -> pd.DataFrame:
     """Non-GEMM latency before (PyTorch eager) and after fusion, the fusion rates and the batch-norm tally,
     one row per platform / model / batch / fused backend (a missing or failed side says why)."""
     taxonomy = tax.load()
     out = []
-    for (platform, model, bs), backends in sorted(load_runs(op_tables).items(), key=lambda kv: str(kv[0])):
+    for (platform, model, bs), backends in sorted(optable.read_runs(op_tables).items(), key=lambda kv: str(kv[0])):
         before = backends.get("torch")
         for backend in fused_backends:
             row = {"platform": platform, "model": model, "batch_size": bs, "backend": backend}
@@ -206,7 +193,7 @@ def fig8_data(op_tables: Iterable[str | Path], models: list[str], backends: list
     """Long table behind fig8: mean share and median ms of each time class per run."""
     taxonomy = tax.load()
     rows = []
-    for (platform, model, bs), by_backend in load_runs(op_tables).items():
+    for (platform, model, bs), by_backend in optable.read_runs(op_tables).items():
         if model not in models:
             continue
         for backend, (df, meta) in by_backend.items():

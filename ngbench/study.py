@@ -386,6 +386,65 @@ def run_trt(
     return meta
 
 
+# -- energy ---------------------------------------------------------------------------------------------------
+def measure_energy(config: dict, platform: str, model: str, batch_size: int, input_path: str, out: str) -> dict:
+    """Energy per inference of the torch (eager) model, where counters exist; n/a with the reason where
+    not. Counters are checked first, so a machine without them never builds the model."""
+    from ngbench import energy
+    from ngbench.backends import torch_eager
+
+    settings = config.get("energy") or {}
+    torch_settings = (config.get("backends") or {}).get("torch", {})
+    device = platform_device(config, platform)
+    record: dict[str, Any] = {
+        "platform": platform,
+        "device": device,
+        "backend": "torch",
+        "model": model,
+        "batch_size": batch_size,
+        "settings": settings,
+        "environment": env.describe(config),
+    }
+    counters = energy.counters_for(device, settings.get("powercap_root") or energy.POWERCAP_ROOT)
+    try:
+        if all(isinstance(c, str) for c in counters.values()):
+            record.update(energy.measure(lambda: None, lambda: None, counters, inferences=0, repeats=0, idle_s=0))
+            record["status"] = STATUS_OK
+        else:
+            import torch
+
+            tensors, record["inputs"] = inputs.load(input_path)
+            if record["inputs"].get("status") == STATUS_FAILED:
+                raise inputs.InputError(f"inputs: {record['inputs'].get('reason')}")
+            dtype = torch_settings.get("dtype_cuda" if device.startswith("cuda") else "dtype_cpu", "float32")
+            built = build_model(config, model, tensors, dtype, torch_settings.get("attn_implementation"), record)
+            built, tensors, sync = torch_eager.prepare(
+                built, tensors, device=device, dtype=dtype, threads=torch_settings.get("threads")
+            )
+            with torch.inference_mode():
+                for _ in range(settings.get("warmup", 2)):
+                    built(**tensors)
+                record.update(
+                    energy.measure(
+                        lambda: built(**tensors),
+                        sync,
+                        counters,
+                        inferences=settings.get("inferences", 20),
+                        repeats=settings.get("repeats", 3),
+                        idle_s=settings.get("idle_s", 2.0),
+                    )
+                )
+            record["status"] = STATUS_OK
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
+        if config.get("on_error", "record") == "fail":
+            raise
+        log.error("energy of %s bs%d on %s failed:\n%s", model, batch_size, platform, traceback.format_exc())
+        record.update(status=STATUS_FAILED, reason=_reason(exc))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(record, indent=2, default=str))
+    return record
+
+
 def build_model(config: dict, model: str, tensors: dict, dtype: str, attn_implementation: str | None, meta: dict):
     """The registry model as every backend runs it (weights, norm calibration, one prefill forward without a
     KV cache); provenance goes into ``meta``."""

@@ -123,3 +123,13 @@ def read_run_metadata(path: str | Path) -> dict[str, Any]:
     meta = pq.read_schema(path).metadata or {}
     raw = meta.get(RUN_METADATA_KEY)
     return json.loads(raw) if raw else {}
+
+
+def read_runs(paths) -> dict[tuple, dict[str, tuple[pd.DataFrame, dict[str, Any]]]]:
+    """(platform, model, batch size) -> backend -> (op table, run metadata), for comparing backends."""
+    runs: dict[tuple, dict] = {}
+    for path in paths:
+        meta = read_run_metadata(path)
+        key = (meta.get("platform"), meta.get("model"), int(meta.get("batch_size") or 0))
+        runs.setdefault(key, {})[meta.get("backend")] = (read(path), meta)
+    return runs

@@ -79,6 +79,26 @@ def _device(name: str):
     return torch.device(name)
 
 
+def prepare(model, inputs: dict, *, device: str, dtype: str, threads: int | None, move_model: bool = True):
+    """Model and inputs on the device in ``dtype``, eval mode; returns (model, inputs, sync)."""
+    import torch
+
+    dev = _device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    torch_dtype = getattr(torch, dtype)
+    if move_model:  # a bitsandbytes-quantized model is placed when loaded and refuses .to()
+        model = model.to(dev)
+        if torch_dtype != torch.float32:
+            model = model.to(torch_dtype)
+    inputs = {k: v.to(dev) for k, v in inputs.items()}
+    if torch_dtype != torch.float32:
+        inputs = {k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in inputs.items()}
+    model.eval()
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    return model, inputs, sync
+
+
 def run(
     model,
     inputs: dict,
@@ -103,20 +123,9 @@ def run(
     import torch
     from torch.profiler import ProfilerActivity, profile, schedule
 
+    model, inputs, sync = prepare(model, inputs, device=device, dtype=dtype, threads=threads, move_model=move_model)
     dev = _device(device)
-    if threads:
-        torch.set_num_threads(threads)
-    torch_dtype = getattr(torch, dtype)
-    if move_model:  # a bitsandbytes-quantized model is placed when loaded and refuses .to()
-        model = model.to(dev)
-        if torch_dtype != torch.float32:
-            model = model.to(torch_dtype)
-    inputs = {k: v.to(dev) for k, v in inputs.items()}
-    if torch_dtype != torch.float32:
-        inputs = {k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in inputs.items()}
-    model.eval()
     cuda = dev.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     trace_dir = Path(trace_dir)
     trace_dir.mkdir(parents=True, exist_ok=True)

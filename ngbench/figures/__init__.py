@@ -507,3 +507,157 @@ def table5(op_tables: list[str]) -> pd.DataFrame:
             )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _class_palette(taxonomy: tax.Taxonomy) -> dict[str, str]:
+    return {tax.GEMM: taxonomy.palette[tax.GEMM], "non-GEMM": NON_GEMM_COLOR, tax.IDLE: taxonomy.palette[tax.IDLE]}
+
+
+def plot_fig1(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list[str]) -> pd.DataFrame:
+    """fig1: GEMM vs non-GEMM split at batch 1 under PyTorch eager, CPU-only and CPU+GPU."""
+    taxonomy = tax.load()
+    df = shares[shares["model"].isin(models) & (shares["backend"] == "torch") & (shares["batch_size"] == 1)]
+    data = complete_cells(df[(df["level"] == "class") | (df["status"] != "ok")], ["torch"])
+    data.to_csv(csv, index=False)
+    plot_comparison(
+        data,
+        png,
+        order=[tax.GEMM, "non-GEMM", tax.IDLE],
+        palette=_class_palette(taxonomy),
+        title="fig1: GEMM vs non-GEMM share of the measured iteration, batch 1, PyTorch eager",
+    )
+    return data
+
+
+FIG9_BACKENDS = ["torch", "torch-int8"]
+
+
+def plot_fig9(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list[str]) -> pd.DataFrame:
+    """fig9: fp32/fp16 (torch) vs LLM.int8 (torch-int8) on the same checkpoint, per sequence length."""
+    taxonomy = tax.load()
+    df = shares[shares["model"].isin(models) & shares["backend"].isin(FIG9_BACKENDS)]
+    data = complete_cells(df[(df["level"] == "group") | (df["status"] != "ok")], FIG9_BACKENDS)
+    data.to_csv(csv, index=False)
+    plot_comparison(
+        data,
+        png,
+        order=taxonomy.order,
+        palette=taxonomy.palette,
+        title="fig9: fp (torch) vs LLM.int8 (torch-int8), same checkpoint, per sequence length",
+    )
+    return data
+
+
+def fig9_summary(op_tables: list[str]) -> pd.DataFrame:
+    """What the paper reports about LLM.int8, from our runs: non-GEMM share fp vs int8 per sequence length,
+    GEMM and non-GEMM latency change, Quantization time, extra non-GEMM operator instances per forward."""
+    from ngbench import table as optable
+
+    taxonomy = tax.load()
+    rows = []
+    for (platform, model, bs), backends in sorted(optable.read_runs(op_tables).items(), key=lambda kv: str(kv[0])):
+        fp, q = backends.get("torch"), backends.get("torch-int8")
+        row = {"platform": platform, "model": model, "batch_size": bs}
+        if fp is None or q is None or fp[1].get("status") != "ok" or q[1].get("status") != "ok":
+            failed = [b for b, r in (("torch", fp), ("torch-int8", q)) if r is None or r[1].get("status") != "ok"]
+            reasons = [f"{b}: {(r[1].get('reason') if r else 'not run')}" for b, r in (("torch", fp), ("torch-int8", q))
+                       if b in failed]
+            rows.append({**row, "status": "missing", "reason": "; ".join(reasons)})
+            continue
+        row["seq_len"] = fp[1].get("seq_len")
+        row["status"] = "ok"
+        for name, (df, _) in (("fp", fp), ("int8", q)):
+            ops = df[~df["group"].map(taxonomy.is_overhead)]
+            per_iter = ops.groupby("iteration")
+            gemm = per_iter.apply(lambda g: g.loc[g["is_gemm"], "time_us"].sum()).median() / 1e3
+            non_gemm = per_iter.apply(lambda g: g.loc[~g["is_gemm"], "time_us"].sum()).median() / 1e3
+            quant = per_iter.apply(lambda g: g.loc[g["group"] == "Quantization", "time_us"].sum()).median() / 1e3
+            row[f"{name}_gemm_ms"] = gemm
+            row[f"{name}_non_gemm_ms"] = non_gemm
+            row[f"{name}_quantization_ms"] = quant
+            row[f"{name}_non_gemm_pct_of_ops"] = 100.0 * non_gemm / (gemm + non_gemm) if gemm + non_gemm else None
+            row[f"{name}_non_gemm_instances"] = float(per_iter.apply(lambda g: (~g["is_gemm"]).sum()).median())
+        row["gemm_latency_change"] = row["int8_gemm_ms"] / row["fp_gemm_ms"]
+        row["non_gemm_latency_change"] = row["int8_non_gemm_ms"] / row["fp_non_gemm_ms"]
+        row["extra_non_gemm_instances_per_forward"] = row["int8_non_gemm_instances"] - row["fp_non_gemm_instances"]
+        row["paper (Llama-3-8B, A100, fp16 -> int8)"] = "non-GEMM 29.3% -> 76.7% of latency"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def fig5_data(records: list[dict]) -> pd.DataFrame:
+    """One row per energy record and side (cpu: RAPL, gpu: NVML)."""
+    rows = []
+    for r in records:
+        base = {k: r.get(k) for k in ("platform", "device", "model", "batch_size")}
+        if r.get("status") != "ok":
+            for side in ("cpu", "gpu"):
+                rows.append({**base, "side": side, "status": "failed", "reason": r.get("reason", "")})
+            continue
+        for side in ("cpu", "gpu"):
+            s = r.get(side) or {"status": "n/a", "reason": "not measured"}
+            rows.append(
+                {
+                    **base,
+                    "side": side,
+                    "status": s.get("status"),
+                    "reason": s.get("reason", ""),
+                    "joules_per_inference": s.get("joules_per_inference_median"),
+                    "joules_min": s.get("joules_per_inference_min"),
+                    "joules_max": s.get("joules_per_inference_max"),
+                    "joules_above_idle": s.get("joules_per_inference_above_idle_median"),
+                    "idle_power_w": s.get("idle_power_w"),
+                    "counter": s.get("counter", ""),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def plot_fig5(records: list[dict], png: str | Path, csv: str | Path) -> pd.DataFrame:
+    """fig5: energy per inference per model (median over blocks, min-max whiskers), CPU (RAPL) and GPU
+    (NVML) sides; n/a and failed cells are drawn hatched with the reason."""
+    data = fig5_data(records)
+    data.to_csv(csv, index=False)
+    sns.set_theme(style="whitegrid", font_scale=0.8)
+    platforms = {dev: sorted(data.loc[data["device"].str.startswith(dev), "platform"].unique()) if len(data) else []
+                 for dev in DEVICE_PANELS}
+    nrows = max(1, *(len(p) for p in platforms.values()))
+    n_models = max(1, data["model"].nunique() if len(data) else 1)
+    fig, axes = plt.subplots(nrows, 2, figsize=(max(9, 2 + 1.1 * n_models * 2), 4.4 * nrows), squeeze=False)
+    colors = {"cpu": "#4c72b0", "gpu": "#55a868"}
+    for c, dev in enumerate(DEVICE_PANELS):
+        for r in range(nrows):
+            ax = axes[r][c]
+            if r >= len(platforms[dev]):
+                _mark_missing(ax, NO_GPU if dev == "cuda" else "no CPU-only platform configured")
+                ax.set_title(DEVICE_PANELS[dev])
+                continue
+            plat = platforms[dev][r]
+            sub = data[data["platform"] == plat]
+            sides = ["cpu"] if dev == "cpu" else ["cpu", "gpu"]
+            models = sorted(sub["model"].unique())
+            top = max([v for v in sub["joules_max"].dropna()] + [1e-3]) * 1.15
+            width = 0.8 / len(sides)
+            for i, model in enumerate(models):
+                for j, side in enumerate(sides):
+                    x = i + (j - (len(sides) - 1) / 2) * width
+                    cell = sub[(sub["model"] == model) & (sub["side"] == side)]
+                    if cell.empty or cell["status"].iloc[0] != "ok":
+                        reason = cell["reason"].iloc[0] if len(cell) else "not measured"
+                        ax.bar(x, top, width=width * 0.95, color="white", edgecolor="#999999", hatch="//")
+                        ax.text(x, top / 2, f"n/a: {reason[:70]}", rotation=90, ha="center", va="center", fontsize=5.5)
+                        continue
+                    v = cell.iloc[0]
+                    ax.bar(x, v["joules_per_inference"], width=width * 0.95, color=colors[side],
+                           yerr=[[v["joules_per_inference"] - v["joules_min"]], [v["joules_max"] - v["joules_per_inference"]]])
+            ax.set_xticks(range(len(models)), models, rotation=45, ha="right", fontsize=7)
+            ax.set_ylim(0, top)
+            ax.set_ylabel("energy per inference (J)")
+            ax.set_title(f"{DEVICE_PANELS[dev]} - platform {plat}")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[s]) for s in colors]
+    fig.legend(handles, ["CPU package (RAPL)", "GPU (NVML)"], loc="upper center", ncol=2, frameon=False)
+    fig.suptitle("fig5: energy per inference, PyTorch eager, batch 1", y=0.995, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.savefig(png, dpi=130)
+    plt.close(fig)
+    return data

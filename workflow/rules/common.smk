@@ -21,6 +21,7 @@ TORCH = config["backends"]["torch"]
 ORT = config["backends"]["ort"]
 INDUCTOR = config["backends"]["inductor"]
 TRT = config["backends"]["trt"]
+INT8 = config["backends"]["torch-int8"]
 CUDA_PLATFORMS = [
     p for p in PLATFORMS if config["platforms"][p]["device"].startswith("cuda")
 ]
@@ -49,17 +50,20 @@ def configured_runs():
             for bs in model_settings(model)["batch_sizes"]:
                 runs += [(p, "torch", model, bs) for p in PLATFORMS]
     if INDUCTOR["enabled"]:
-        for model in INDUCTOR["models"] or config["models"]:
+        for model in INDUCTOR["models"] or drawn_models():
             for bs in model_settings(model)["batch_sizes"]:
                 runs += [(p, "inductor", model, bs) for p in PLATFORMS]
-    if TRT[
-        "enabled"
-    ]:  # TensorRT runs on CUDA platforms only; fig8 marks its panel elsewhere
-        for model in TRT["models"] or config["models"]:
+    if INT8["enabled"]:
+        for model in INT8["models"] or []:
+            for bs in model_settings(model)["batch_sizes"]:
+                runs += [(p, "torch-int8", model, bs) for p in PLATFORMS]
+    # TensorRT runs on CUDA platforms only; fig8 marks its panel elsewhere
+    if TRT["enabled"]:
+        for model in TRT["models"] or drawn_models():
             for bs in model_settings(model)["batch_sizes"]:
                 runs += [(p, "trt", model, bs) for p in CUDA_PLATFORMS]
     if ORT["enabled"]:
-        for model in ORT["models"] or config["models"]:
+        for model in ORT["models"] or drawn_models():
             for bs in model_settings(model)["batch_sizes"]:
                 runs += [(p, b, model, bs) for p in PLATFORMS for b in ORT["variants"]]
     return runs
@@ -91,6 +95,43 @@ def fig8_tables(wildcards=None):
         for p, b, m, bs in runs
         if m in models and b in ("torch", "inductor", "trt")
     ]
+
+
+def fig9_tables(wildcards=None):
+    """Op tables of the quantization study: torch (fp) and torch-int8 runs of the fig9 models."""
+    models = set(config["figures"]["fig9"]["models"])
+    runs = sorted(set(configured_runs()) | set(copied_in_runs()))
+    return [
+        f"results/ops/{p}/{b}/{m}/bs{bs}.parquet"
+        for p, b, m, bs in runs
+        if m in models and b in ("torch", "torch-int8")
+    ]
+
+
+ENERGY = config["energy"]
+
+
+def energy_records(wildcards=None):
+    if not ENERGY["enabled"]:
+        return []
+    models = ENERGY["models"] or drawn_models()
+    bs = ENERGY["batch_size"]
+    return [f"results/energy/{p}/{m}/bs{bs}.json" for p in PLATFORMS for m in models]
+
+
+def energy_params(wildcards):
+    return {
+        **model_params(wildcards.model),
+        "energy": ENERGY,
+        "torch": TORCH,
+        "device": config["platforms"][wildcards.platform]["device"],
+    }
+
+
+def drawn_models():
+    """Configured models shown in the breakdown figures (the default model set of the other backends)."""
+    hidden = set(hidden_models())
+    return [m for m in config["models"] if m not in hidden]
 
 
 def hidden_models():
@@ -138,6 +179,14 @@ def inductor_run_params(wildcards):
     return {
         **model_params(wildcards.model),
         "inductor": INDUCTOR,
+        "device": config["platforms"][wildcards.platform]["device"],
+    }
+
+
+def int8_run_params(wildcards):
+    return {
+        **model_params(wildcards.model),
+        "torch-int8": INT8,
         "device": config["platforms"][wildcards.platform]["device"],
     }
 

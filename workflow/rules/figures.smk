@@ -141,3 +141,66 @@ rule make_table5:
         "../../envs/torch.yaml"
     script:
         "../scripts/make_table5.py"
+
+
+rule plot_fig1:
+    input:
+        shares="results/shares.parquet",
+    output:
+        png=report(
+            "figures/fig1.png",
+            caption="../report/fig1.rst",
+            category="Figures",
+            labels={"figure": "fig1"},
+        ),
+        csv="figures/fig1.csv",
+    log:
+        "logs/plot_fig1.log",
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        models=config["figures"]["fig1"]["models"],
+    script:
+        "../scripts/plot_fig1.py"
+
+
+rule plot_fig5:
+    input:
+        records=energy_records,
+    output:
+        png=report(
+            "figures/fig5.png",
+            caption="../report/fig5.rst",
+            category="Figures",
+            labels={"figure": "fig5"},
+        ),
+        csv="figures/fig5.csv",
+    log:
+        "logs/plot_fig5.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/plot_fig5.py"
+
+
+rule plot_fig9:
+    input:
+        shares="results/shares.parquet",
+        tables=fig9_tables,
+    output:
+        png=report(
+            "figures/fig9.png",
+            caption="../report/fig9.rst",
+            category="Figures",
+            labels={"figure": "fig9"},
+        ),
+        csv="figures/fig9.csv",
+        summary="figures/fig9_summary.csv",
+    log:
+        "logs/plot_fig9.log",
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        models=config["figures"]["fig9"]["models"],
+    script:
+        "../scripts/plot_fig9.py"

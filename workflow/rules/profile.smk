@@ -44,6 +44,29 @@ rule profile_inductor:
         "../scripts/profile_torch.py"
 
 
+rule profile_torch_int8:
+    input:
+        batch="results/inputs/{model}/bs{bs}.pt",
+    output:
+        trace_dir=directory("results/traces/{platform}/torch-int8/{model}/bs{bs}"),
+        latency="results/latency/{platform}/torch-int8/{model}/bs{bs}.json",
+    log:
+        "logs/profile_torch_int8/{platform}/{model}/bs{bs}.log",
+    benchmark:
+        "results/benchmarks/profile_torch_int8/{platform}/{model}/bs{bs}.tsv"
+    wildcard_constraints:
+        platform="|".join(PLATFORMS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: MEASUREMENT_THREADS
+    resources:
+        profiling_slot=1,
+    params:
+        settings=int8_run_params,
+    script:
+        "../scripts/profile_torch.py"
+
+
 rule profile_ort:
     input:
         batch="results/inputs/{model}/bs{bs}.pt",

@@ -4,7 +4,7 @@ from ngbench.bridge import start
 start(snakemake)
 from ngbench import study  # noqa: E402
 
-backend = "inductor" if snakemake.rule == "profile_inductor" else "torch"
+backend = {"profile_inductor": "inductor", "profile_torch_int8": "torch-int8"}.get(snakemake.rule, "torch")
 config = dict(snakemake.config)
 settings = dict(config["backends"][backend])
 settings["threads"] = settings.get("threads") or snakemake.threads
