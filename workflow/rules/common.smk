@@ -42,6 +42,16 @@ def model_settings(model):
     return study.model_settings(config, model)
 
 
+def backend_batch_sizes(settings, model):
+    """A backend's batch sizes for a model: its own list (kept to the model's) or the model's."""
+    sizes = model_settings(model)["batch_sizes"]
+    return (
+        [b for b in sizes if b in settings["batch_sizes"]]
+        if settings.get("batch_sizes")
+        else sizes
+    )
+
+
 def configured_runs():
     """(platform, backend, model, bs) that this machine runs under the current config."""
     runs = []
@@ -51,7 +61,7 @@ def configured_runs():
                 runs += [(p, "torch", model, bs) for p in PLATFORMS]
     if INDUCTOR["enabled"]:
         for model in INDUCTOR["models"] or drawn_models():
-            for bs in model_settings(model)["batch_sizes"]:
+            for bs in backend_batch_sizes(INDUCTOR, model):
                 runs += [(p, "inductor", model, bs) for p in PLATFORMS]
     if INT8["enabled"]:
         for model in INT8["models"] or []:
@@ -60,11 +70,11 @@ def configured_runs():
     # TensorRT runs on CUDA platforms only; fig8 marks its panel elsewhere
     if TRT["enabled"]:
         for model in TRT["models"] or drawn_models():
-            for bs in model_settings(model)["batch_sizes"]:
+            for bs in backend_batch_sizes(TRT, model):
                 runs += [(p, "trt", model, bs) for p in CUDA_PLATFORMS]
     if ORT["enabled"]:
         for model in ORT["models"] or drawn_models():
-            for bs in model_settings(model)["batch_sizes"]:
+            for bs in backend_batch_sizes(ORT, model):
                 runs += [(p, b, model, bs) for p in PLATFORMS for b in ORT["variants"]]
     return runs
 
@@ -123,7 +133,11 @@ def energy_params(wildcards):
     return {
         **model_params(wildcards.model),
         "energy": ENERGY,
-        "torch": TORCH,
+        # the eager model as the torch backend builds it; its iteration counts do not matter here
+        "torch": {
+            k: TORCH[k]
+            for k in ("dtype_cpu", "dtype_cuda", "attn_implementation", "threads")
+        },
         "device": config["platforms"][wildcards.platform]["device"],
     }
 
@@ -152,6 +166,16 @@ def input_params(wildcards):
     }
 
 
+# keys that choose which runs exist, not how one runs: changing them adds or drops jobs, never reruns one
+SELECTION_KEYS = ("enabled", "models", "batch_sizes", "variants")
+
+
+def run_settings(settings, drop=()):
+    return {
+        k: v for k, v in settings.items() if k not in SELECTION_KEYS and k not in drop
+    }
+
+
 def model_params(model):
     """Everything a built model depends on: editing a registry entry reruns that model only."""
     s = model_settings(model)
@@ -170,7 +194,7 @@ def torch_run_params(wildcards):
     """Everything a torch run depends on besides its input file: a change reruns only torch jobs."""
     return {
         **model_params(wildcards.model),
-        "torch": TORCH,
+        "torch": run_settings(TORCH),
         "device": config["platforms"][wildcards.platform]["device"],
     }
 
@@ -178,7 +202,7 @@ def torch_run_params(wildcards):
 def inductor_run_params(wildcards):
     return {
         **model_params(wildcards.model),
-        "inductor": INDUCTOR,
+        "inductor": run_settings(INDUCTOR),
         "device": config["platforms"][wildcards.platform]["device"],
     }
 
@@ -186,14 +210,14 @@ def inductor_run_params(wildcards):
 def int8_run_params(wildcards):
     return {
         **model_params(wildcards.model),
-        "torch-int8": INT8,
+        "torch-int8": run_settings(INT8),
         "device": config["platforms"][wildcards.platform]["device"],
     }
 
 
 def trt_run_params(wildcards):
     return {
-        "trt": TRT,
+        "trt": run_settings(TRT),
         "on_error": config["on_error"],
         "device": config["platforms"][wildcards.platform]["device"],
     }
@@ -209,7 +233,7 @@ def export_params(wildcards):
 
 def ort_run_params(wildcards):
     return {
-        "ort": {k: v for k, v in ORT.items() if k not in EXPORT_KEYS[:3]},
+        "ort": run_settings(ORT, drop=EXPORT_KEYS[:3]),
         "on_error": config["on_error"],
         "device": config["platforms"][wildcards.platform]["device"],
     }

@@ -1,0 +1,136 @@
+"""Energy readers against a fake powercap tree and NVML mocked at the library boundary (pynvml's own
+functions, returning what the real ones return: ints in mJ / mW, str names, NVMLError on failure)."""
+
+import pytest
+
+from ngbench import energy
+
+
+def _zone(root, name, index, energy_uj, max_range=262143328850):
+    z = root / f"intel-rapl:{index}"
+    z.mkdir(parents=True)
+    (z / "name").write_text(f"{name}\n")
+    (z / "energy_uj").write_text(f"{energy_uj}\n")
+    (z / "max_energy_range_uj").write_text(f"{max_range}\n")
+    return z
+
+
+def test_rapl_reads_package_domains_only(tmp_path):
+    _zone(tmp_path, "package-0", 0, 1000)
+    _zone(tmp_path, "package-1", 1, 2000)
+    sub = tmp_path / "intel-rapl:0:0"  # a sub-zone (core): inside package-0, not counted twice
+    sub.mkdir()
+    (sub / "name").write_text("core\n")
+    counter = energy.RaplCounter(tmp_path)
+    assert [d.name for d in counter.domains] == ["package-0", "package-1"]
+    assert counter.read() == [1000, 2000]
+
+
+def test_rapl_wraparound():
+    assert energy.rapl_delta_uj(100, 350, 1000) == 250
+    assert energy.rapl_delta_uj(900, 50, 1000) == 150  # wrapped: 100 to the top, then 50
+
+
+def test_rapl_unavailable_says_why(tmp_path):
+    with pytest.raises(energy.EnergyUnavailable, match="no .*powercap"):
+        energy.RaplCounter(tmp_path / "absent")
+    z = _zone(tmp_path, "package-0", 0, 1)
+    (z / "energy_uj").unlink()
+    (z / "energy_uj").mkdir()  # unreadable as a file, like a root-only counter is for a user
+    with pytest.raises(energy.EnergyUnavailable, match="not readable"):
+        energy.RaplCounter(tmp_path)
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, s):
+        self.t += s
+
+
+def test_measure_with_a_ticking_rapl_counter(tmp_path):
+    """Package draws 10 W idle; each inference takes 0.1 s and costs 5 J in total (3 J above idle).
+    The counter starts near its wrap point so the blocks cross it."""
+    max_range = 50_000_000
+    z = _zone(tmp_path, "package-0", 0, max_range - 4_000_000, max_range)
+    clock = FakeClock()
+    state = {"uj": max_range - 4_000_000}
+
+    def advance(seconds, joules):
+        clock.t += seconds
+        state["uj"] = (state["uj"] + int(joules * 1e6)) % max_range
+        (z / "energy_uj").write_text(str(state["uj"]))
+
+    def sleep(s):
+        advance(s, 10.0 * s)
+
+    counters = {"cpu": energy.RaplCounter(tmp_path), "gpu": "no GPU on this platform"}
+    out = energy.measure(
+        lambda: advance(0.1, 5.0), lambda: None, counters, inferences=4, repeats=3, idle_s=2.0, clock=clock, sleep=sleep
+    )
+    cpu = out["cpu"]
+    assert cpu["status"] == "ok" and cpu["idle_power_w"] == pytest.approx(10.0)
+    assert cpu["joules_per_inference_median"] == pytest.approx(5.0)
+    assert cpu["joules_per_inference_above_idle_median"] == pytest.approx(4.0)  # 5 J - 10 W x 0.1 s
+    assert len(cpu["samples_j_per_inference"]) == 3
+    assert out["gpu"] == {"status": "n/a", "reason": "no GPU on this platform"}
+
+
+def test_nvml_counter_and_measure(monkeypatch):
+    pynvml = pytest.importorskip("pynvml")
+    state = {"mj": 123_456, "inits": 0}
+    monkeypatch.setattr(pynvml, "nvmlInit", lambda: state.__setitem__("inits", state["inits"] + 1))
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetCount", lambda: 2)
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetHandleByIndex", lambda i: f"handle-{i}")
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetName", lambda h: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetTotalEnergyConsumption", lambda h: state["mj"])
+    clock = FakeClock()
+
+    def sleep(s):  # 60 W idle
+        clock.t += s
+        state["mj"] += int(60_000 * s)
+
+    def infer():  # 0.01 s at 300 W = 3 J
+        clock.t += 0.01
+        state["mj"] += 3_000
+
+    counter = energy.NvmlCounter(1)
+    out = energy.measure(
+        infer, lambda: None, {"gpu": counter}, inferences=10, repeats=2, idle_s=1.0, clock=clock, sleep=sleep
+    )
+    gpu = out["gpu"]
+    assert gpu["gpu"] == "NVIDIA H100 80GB HBM3" and gpu["device_index"] == 1
+    assert gpu["idle_power_w"] == pytest.approx(60.0) and gpu["joules_per_inference_median"] == pytest.approx(3.0)
+    assert gpu["joules_per_inference_above_idle_median"] == pytest.approx(3.0 - 0.6)
+    with pytest.raises(energy.EnergyUnavailable, match="no device 5"):
+        energy.NvmlCounter(5)
+
+
+def test_nvml_error_is_na_with_the_reason(monkeypatch):
+    pynvml = pytest.importorskip("pynvml")
+
+    def fail():
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_DRIVER_NOT_LOADED)
+
+    monkeypatch.setattr(pynvml, "nvmlInit", fail)
+    counters = energy.counters_for("cuda:0", powercap_root="/nonexistent")
+    assert "NVML" in counters["gpu"] and "powercap" in counters["cpu"]
+    out = energy.measure(lambda: None, lambda: None, counters, inferences=1, repeats=1, idle_s=0)
+    assert out["gpu"]["status"] == "n/a" and out["cpu"]["status"] == "n/a"
+
+
+def test_energy_job_on_a_machine_without_counters_builds_nothing(tmp_path, monkeypatch):
+    from ngbench import registry, study
+
+    monkeypatch.setattr(registry, "build", lambda *a, **k: pytest.fail("built a model with no counter to read"))
+    config = {
+        "platforms": {"cpu": {"device": "cpu"}},
+        "models": {"swin-t": None},
+        "energy": {"powercap_root": str(tmp_path / "none")},
+    }
+    rec = study.measure_energy(config, "cpu", "swin-t", 1, str(tmp_path / "in.pt"), str(tmp_path / "e.json"))
+    assert rec["status"] == "ok" and rec["cpu"]["status"] == "n/a" and rec["gpu"]["reason"] == "no GPU on this platform"
