@@ -221,3 +221,9 @@ def test_bitsandbytes_wrappers_are_transparent():
     for name in ("MatMul8bitLt", "bitsandbytes::int8_mixed_scaled_mm", "bitsandbytes::int8_scaled_mm"):
         assert T.transparent.search(name), name
     assert not T.transparent.search("bitsandbytes::int8_vectorwise_quant")
+
+
+@pytest.mark.parametrize("op", ["mkldnn::_convolution_pointwise", "mkl::_mkl_linear", "mkldnn::_linear_pointwise"])
+def test_inductor_freezing_gemms(op):
+    """With Inductor's freezing, GEMMs run as packed mkldnn/mkl calls (seen with torch 2.14 on CPU)."""
+    assert T.classify(op, []).group == "GEMM"
