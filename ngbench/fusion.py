@@ -76,7 +76,7 @@ def constituents(df: pd.DataFrame, taxonomy: tax.Taxonomy | None = None) -> pd.D
     """One row per constituent of the first iteration's rows: op, module class, gemm, row size, fused with."""
     taxonomy = taxonomy or tax.load()
     if df.empty:
-        return pd.DataFrame(columns=["op", "module_type", "gemm", "fused", "with_gemm"])
+        return pd.DataFrame(columns=["op", "module", "module_type", "gemm", "fused", "with_gemm"])
     kind = _kind(str(df["backend"].iloc[0]))
     first = df[(df["iteration"] == df["iteration"].min()) & ~df["group"].map(taxonomy.is_overhead)]
     rows = []
@@ -84,11 +84,14 @@ def constituents(df: pd.DataFrame, taxonomy: tax.Taxonomy | None = None) -> pd.D
         parts = [optable.parse_fused(f) for f in r.fused_ops] or [
             optable.FusedOp(r.op, r.node, r.module, r.module_type)
         ]
-        gemm = [_is_gemm_op(p.op, taxonomy, kind) for p in parts]
+        # a GEMM op is GEMM work only in a row that is GEMM: in Inductor's layout-copy kernels
+        # (cpp_fused_convolution_*) the convolution node names the copy, not a matmul
+        gemm = [bool(r.is_gemm) and _is_gemm_op(p.op, taxonomy, kind) for p in parts]
         for p, g in zip(parts, gemm):
             rows.append(
                 {
                     "op": p.op,
+                    "module": p.module,
                     "module_type": p.module_type,
                     "gemm": g,
                     "fused": len(parts) > 1,
@@ -123,7 +126,6 @@ def fusion_rates(df: pd.DataFrame, original_ops: dict[str, int] | None, taxonomy
         "with GEMM / fused": ratio(with_gemm, fused),
         "with non-GEMM / fused": ratio(with_ng, fused),
     }
-    bn = ng[ng["op"].isin(BATCH_NORM_OPS) | ng["module_type"].isin(BATCH_NORM_MODULES)] if len(ng) else ng
     return {
         "rates": rates,
         "counts": {
@@ -133,12 +135,24 @@ def fusion_rates(df: pd.DataFrame, original_ops: dict[str, int] | None, taxonomy
             "fused_with_gemm": with_gemm,
             "fused_with_non_gemm": with_ng,
         },
-        "batch_norm": {
-            "ops": len(bn),
-            "fused_with_gemm": int((bn["fused"] & bn["with_gemm"]).sum()) if len(bn) else 0,
-            "fused_with_non_gemm": int((bn["fused"] & ~bn["with_gemm"]).sum()) if len(bn) else 0,
-            "not_fused": int((~bn["fused"]).sum()) if len(bn) else 0,
-        },
+        "batch_norm": batch_norm_tally(ng),
+    }
+
+
+def batch_norm_tally(non_gemm: pd.DataFrame) -> dict[str, int]:
+    """Batch-norm operators (one per BN module where modules are known, else one per BN op) fused with a
+    GEMM, fused with non-GEMM ops only, or not fused. A BN module that Inductor splits over several kernels
+    counts as fused with GEMM if any piece is."""
+    if non_gemm.empty:
+        return {"ops": 0, "fused_with_gemm": 0, "fused_with_non_gemm": 0, "not_fused": 0}
+    bn = non_gemm[non_gemm["op"].isin(BATCH_NORM_OPS) | non_gemm["module_type"].isin(BATCH_NORM_MODULES)]
+    per_op = [(bool(r.fused), bool(r.with_gemm)) for r in bn[bn["module"] == ""].itertuples()]
+    per_op += [(g["fused"].any(), g["with_gemm"].any()) for _, g in bn[bn["module"] != ""].groupby("module")]
+    return {
+        "ops": len(per_op),
+        "fused_with_gemm": sum(1 for f, w in per_op if f and w),
+        "fused_with_non_gemm": sum(1 for f, w in per_op if f and not w),
+        "not_fused": sum(1 for f, _ in per_op if not f),
     }
 
 
@@ -146,8 +160,14 @@ def table5(op_tables: Iterable[str | Path], fused_backends: Iterable[str] = ("in
     """Non-GEMM latency before (PyTorch eager) and after fusion, the fusion rates and the batch-norm tally,
     one row per platform / model / batch / fused backend (a missing or failed side says why)."""
     taxonomy = tax.load()
+    fused_backends = list(fused_backends)
+    runs = optable.read_runs(op_tables)
+    # a batch size no fused backend ran is left out when another batch size of the model has a fused run
+    fused_models = {(p, m) for (p, m, _), b in runs.items() if set(b) & set(fused_backends)}
     out = []
-    for (platform, model, bs), backends in sorted(optable.read_runs(op_tables).items(), key=lambda kv: str(kv[0])):
+    for (platform, model, bs), backends in sorted(runs.items(), key=lambda kv: str(kv[0])):
+        if not set(backends) & set(fused_backends) and (platform, model) in fused_models:
+            continue
         before = backends.get("torch")
         for backend in fused_backends:
             row = {"platform": platform, "model": model, "batch_size": bs, "backend": backend}

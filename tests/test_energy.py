@@ -81,7 +81,8 @@ def test_measure_with_a_ticking_rapl_counter(tmp_path):
 
 
 def test_nvml_counter_and_measure(monkeypatch):
-    pynvml = pytest.importorskip("pynvml")
+    import pynvml  # nvidia-ml-py, a requirement: the mocks replace its functions, not the module
+
     state = {"mj": 123_456, "inits": 0}
     monkeypatch.setattr(pynvml, "nvmlInit", lambda: state.__setitem__("inits", state["inits"] + 1))
     monkeypatch.setattr(pynvml, "nvmlDeviceGetCount", lambda: 2)
@@ -111,7 +112,7 @@ def test_nvml_counter_and_measure(monkeypatch):
 
 
 def test_nvml_error_is_na_with_the_reason(monkeypatch):
-    pynvml = pytest.importorskip("pynvml")
+    import pynvml  # nvidia-ml-py, a requirement: the mocks replace its functions, not the module
 
     def fail():
         raise pynvml.NVMLError(pynvml.NVML_ERROR_DRIVER_NOT_LOADED)

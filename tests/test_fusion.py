@@ -179,4 +179,12 @@ def test_inductor_kernels_are_attributed_to_their_ops_and_modules(tmp_path):
     softmax_kernel = next(op for op, ops in ops_of.items() if "aten::amax" in ops)
     assert df[df.op == softmax_kernel].group.iloc[0] in {"Logit", "Normalization"}
     assert set(kernels.group) <= {"Normalization", "Activation", "Logit", "Memory", "Elementwise"}
+    # one BatchNorm2d module (split over post-grad nodes), fused with the ReLU/LayerNorm, not with the conv:
+    # the conv runs as an extern call and its layout-copy kernel is no GEMM work
+    assert fusion.fusion_rates(df, info["original_ops"])["batch_norm"] == {
+        "ops": 1,
+        "fused_with_gemm": 0,
+        "fused_with_non_gemm": 1,
+        "not_fused": 0,
+    }
     assert (kernels.group_source != "unknown").all()

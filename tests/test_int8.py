@@ -7,9 +7,6 @@ import pytest
 from ngbench import study
 from ngbench import table as optable
 
-pytest.importorskip("bitsandbytes")
-pytest.importorskip("accelerate")
-
 TINY_LLAMA = {
     "source": "transformers",
     "task": "text-generation",
