@@ -216,9 +216,19 @@ def plot_comparison(
     ``gpu_only`` names backends that cannot run on a CPU-only platform, with the reason drawn instead."""
     platforms = {dev: sorted(data.loc[data["device"] == dev, "platform"].unique()) for dev in DEVICE_PANELS}
     nrows = max(1, *(len(p) for p in platforms.values()))
-    n_bars = max(1, len(data.drop_duplicates(["platform", "model", "batch_size", "backend"])))
+    keys = ["platform", "model", "batch_size", "backend"]
+    per_panel = data.drop_duplicates(keys).groupby(["device", "platform"]).size()
+    bars = [int(per_panel[dev].max()) if dev in per_panel.index.get_level_values(0) else 1 for dev in DEVICE_PANELS]
+    # a panel's width follows its bars; a panel without data stays narrow
+    widths = [b if platforms[dev] else max(3, 0.25 * sum(bars)) for b, dev in zip(bars, DEVICE_PANELS)]
     sns.set_theme(style="whitegrid", font_scale=0.8)
-    fig, axes = plt.subplots(nrows, 2, figsize=(max(9, 3 + 0.55 * n_bars), 4.8 * nrows), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows,
+        2,
+        figsize=(max(9, 2.0 + 0.75 * sum(widths)), 4.8 * nrows),
+        squeeze=False,
+        gridspec_kw={"width_ratios": widths},
+    )
     for c, dev in enumerate(DEVICE_PANELS):
         for r in range(nrows):
             ax = axes[r][c]
