@@ -119,17 +119,7 @@ def run_torch(
         raise ValueError(f"run_torch: backend {backend!r}, expected one of {TORCH_BACKENDS}")
     settings = (config.get("backends") or {}).get(backend, {})
     device = platform_device(config, platform)
-    s = model_settings(config, model)
-    meta: dict[str, Any] = {
-        "platform": platform,
-        "device": device,
-        "backend": backend,
-        "model": model,
-        "batch_size": batch_size,
-        "seq_len": s["seq_len"],
-        "settings": settings,
-        "environment": env.describe(config),
-    }
+    meta = _run_meta(config, platform, backend, model, batch_size, settings)
     try:
         tensors, input_prov = inputs.load(input_path)
         meta["inputs"] = input_prov
@@ -230,17 +220,7 @@ def run_ort(
 
     settings = (config.get("backends") or {}).get("ort", {})
     device = platform_device(config, platform)
-    s = model_settings(config, model)
-    meta: dict[str, Any] = {
-        "platform": platform,
-        "device": device,
-        "backend": backend,
-        "model": model,
-        "batch_size": batch_size,
-        "seq_len": s["seq_len"],
-        "settings": settings,
-        "environment": env.describe(config),
-    }
+    meta = _run_meta(config, platform, backend, model, batch_size, settings)
     try:
         export = json.loads(Path(modules_path).read_text()).get("export", {})
         meta["export"] = {k: v for k, v in export.items() if k != "inputs"}
@@ -349,17 +329,7 @@ def run_trt(
     from ngbench.backends import onnx_export, trt
 
     settings = (config.get("backends") or {}).get("trt", {})
-    s = model_settings(config, model)
-    meta: dict[str, Any] = {
-        "platform": platform,
-        "device": platform_device(config, platform),
-        "backend": "trt",
-        "model": model,
-        "batch_size": batch_size,
-        "seq_len": s["seq_len"],
-        "settings": settings,
-        "environment": env.describe(config),
-    }
+    meta = _run_meta(config, platform, "trt", model, batch_size, settings)
     try:
         engine = json.loads(Path(f"{plan}.json").read_text())
         meta["engine"] = engine
@@ -471,6 +441,20 @@ def build_model(config: dict, model: str, tensors: dict, dtype: str, attn_implem
 
         meta["mha_fastpath"] = torch.backends.mha.get_fastpath_enabled()
     return built
+
+
+def _run_meta(config: dict, platform: str, backend: str, model: str, batch_size: int, settings: dict) -> dict:
+    """What every run records before it starts (its meta.json grows from here)."""
+    return {
+        "platform": platform,
+        "device": platform_device(config, platform),
+        "backend": backend,
+        "model": model,
+        "batch_size": batch_size,
+        "seq_len": model_settings(config, model)["seq_len"],
+        "settings": settings,
+        "environment": env.describe(config),
+    }
 
 
 def _write_run_outputs(meta: dict, trace_dir: str, latency_out: str) -> None:

@@ -14,6 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ngbench.taxonomy import IDLE
+
 IDLE_OP = "idle/unattributed"
 RUN_METADATA_KEY = b"ngbench.run"
 
@@ -57,6 +59,27 @@ class FusedOp(NamedTuple):
     node: str
     module: str
     module_type: str
+
+
+def append_idle_row(cols: dict[str, list], time_us: float, op: str = IDLE_OP) -> None:
+    """Append the iteration's explicit Idle row to column lists being built (``op`` says which idle:
+    ``idle/unattributed``, ORT's ``session overhead``)."""
+    row = {
+        "op": op,
+        "node": "",
+        "module": "",
+        "module_type": "",
+        "group": IDLE,
+        "group_source": "idle",
+        "is_gemm": False,
+        "time_us": time_us,
+        "device_time_us": None,
+        "host_time_us": None,
+        "input_shapes": "",
+        "fused_ops": [],
+    }
+    for key, value in row.items():
+        cols[key].append(value)
 
 
 def fused_entry(op: str, node: str, module: str = "", module_type: str = "") -> str:

@@ -177,21 +177,7 @@ def normalize(
         cols["fused_ops"].append(fused_ops)
     total = sum(cols["time_us"])
     cols["seq"].append(len(records))
-    cols["op"].append(optable.IDLE_OP)
-    for c, v in (
-        ("node", ""),
-        ("module", ""),
-        ("module_type", ""),
-        ("group", tax.IDLE),
-        ("group_source", "idle"),
-        ("is_gemm", False),
-        ("time_us", 0.0),
-        ("device_time_us", None),
-        ("host_time_us", None),
-        ("input_shapes", ""),
-        ("fused_ops", []),
-    ):
-        cols[c].append(v)
+    optable.append_idle_row(cols, 0.0)  # per-layer averages: nothing between layers is measured
     n = len(cols["op"])
     for column, value in (
         ("platform", platform),
