@@ -484,7 +484,7 @@ def normalize_run(trace_dir: str, out: str, *, platform: str, backend: str, mode
     seq_len = meta.get("seq_len")
     if meta.get("status") != STATUS_OK:
         df = pd.DataFrame({c: pd.Series(dtype=object) for c in optable.COLUMNS})
-        df = df.astype({"batch_size": "int32", "iteration": "int32", "seq": "int32", "seq_len": "Int32"})
+        df = df.astype(optable.INT_COLUMNS)
         optable.write(df, out, run=meta)
         return meta
     if backend not in NORMALIZERS:

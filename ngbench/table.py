@@ -82,6 +82,18 @@ def append_idle_row(cols: dict[str, list], time_us: float, op: str = IDLE_OP) ->
         cols[key].append(value)
 
 
+INT_COLUMNS = {"batch_size": "int32", "iteration": "int32", "seq": "int32", "seq_len": "Int32"}
+
+
+def frame(cols: dict[str, list], **constants: Any) -> pd.DataFrame:
+    """The op table from column lists built row by row, plus columns that hold one value for every row
+    (the run's labels), with the schema's integer types."""
+    total = len(cols["op"])
+    for column, value in constants.items():
+        cols[column] = [value] * total
+    return pd.DataFrame(cols).astype(INT_COLUMNS)
+
+
 def fused_entry(op: str, node: str, module: str = "", module_type: str = "") -> str:
     return "|".join((op, node, module, module_type))
 

@@ -394,7 +394,6 @@ def _normalize(
     taxonomy: tax.Taxonomy | None = None,
     shapes_trace: str | Path | None = None,
 ):
-    import pandas as pd
 
     taxonomy = taxonomy or tax.load()
     marker = re.compile(iteration_marker) if iteration_marker else None
@@ -475,24 +474,21 @@ def _normalize(
     pt.threads.clear()  # free the host events before the table is built: it lowers the peak memory
     starts.clear()
     jump.clear()
-    total = len(cols["op"])
-    for column, value in (
-        ("platform", platform),
-        ("device", device),
-        ("backend", backend),
-        ("model", model),
-        ("batch_size", batch_size),
-        ("seq_len", seq_len),
-        ("node", ""),
-    ):
-        cols[column] = [value] * total
-    cols["fused_ops"] = [()] * total  # eager ops fuse nothing
-    df = pd.DataFrame(cols)
+    cols["fused_ops"] = [()] * len(cols["op"])  # eager ops fuse nothing
+    df = optable.frame(
+        cols,
+        platform=platform,
+        device=device,
+        backend=backend,
+        model=model,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        node="",
+    )
     if shapes_trace is not None:
         info_shapes = _join_shapes(df, shapes_trace, taxonomy)
     else:
         info_shapes = "from the trace itself" if any(cols["input_shapes"]) else "not recorded"
-    df = df.astype({"batch_size": "int32", "iteration": "int32", "seq": "int32", "seq_len": "Int32"})
     info = {
         "trace": str(path),
         "events": pt.n_events,

@@ -96,7 +96,6 @@ def normalize(
 ):
     """One ORT profile -> (op table DataFrame, info). ``skip_runs`` drops the first runs (warm-up runs made
     while profiling was on); ``nodes`` is the node table from the ONNX export (and optimized graph)."""
-    import pandas as pd
 
     taxonomy = taxonomy or tax.load()
     nodes = nodes or {}
@@ -200,18 +199,9 @@ def normalize(
         optable.append_idle_row(cols, (w_end - w_start) - sum(times), op=SESSION_OVERHEAD)
     providers = sorted({r.get("provider") or "" for r in node_events} - {""})
     device = "cuda" if has_device or any("CUDA" in p or "Tensorrt" in p for p in providers) else "cpu"
-    total = len(cols["op"])
-    for column, value in (
-        ("platform", platform),
-        ("device", device),
-        ("backend", backend),
-        ("model", model),
-        ("batch_size", batch_size),
-        ("seq_len", seq_len),
-    ):
-        cols[column] = [value] * total
-    df = pd.DataFrame(cols)
-    df = df.astype({"batch_size": "int32", "iteration": "int32", "seq": "int32", "seq_len": "Int32"})
+    df = optable.frame(
+        cols, platform=platform, device=device, backend=backend, model=model, batch_size=batch_size, seq_len=seq_len
+    )
     info = {
         "trace": str(path),
         "events": len(events),

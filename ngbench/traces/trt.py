@@ -126,7 +126,6 @@ def normalize(
     taxonomy: tax.Taxonomy | None = None,
 ):
     """A TensorRT per-layer profile (+ layer info) -> (op table DataFrame, info)."""
-    import pandas as pd
 
     taxonomy = taxonomy or tax.load()
     records, count = read_profile(profile_path)
@@ -178,20 +177,17 @@ def normalize(
     total = sum(cols["time_us"])
     cols["seq"].append(len(records))
     optable.append_idle_row(cols, 0.0)  # per-layer averages: nothing between layers is measured
-    n = len(cols["op"])
-    for column, value in (
-        ("platform", platform),
-        ("device", "cuda"),
-        ("backend", backend),
-        ("model", model),
-        ("batch_size", batch_size),
-        ("seq_len", seq_len),
-        ("iteration", 0),
-        ("iteration_time_us", total),
-    ):
-        cols[column] = [value] * n
-    df = pd.DataFrame(cols)
-    df = df.astype({"batch_size": "int32", "iteration": "int32", "seq": "int32", "seq_len": "Int32"})
+    df = optable.frame(
+        cols,
+        platform=platform,
+        device="cuda",
+        backend=backend,
+        model=model,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        iteration=0,
+        iteration_time_us=total,
+    )
     info = {
         "trace": str(profile_path),
         "layers_file": str(layers_path) if layers_path else None,
