@@ -135,17 +135,37 @@ FIG7_BACKENDS = ["torch", "ort", "ort-opt"]
 
 def plot_fig7(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list[str]) -> pd.DataFrame:
     """fig7: PyTorch vs ONNX Runtime group shares on the LLMs, ORT with and without graph optimizations."""
-    taxonomy = tax.load()
-    df = shares[shares["model"].isin(models) & shares["backend"].isin(FIG7_BACKENDS)]
-    data = complete_cells(df[(df["level"] == "group") | (df["status"] != "ok")], FIG7_BACKENDS)
-    data.to_csv(csv, index=False)
-    plot_comparison(
-        data,
+    return _plot_shares(
+        shares,
         png,
-        order=taxonomy.order,
-        palette=taxonomy.palette,
+        csv,
+        models=models,
+        backends=FIG7_BACKENDS,
         title="fig7: PyTorch eager vs ONNX Runtime (ort: graph optimizations off; ort-opt: ORT_ENABLE_ALL)",
     )
+
+
+def _plot_shares(
+    shares: pd.DataFrame,
+    png: str | Path,
+    csv: str | Path,
+    *,
+    models: list[str],
+    backends: list[str],
+    title: str,
+    level: str = "group",
+) -> pd.DataFrame:
+    """A backend comparison drawn from shares.parquet: operator groups (``level="group"``) or GEMM /
+    non-GEMM / Idle (``level="class"``)."""
+    taxonomy = tax.load()
+    df = shares[shares["model"].isin(models) & shares["backend"].isin(backends)]
+    data = complete_cells(df[(df["level"] == level) | (df["status"] != "ok")], backends)
+    data.to_csv(csv, index=False)
+    if level == "class":
+        order, palette = [tax.GEMM, "non-GEMM", tax.IDLE], _class_palette(taxonomy)
+    else:
+        order, palette = taxonomy.order, taxonomy.palette
+    plot_comparison(data, png, order=order, palette=palette, title=title)
     return data
 
 
@@ -525,18 +545,15 @@ def _class_palette(taxonomy: tax.Taxonomy) -> dict[str, str]:
 
 def plot_fig1(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list[str]) -> pd.DataFrame:
     """fig1: GEMM vs non-GEMM split at batch 1 under PyTorch eager, CPU-only and CPU+GPU."""
-    taxonomy = tax.load()
-    df = shares[shares["model"].isin(models) & (shares["backend"] == "torch") & (shares["batch_size"] == 1)]
-    data = complete_cells(df[(df["level"] == "class") | (df["status"] != "ok")], ["torch"])
-    data.to_csv(csv, index=False)
-    plot_comparison(
-        data,
+    return _plot_shares(
+        shares[shares["batch_size"] == 1],
         png,
-        order=[tax.GEMM, "non-GEMM", tax.IDLE],
-        palette=_class_palette(taxonomy),
+        csv,
+        models=models,
+        backends=["torch"],
         title="fig1: GEMM vs non-GEMM share of the measured iteration, batch 1, PyTorch eager",
+        level="class",
     )
-    return data
 
 
 FIG9_BACKENDS = ["torch", "torch-int8"]
@@ -544,18 +561,14 @@ FIG9_BACKENDS = ["torch", "torch-int8"]
 
 def plot_fig9(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list[str]) -> pd.DataFrame:
     """fig9: fp32/fp16 (torch) vs LLM.int8 (torch-int8) on the same checkpoint, per sequence length."""
-    taxonomy = tax.load()
-    df = shares[shares["model"].isin(models) & shares["backend"].isin(FIG9_BACKENDS)]
-    data = complete_cells(df[(df["level"] == "group") | (df["status"] != "ok")], FIG9_BACKENDS)
-    data.to_csv(csv, index=False)
-    plot_comparison(
-        data,
+    return _plot_shares(
+        shares,
         png,
-        order=taxonomy.order,
-        palette=taxonomy.palette,
+        csv,
+        models=models,
+        backends=FIG9_BACKENDS,
         title="fig9: fp (torch) vs LLM.int8 (torch-int8), same checkpoint, per sequence length",
     )
-    return data
 
 
 def fig9_summary(op_tables: list[str]) -> pd.DataFrame:
