@@ -11,6 +11,8 @@ import logging
 import re
 import traceback
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +82,19 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else ""
 
 
+@contextmanager
+def _failure_recorded(config: dict, record: dict, what: str, prefix: str = "") -> Iterator[None]:
+    """``on_error: record`` (default): an exception in the block becomes ``record``'s failed status and
+    reason (the traceback goes to the job's log); ``on_error: fail``: it propagates and the job fails."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
+        if config.get("on_error", "record") == "fail":
+            raise
+        log.error("%s failed:\n%s", what, traceback.format_exc())
+        record.update(status=STATUS_FAILED, reason=f"{prefix}{_reason(exc)}")
+
+
 class UpstreamFailed(RuntimeError):
     """A job this one depends on recorded a failure; its reason is carried as is."""
 
@@ -120,7 +135,7 @@ def run_torch(
     settings = (config.get("backends") or {}).get(backend, {})
     device = platform_device(config, platform)
     meta = _run_meta(config, platform, backend, model, batch_size, settings)
-    try:
+    with _failure_recorded(config, meta, f"{backend}/{model} bs{batch_size} on {platform}"):
         tensors, input_prov = inputs.load(input_path)
         meta["inputs"] = input_prov
         if input_prov.get("status") == STATUS_FAILED:
@@ -150,11 +165,6 @@ def run_torch(
         )
         meta["environment"]["torch"] = env.torch_env()
         meta.update(status=STATUS_OK, run=record)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
-        if config.get("on_error", "record") == "fail":
-            raise
-        log.error("%s/%s bs%d on %s failed:\n%s", backend, model, batch_size, platform, traceback.format_exc())
-        meta.update(status=STATUS_FAILED, reason=_reason(exc))
     _write_run_outputs(meta, trace_dir, latency_out)
     return meta
 
@@ -169,7 +179,7 @@ def export_onnx(config: dict, model: str, batch_size: int, input_path: str, out:
 
     settings = (config.get("backends") or {}).get("ort", {})
     report: dict[str, Any] = {"model": model, "batch_size": batch_size}
-    try:
+    with _failure_recorded(config, report, f"ONNX export of {model} bs{batch_size}", prefix="ONNX export: "):
         tensors, input_prov = inputs.load(input_path)
         report["inputs"] = input_prov
         if input_prov.get("status") == STATUS_FAILED:
@@ -188,11 +198,7 @@ def export_onnx(config: dict, model: str, batch_size: int, input_path: str, out:
         report["status"] = STATUS_OK
         onnx_graph.write_nodes(nodes, modules_out, export=report)
         log.info("%s: %d nodes, %d with a module scope", out, report["nodes"], report["nodes_with_module"])
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
-        if config.get("on_error", "record") == "fail":
-            raise
-        log.error("ONNX export of %s bs%d failed:\n%s", model, batch_size, traceback.format_exc())
-        report.update(status=STATUS_FAILED, reason=f"ONNX export: {_reason(exc)}")
+    if report.get("status") == STATUS_FAILED:  # leave the declared outputs, empty
         for path in (out, onnx_export.data_path(out), onnx_export.feed_path(out)):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_bytes(b"")
@@ -221,7 +227,7 @@ def run_ort(
     settings = (config.get("backends") or {}).get("ort", {})
     device = platform_device(config, platform)
     meta = _run_meta(config, platform, backend, model, batch_size, settings)
-    try:
+    with _failure_recorded(config, meta, f"{backend}/{model} bs{batch_size} on {platform}"):
         export = json.loads(Path(modules_path).read_text()).get("export", {})
         meta["export"] = {k: v for k, v in export.items() if k != "inputs"}
         meta["model_provenance"] = export.get("model_provenance")
@@ -243,11 +249,6 @@ def run_ort(
             dtype=settings.get("dtype_cuda", "float16") if device.startswith("cuda") else "float32",
         )
         meta.update(status=STATUS_OK, run=record)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
-        if config.get("on_error", "record") == "fail":
-            raise
-        log.error("%s/%s bs%d on %s failed:\n%s", backend, model, batch_size, platform, traceback.format_exc())
-        meta.update(status=STATUS_FAILED, reason=_reason(exc))
     _write_run_outputs(meta, trace_dir, latency_out)
     return meta
 
@@ -281,7 +282,7 @@ def build_trt_engine(
 
     settings = (config.get("backends") or {}).get("trt", {})
     record: dict[str, Any] = {"platform": platform, "model": model, "batch_size": batch_size}
-    try:
+    with _failure_recorded(config, record, f"TensorRT engine for {model} bs{batch_size} on {platform}"):
         export = json.loads(Path(modules_path).read_text()).get("export", {})
         if export.get("status") != STATUS_OK:
             raise UpstreamFailed(export.get("reason") or "ONNX export failed")
@@ -298,11 +299,7 @@ def build_trt_engine(
             )
         )
         record["status"] = STATUS_OK
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
-        if config.get("on_error", "record") == "fail":
-            raise
-        log.error("TensorRT engine for %s bs%d on %s failed:\n%s", model, batch_size, platform, traceback.format_exc())
-        record.update(status=STATUS_FAILED, reason=_reason(exc))
+    if record.get("status") == STATUS_FAILED:  # leave the declared outputs, empty
         Path(plan).parent.mkdir(parents=True, exist_ok=True)
         Path(plan).write_bytes(b"")
     Path(f"{plan}.json").write_text(json.dumps(record, indent=2))
@@ -330,7 +327,7 @@ def run_trt(
 
     settings = (config.get("backends") or {}).get("trt", {})
     meta = _run_meta(config, platform, "trt", model, batch_size, settings)
-    try:
+    with _failure_recorded(config, meta, f"trt/{model} bs{batch_size} on {platform}"):
         engine = json.loads(Path(f"{plan}.json").read_text())
         meta["engine"] = engine
         if engine.get("status") != STATUS_OK:
@@ -347,11 +344,6 @@ def run_trt(
         )
         shutil.copy(modules_path, Path(trace_dir) / "nodes.json")
         meta.update(status=STATUS_OK, run=record)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
-        if config.get("on_error", "record") == "fail":
-            raise
-        log.error("trt/%s bs%d on %s failed:\n%s", model, batch_size, platform, traceback.format_exc())
-        meta.update(status=STATUS_FAILED, reason=_reason(exc))
     _write_run_outputs(meta, trace_dir, latency_out)
     return meta
 
@@ -376,7 +368,7 @@ def measure_energy(config: dict, platform: str, model: str, batch_size: int, inp
         "environment": env.describe(config),
     }
     counters = energy.counters_for(device, settings.get("powercap_root") or energy.POWERCAP_ROOT)
-    try:
+    with _failure_recorded(config, record, f"energy of {model} bs{batch_size} on {platform}"):
         if all(isinstance(c, str) for c in counters.values()):
             record.update(energy.measure(lambda: None, lambda: None, counters, inferences=0, repeats=0, idle_s=0))
             record["status"] = STATUS_OK
@@ -405,11 +397,6 @@ def measure_energy(config: dict, platform: str, model: str, batch_size: int, inp
                     )
                 )
             record["status"] = STATUS_OK
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
-        if config.get("on_error", "record") == "fail":
-            raise
-        log.error("energy of %s bs%d on %s failed:\n%s", model, batch_size, platform, traceback.format_exc())
-        record.update(status=STATUS_FAILED, reason=_reason(exc))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(record, indent=2, default=str))
     return record
