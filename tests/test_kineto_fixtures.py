@@ -1,5 +1,5 @@
 """The normalizer on two real Kineto traces published by HolisticTraceAnalysis (MIT; see
-shared/fixtures/README.md for provenance).
+tests/fixtures/README.md for provenance).
 
 Expected values were computed independently of ngbench, not copied from its output:
 - a100_alexnet: by a separate brute-force script that joins kernels to runtime calls through the trace's

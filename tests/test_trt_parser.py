@@ -1,4 +1,4 @@
-"""The TensorRT parser on real trtexec output (../shared/fixtures/tensorrt: a QAT MobileNet-V2 on a TITAN
+"""The TensorRT parser on real trtexec output (tests/fixtures/tensorrt: a QAT MobileNet-V2 on a TITAN
 RTX, TensorRT 8.4 era, from NVIDIA's trex test inputs) and on hand-written TensorRT 10 layouts.
 Expected values are computed here from the raw JSON with plain ``json``, not by the parser."""
 
