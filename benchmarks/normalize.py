@@ -3,6 +3,11 @@
 Usage:
     python benchmarks/normalize.py                      # profile a model for many iterations, then compare
     python benchmarks/normalize.py --trace BIG.json     # compare on an existing trace
+    python benchmarks/normalize.py --trace BIG.json --compare-to ../old-checkout   # also an older ngbench
+
+Floor: reading the file and decoding it with msgspec alone (``msgspec.json.decode`` of the whole file into
+Python objects, no attribution): what any parser of this file pays at least. Each figure is also given as
+a multiple of that floor.
 
 Target (DESIGN.md section 9): >= 5x the speed of holistictraceanalysis's parser on the same file, peak memory
 <= 2x the (uncompressed) file size. Each parser runs in its own fresh process; peak memory is the growth of
@@ -23,11 +28,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
 import json, sys, time
-sys.path.insert(0, {repo!r})
-which, path = sys.argv[1], sys.argv[2]
-if which == "ngbench":
+which, path, repo = sys.argv[1], sys.argv[2], sys.argv[3]
+sys.path.insert(0, repo)
+if which.startswith("ngbench"):
     from ngbench.traces import kineto
     run = lambda: kineto.normalize(path)
+elif which == "floor":
+    import gzip, msgspec
+    def run():
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        return msgspec.json.decode(raw)["traceEvents"]
 else:
     from hta.common.trace_parser import parse_trace_dataframe
     from hta.configs.parser_config import ParserBackend, ParserConfig
@@ -47,7 +60,7 @@ t0 = time.perf_counter()
 out = run()
 elapsed = time.perf_counter() - t0
 peak = status("VmHWM:")
-rows = len(out[0]) if which == "ngbench" else len(out[1])
+rows = len(out[0]) if which.startswith("ngbench") else len(out) if which == "floor" else len(out[1])
 print(json.dumps({{"seconds": elapsed, "peak_growth_mb": peak - base, "rows": rows}}))
 """
 
@@ -75,9 +88,9 @@ def make_trace(path: Path, iterations: int, layers: int) -> None:
     prof.export_chrome_trace(str(path))
 
 
-def measure(which: str, trace: Path) -> dict:
-    code = CHILD.format(repo=str(REPO))
-    res = subprocess.run([sys.executable, "-c", code, which, str(trace)], capture_output=True, text=True)
+def measure(which: str, trace: Path, repo: Path = REPO) -> dict:
+    code = CHILD.format()
+    res = subprocess.run([sys.executable, "-c", code, which, str(trace), str(repo)], capture_output=True, text=True)
     if res.returncode != 0:
         return {"error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.returncode}"}
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -89,6 +102,12 @@ def main() -> int:
     ap.add_argument("--iterations", type=int, default=300, help="profiled iterations of the generated trace")
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--hta-backends", default="JSON,IJSON_BATCH_AND_COMPRESS")
+    ap.add_argument(
+        "--compare-to",
+        type=Path,
+        help="another checkout of this repository (e.g. a git worktree of an "
+        "older commit): its normalizer is measured in the same run",
+    )
     args = ap.parse_args()
 
     trace = args.trace
@@ -102,24 +121,29 @@ def main() -> int:
     with open(trace, "rb") as f:
         events = sum(1 for _ in __import__("ijson").items(f, "traceEvents.item"))
     print(f"trace: {trace} ({size_mb:.1f} MiB, {events} events)\n")
-    print(f"{'parser':<42}{'seconds':>9}{'MiB/s':>9}{'events/s':>12}{'peak MiB':>10}{'x file':>8}")
+    print(f"{'parser':<42}{'seconds':>9}{'MiB/s':>9}{'events/s':>12}{'peak MiB':>10}{'x file':>8}{'x floor':>9}")
     results = {}
-    for which in ["ngbench", *(f"hta:{b}" for b in args.hta_backends.split(","))]:
-        r = measure(which, trace)
+    runs = [("floor", REPO), ("ngbench", REPO)]
+    if args.compare_to:
+        runs.append((f"ngbench@{args.compare_to}", args.compare_to.resolve()))
+    runs += [(f"hta:{b}", REPO) for b in args.hta_backends.split(",")]
+    for which, repo in runs:
+        r = measure(which, trace, repo)
         results[which] = r
         if "error" in r:
             print(f"{which:<42}failed: {r['error']}")
             continue
         s = r["seconds"]
+        floor = results.get("floor", {}).get("seconds")
         print(
             f"{which:<42}{s:>9.2f}{size_mb / s:>9.1f}{events / s:>12.0f}{r['peak_growth_mb']:>10.0f}"
-            f"{r['peak_growth_mb'] / size_mb:>8.2f}"
+            f"{r['peak_growth_mb'] / size_mb:>8.2f}{s / floor if floor else float('nan'):>9.2f}"
         )
     ours = results["ngbench"].get("seconds")
     for which, r in results.items():
-        if which != "ngbench" and "seconds" in r and ours:
+        if which not in ("ngbench", "floor") and "seconds" in r and ours:
             speedup = r["seconds"] / ours
-            print(f"\nngbench normalize (parse + attribute + classify) vs {which} (parse only): {speedup:.1f}x")
+            print(f"\nngbench normalize (parse + attribute + classify) vs {which}: {speedup:.2f}x")
     if tmpdir:
         os.remove(trace)
         os.rmdir(tmpdir)

@@ -7,34 +7,39 @@ import logging
 import sys
 from pathlib import Path
 
+from ngbench.errors import InputError
+
 
 def _normalize(args: argparse.Namespace) -> int:
     from ngbench import table as optable
     from ngbench.traces import kineto
 
-    labels = {
-        "platform": args.platform,
-        "backend": args.backend,
-        "model": args.model or Path(args.trace[0]).name.split(".")[0],
-        "batch_size": args.batch_size,
-        "seq_len": args.seq_len,
-    }
+    out = Path(args.out)
     try:
-        if args.backend in ("torch", "inductor"):
+        if out.is_dir():
+            raise InputError(f"--out {out}: is a directory; expected the path of the op table to write (.parquet)")
+        labels = {
+            "platform": args.platform,
+            "backend": args.backend,
+            "model": args.model or Path(args.trace[0]).name.split(".")[0],
+            "batch_size": args.batch_size,
+            "seq_len": args.seq_len,
+        }
+        if args.backend in ("torch", "inductor", "torch-int8"):
             df, info = kineto.normalize_many(args.trace, iteration_marker=args.iteration_marker, **labels)
         elif args.backend in ("ort", "ort-opt"):
             df, info = _normalize_ort(args, labels)
         elif args.backend == "trt":
             df, info = _normalize_trt(args, labels)
         else:
-            print(f"error: --backend {args.backend!r}: expected torch, ort, ort-opt or trt", file=sys.stderr)
-            return 2
-    except (kineto.TraceFormatError, optable.ClosureError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    optable.write(df, args.out, run={"normalize": info, "status": "ok", "platform": args.platform})
+            raise InputError(f"--backend {args.backend!r}: expected torch, inductor, torch-int8, ort, ort-opt or trt")
+        optable.write(df, out, run={"normalize": info, "status": "ok", "platform": args.platform})
+    except BaseException:
+        if out.is_file():  # never leave an older table that looks like this run's
+            out.unlink()
+        raise
     print(
-        f"{args.out}: {len(df)} rows, {info['iterations']} iteration(s) from {info['iteration_source']}; "
+        f"{out}: {len(df)} rows, {info['iterations']} iteration(s) from {info['iteration_source']}; "
         f"{info['time_basis']}"
     )
     return 0
@@ -44,7 +49,7 @@ def _normalize_ort(args: argparse.Namespace, labels: dict):
     from ngbench.traces import onnx_graph, ort
 
     if len(args.trace) != 1:
-        raise ValueError("--backend ort takes one profile file per run")
+        raise InputError("--backend ort takes one profile file per run")
     if args.nodes:
         nodes = onnx_graph.read_nodes(args.nodes)
     elif args.onnx:
@@ -52,7 +57,7 @@ def _normalize_ort(args: argparse.Namespace, labels: dict):
         nodes = onnx_graph.node_table(onnx_graph.load_graph(args.onnx), optimized)
     else:
         if args.optimized:
-            raise ValueError("--optimized needs --onnx (the original graph it is joined to)")
+            raise InputError("--optimized needs --onnx (the original graph it is joined to)")
         nodes = {}
     return ort.normalize(args.trace[0], nodes=nodes, skip_runs=args.skip_runs, **labels)
 
@@ -61,7 +66,7 @@ def _normalize_trt(args: argparse.Namespace, labels: dict):
     from ngbench.traces import onnx_graph, trt
 
     if len(args.trace) != 1:
-        raise ValueError("--backend trt takes one per-layer profile (trtexec --exportProfile)")
+        raise InputError("--backend trt takes one per-layer profile (trtexec --exportProfile)")
     nodes = onnx_graph.node_modules(onnx_graph.load_graph(args.onnx)) if args.onnx else None
     return trt.normalize(args.trace[0], args.layers, nodes=nodes, **labels)
 
@@ -69,11 +74,7 @@ def _normalize_trt(args: argparse.Namespace, labels: dict):
 def _shares(args: argparse.Namespace) -> int:
     from ngbench import shares
 
-    try:
-        df, unknown = shares.aggregate(args.tables)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    df, unknown = shares.aggregate(args.tables)
     print(shares.format_table(df))
     if len(unknown):
         print("\nops the taxonomy does not know (group Other):")
@@ -117,9 +118,11 @@ def _vocab(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ngbench", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an input error")
     sub = p.add_subparsers(dest="command", required=True)
 
-    n = sub.add_parser("normalize", help="turn a profiler trace into the unified op table (parquet)")
+    n = sub.add_parser("normalize", parents=[common], help="turn a profiler trace into the unified op table (parquet)")
     n.add_argument(
         "--backend",
         default="torch",
@@ -137,24 +140,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--optimized", help="ort: the optimized graph ORT saved (optimized_model_filepath): attributes fused nodes"
     )
     n.add_argument("--nodes", help="ort: a nodes.json written by our ORT backend (instead of --onnx/--optimized)")
-    n.add_argument("--skip-runs", type=int, default=0, help="ort: drop the first N runs (warm-up runs while profiling)")
+    n.add_argument(
+        "--skip-runs", type=_count, default=0, help="ort: drop the first N runs (warm-up runs while profiling)"
+    )
     n.add_argument("--platform", default="unknown")
     n.add_argument("--model", help="model label (default: trace file stem)")
-    n.add_argument("--batch-size", type=int, default=0)
-    n.add_argument("--seq-len", type=int)
+    n.add_argument("--batch-size", type=_count, default=0)
+    n.add_argument("--seq-len", type=_count)
     n.set_defaults(func=_normalize)
 
-    s = sub.add_parser("shares", help="print group shares of one or more op tables")
+    s = sub.add_parser("shares", parents=[common], help="print group shares of one or more op tables")
     s.add_argument("tables", nargs="+")
     s.set_defaults(func=_shares)
 
-    m = sub.add_parser("models", help="list the registered models")
+    m = sub.add_parser("models", parents=[common], help="list the registered models")
     m.add_argument("--format", choices=["table", "csv"], default="table")
     m.add_argument(
         "--no-params", dest="params", action="store_false", help="skip counting full-depth parameters (meta device)"
     )
     m.set_defaults(func=_models)
-    v = sub.add_parser("vocab", help="set-up: rebuild a vocabulary no package ships as a file (llama2)")
+    v = sub.add_parser(
+        "vocab", parents=[common], help="set-up: rebuild a vocabulary no package ships as a file (llama2)"
+    )
     v.add_argument("name", choices=["llama2"])
     v.add_argument(
         "--gguf", help="use this ggml-vocab-llama-spm.gguf instead of downloading the llama-cpp-python sdist"
@@ -165,7 +172,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Bad input (:class:`InputError`) ends in one line on stderr and exit code 2, with no traceback unless
+    ``--debug``; anything else is a bug and keeps its traceback."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -7,13 +7,17 @@ iteration (group ``Idle``) so that, per iteration, ``sum(time_us) == iteration_t
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ngbench.errors import InputError
 from ngbench.taxonomy import IDLE
 
 IDLE_OP = "idle/unattributed"
@@ -48,8 +52,8 @@ COLUMNS = SCHEMA.names
 CLOSURE_RTOL = 1e-9
 
 
-class ClosureError(AssertionError):
-    pass
+class ClosureError(InputError):
+    """An op table that breaks the closure invariant or holds impossible times."""
 
 
 class FusedOp(NamedTuple):
@@ -103,20 +107,49 @@ def parse_fused(entry: str) -> FusedOp:
     return FusedOp(*parts)
 
 
+def _show(value: Any) -> str:
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+TIME_COLUMNS = ("time_us", "device_time_us", "host_time_us", "iteration_time_us")
+
+
 def check(df: pd.DataFrame, *, source: str = "op table", types: bool = True) -> None:
-    """Validate columns, types (unless ``types=False``) and the closure invariant; raise with the first
-    problem named."""
+    """Validate columns, types (unless ``types=False``), times (finite, not negative) and the closure
+    invariant; raise :class:`ClosureError` (an :class:`InputError`) with the first problem named."""
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"{source}: missing columns {missing}")
+        raise ClosureError(f"{source}: missing columns {missing}")
     if types:
-        pa.Table.from_pandas(df[COLUMNS], schema=SCHEMA, preserve_index=False)
-    if (df["time_us"] < -1e-6).any():
-        bad = df.loc[df["time_us"] < -1e-6].iloc[0]
-        raise ClosureError(
-            f"{source}: negative time_us {bad.time_us:.3f} for op {bad.op!r} in iteration {bad.iteration}: "
-            "ops were attributed more time than the iteration measured (double counting)"
-        )
+        try:
+            pa.Table.from_pandas(df[COLUMNS], schema=SCHEMA, preserve_index=False)
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            raise ClosureError(f"{source}: columns do not match the op table schema: {exc}") from exc
+    for column in TIME_COLUMNS:
+        values = pd.to_numeric(df[column], errors="coerce").astype(float)
+        present = values.notna() if column in ("device_time_us", "host_time_us") else pd.Series(True, df.index)
+        bad = present & ~np.isfinite(values)
+        if bad.any():
+            row = df.loc[bad].iloc[0]
+            raise ClosureError(
+                f"{source}: {column} is {_show(row[column])} for op {row.op!r} in iteration {row.iteration}: "
+                "expected a finite number of microseconds"
+            )
+        slack = -1e-6 if column == "time_us" else 0.0
+        negative = present & (values < slack)
+        if negative.any():
+            row = df.loc[negative].iloc[0]
+            what = (
+                "ops were attributed more time than the iteration measured (double counting)"
+                if column == "time_us"
+                else "times cannot be negative"
+            )
+            raise ClosureError(
+                f"{source}: negative {column} {row[column]:.3f} for op {row.op!r} in iteration {row.iteration}: " + what
+            )
     keys = ["platform", "backend", "model", "batch_size", "iteration"]
     per_iter = df.groupby(keys, dropna=False).agg(total=("time_us", "sum"), measured=("iteration_time_us", "first"))
     err = (per_iter["total"] - per_iter["measured"]).abs()
@@ -128,7 +161,7 @@ def check(df: pd.DataFrame, *, source: str = "op table", types: bool = True) -> 
             f"!= measured iteration time {row.measured:.3f}"
         )
     idle = df[df["group"] == "Idle"].groupby(keys, dropna=False).size()
-    if len(idle) != len(per_iter):
+    if len(idle) != len(per_iter) or (idle != 1).any():
         raise ClosureError(f"{source}: every iteration needs exactly one explicit Idle row")
 
 
@@ -142,22 +175,40 @@ def to_arrow(df: pd.DataFrame, run: dict[str, Any] | None = None) -> pa.Table:
 
 
 def write(df: pd.DataFrame, path: str | Path, run: dict[str, Any] | None = None) -> None:
+    """Check, then write atomically: a temporary file beside ``path``, renamed into place, so a failure
+    leaves neither a partial file nor a half-replaced one."""
     check(df, source=str(path))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(to_arrow(df, run), path, compression="zstd")
-
-
-def read(path: str | Path) -> pd.DataFrame:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
     try:
-        return pq.read_table(path).to_pandas()
+        pq.write_table(to_arrow(df, run), tmp, compression="zstd")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read(path: str | Path, *, checked: bool = True) -> pd.DataFrame:
+    """An op table from parquet; ``checked`` (default) runs :func:`check` on it, so no reader computes
+    shares from a table with impossible times."""
+    try:
+        df = pq.read_table(path).to_pandas()
     except (OSError, pa.ArrowInvalid) as exc:
-        raise ValueError(f"{path}: not a readable op table: {exc}") from exc
+        raise InputError(f"{path}: not a readable op table: {exc}") from exc
+    if checked and len(df):
+        check(df, source=str(path), types=False)
+    return df
 
 
 def read_run_metadata(path: str | Path) -> dict[str, Any]:
-    meta = pq.read_schema(path).metadata or {}
-    raw = meta.get(RUN_METADATA_KEY)
-    return json.loads(raw) if raw else {}
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        raw = meta.get(RUN_METADATA_KEY)
+        return json.loads(raw) if raw else {}
+    except (OSError, pa.ArrowInvalid, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a readable op table: {exc}") from exc
 
 
 def read_runs(paths) -> dict[tuple, dict[str, tuple[pd.DataFrame, dict[str, Any]]]]:

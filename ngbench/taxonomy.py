@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import yaml
 
@@ -34,7 +34,15 @@ _KIND_SECTION = {"torch": "torch_ops", "onnx": "onnx_ops", "trt": "trt_layers"}
 @dataclass(frozen=True)
 class Decision:
     group: str
-    source: str  # "module", "op", "kernel", "fused-name", "fused", "unknown", "idle"
+    source: str  # "module", "op", "kernel", "kernels", "fused-name", "fused", "fused-output", "unknown", "idle"
+
+
+class Constituent(NamedTuple):
+    """One op folded into a fused kernel, node or layer, as :meth:`Taxonomy.classify_fused` weighs it."""
+
+    group: str
+    weight: float = 1.0
+    output: bool = False  # it produces a value the fused unit stores (not only one it consumes inside)
 
 
 class Taxonomy:
@@ -47,9 +55,13 @@ class Taxonomy:
         self.ops = {kind: self._invert(data.get(section, {}), section) for kind, section in _KIND_SECTION.items()}
         self.quant_scopes = frozenset(data.get("quantization_scopes", []))
         self.transparent = re.compile("|".join(f"(?:{p})" for p in data.get("transparent_ops", [])) or "(?!)")
-        self.kernel_patterns = [
-            (re.compile(p["pattern"], re.IGNORECASE), self._check_group(p["group"], "kernel_patterns"))
-            for p in data.get("kernel_patterns", [])
+        self.kernel_patterns = self._patterns(data, "kernel_patterns")
+        self.trt_layer_patterns = self._patterns(data, "trt_layer_patterns")
+
+    def _patterns(self, data: dict, section: str) -> list[tuple[re.Pattern, str]]:
+        return [
+            (re.compile(p["pattern"], re.IGNORECASE), self._check_group(p["group"], section))
+            for p in data.get(section, [])
         ]
 
     def _check_group(self, group: str, where: str) -> str:
@@ -105,26 +117,32 @@ class Taxonomy:
         self,
         op: str,
         module_types: Sequence[str],
-        constituents: Sequence[tuple[str, float]],
+        constituents: Sequence[Constituent | tuple[str, float]],
         kind: Kind = "torch",
     ) -> Decision:
-        """Group of a fused node, kernel or layer from its constituents' groups (each from
-        :meth:`constituent_group`, with a weight: how many ops it contributed), run inside ``module_types``
-        (the innermost modules common to all constituents, innermost first). DESIGN.md section 6:
+        """Group of a fused node, kernel or layer from its constituents (each a :class:`Constituent`: its
+        group from :meth:`constituent_group`, its weight (how many ops it contributed) and whether it
+        produces one of the fused unit's outputs), run inside ``module_types`` (the innermost modules common
+        to all constituents, innermost first). The one rule for Inductor kernels, ORT fused nodes and
+        TensorRT layers (DESIGN.md section 6):
 
-        1. a constituent that is GEMM makes it GEMM (a GEMM with a fused epilogue; its ``fused_ops`` list
-           the non-GEMM parts, which the fusion analysis counts as fused away); a single constituent
-           decides alone (TensorRT runs a QuantizeLinear as a ``Reformat`` layer: it is Quantization);
+        1. GEMM when a constituent is a GEMM or the unit's own type multiplies matrices (a GEMM with a fused
+           epilogue, ``CaskGemmConvolution``; its ``fused_ops`` list the non-GEMM parts, which the fusion
+           analysis counts as fused away); a single constituent decides alone (TensorRT runs a
+           QuantizeLinear as a ``Reformat`` layer: it is Quantization);
         2. else the innermost known module common to all constituents (``NewGELUActivation``'s 8 nodes
            fused into one FastGelu are Activation);
-        3. else the fused op's own name when it is a known op type (``SkipLayerNormalization``);
-        4. else the constituents' group, weighted by op count, Memory set aside when compute ops are present
-           (a reshape folded into a softmax kernel leaves it a softmax);
+        3. else the unit's own name when it is a known op type (``SkipLayerNormalization``);
+        4. else what it computes for its output: the group of the constituents that produce the values it
+           stores (DETR's softmax kernel recomputes the interpolated padding mask inline, but stores the
+           softmax: Logit), weighted by op count, Memory set aside when compute ops are present (a reshape
+           folded into a softmax kernel leaves it a softmax); all constituents when none is marked;
         5. else ``Other``."""
-        groups = [g for g, _ in constituents]
-        if GEMM in groups:
+        parts = [c if isinstance(c, Constituent) else Constituent(c[0], c[1]) for c in constituents]
+        groups = [c.group for c in parts]
+        if GEMM in groups or self.op_group(op, kind) == GEMM:
             return Decision(GEMM, "fused")
-        if len(groups) == 1:  # one op in a layer of another type (a QuantizeLinear run as a Reformat)
+        if len(groups) == 1:
             return Decision(groups[0], "fused")
         for module_type in module_types:
             group = self.modules.get(module_type)
@@ -133,15 +151,16 @@ class Taxonomy:
         group = self.op_group(op, kind)
         if group is not None:
             return Decision(group, "op")
+        outputs = [c for c in parts if c.output] or parts
         weights: dict[str, float] = {}
-        for g, w in constituents:
-            weights[g] = weights.get(g, 0.0) + w
+        for c in outputs:
+            weights[c.group] = weights.get(c.group, 0.0) + c.weight
         compute = {g: w for g, w in weights.items() if g not in ("Memory", OTHER)} or weights
         if not compute:
             return Decision(OTHER, "unknown")
         order = {g: i for i, g in enumerate(self.groups)}
         best = max(compute, key=lambda g: (compute[g], -order.get(g, len(order))))
-        return Decision(best, "fused")
+        return Decision(best, "fused-output" if any(c.output for c in parts) else "fused")
 
     def op_group(self, op: str, kind: Kind = "torch") -> str | None:
         if kind == "kernel":
@@ -151,6 +170,10 @@ class Taxonomy:
             group = table.get(candidate)
             if group is not None:
                 return group
+        if kind == "trt":  # tactic families the exact list does not name
+            for pattern, group in self.trt_layer_patterns:
+                if pattern.search(op):
+                    return group
         return None
 
     def kernel_group(self, name: str) -> str | None:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from ngbench import table as optable
+from ngbench.errors import InputError
 from ngbench.traces import kineto
 
 
@@ -80,20 +81,22 @@ GPU_EVENTS = [
 
 
 def test_gpu_trace_splits_overlap_and_never_adds_host_time(tmp_path):
-    # window: step start 0 .. last kernel of the step 120. Busy union [20,80] + [90,120] = 90.
-    # [20,40] mm alone 20; [40,60] mm and add 10 each; [60,80] add 20; [90,120] the orphan kernel 30.
+    # window: the step itself, 0..100 (device work past its end is not stretched into it). Busy union in the
+    # window: [20,80] + [90,100] = 70. [20,40] mm alone 20; [40,60] mm and add 10 each; [60,80] add 20;
+    # [90,100] the kernel launched outside any op 10 (its [100,120] lies outside every iteration).
     df, info = kineto.normalize(write_trace(tmp_path / "g.json", GPU_EVENTS))
     assert info["device_activity"]
     rows = df.set_index("op")
-    assert rows["iteration_time_us"].iloc[0] == 120
+    assert (rows["iteration_time_us"] == 100).all()
     assert rows.loc["aten::mm", "time_us"] == 30 and rows.loc["aten::mm", "device_time_us"] == 40
     assert rows.loc["aten::add", "time_us"] == 30 and rows.loc["aten::add", "device_time_us"] == 40
     assert rows.loc["aten::view", "time_us"] == 0 and rows.loc["aten::view", "host_time_us"] == 2
     orphan = rows.loc["void at::native::vectorized_elementwise_kernel<4>"]
-    assert orphan.time_us == 30 and orphan.group == "Elementwise"
+    assert orphan.time_us == 10 and orphan.device_time_us == 10 and orphan.group == "Elementwise"
     assert rows.loc["idle/unattributed", "time_us"] == 30
     assert rows.loc["aten::mm", "group"] == "GEMM"
     assert len(df) == 5
+    assert info["device_time_us"] == 40 + 40 + 30 and info["device_time_outside_iterations_us"] == 20
 
 
 def _table(times, measured):
@@ -149,9 +152,9 @@ def test_parquet_round_trip_keeps_schema_and_metadata(tmp_path):
 def test_unreadable_trace_names_the_file(tmp_path):
     bad = tmp_path / "broken.json"
     bad.write_text('{"traceEvents": [ {"ph": "X", ')
-    with pytest.raises(kineto.TraceFormatError, match="broken.json"):
+    with pytest.raises(InputError, match="broken.json"):
         kineto.normalize(bad)
-    with pytest.raises(kineto.TraceFormatError, match="no such trace"):
+    with pytest.raises(InputError, match="no such trace"):
         kineto.normalize(tmp_path / "missing.json")
 
 

@@ -16,8 +16,8 @@ from ngbench import registry
 from ngbench import table as optable
 from ngbench.backends import onnx_export
 from ngbench.backends import ort as ort_backend
+from ngbench.errors import InputError
 from ngbench.traces import onnx_graph, ort
-from ngbench.traces.kineto import TraceFormatError
 
 
 # -- a small model whose module structure we know -------------------------------------------------------------
@@ -331,14 +331,14 @@ def test_unknown_op_type_is_other_and_kept(tmp_path):
 def test_bad_profiles_are_named(tmp_path, content, match):
     p = tmp_path / "bad.json"
     p.write_text(content)
-    with pytest.raises(TraceFormatError, match=match) as err:
+    with pytest.raises(InputError, match=match) as err:
         ort.normalize(p)
     assert "bad.json" in str(err.value)
 
 
 def test_all_runs_skipped_is_an_error(tmp_path):
     p = _write(tmp_path, [_ev("model_run", "Session", 0, 10)])
-    with pytest.raises(TraceFormatError, match="all of them skipped"):
+    with pytest.raises(InputError, match="all of them skipped"):
         ort.normalize(p, skip_runs=1)
 
 

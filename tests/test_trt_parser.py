@@ -7,8 +7,8 @@ import json
 import pytest
 
 from ngbench import table as optable
+from ngbench.errors import InputError
 from ngbench.traces import trt
-from ngbench.traces.kineto import TraceFormatError
 from ngbench.traces.onnx_graph import NodeInfo
 
 CONV_TYPES = {"CaskConvolution", "CudaDepthwiseConvolution"}
@@ -123,12 +123,12 @@ def test_names_only_layer_info_and_no_layer_info(tmp_path):
 
 def test_wrong_files_are_named(tmp_path, mobilenet):
     profile, layers = mobilenet
-    with pytest.raises(TraceFormatError, match="expected a TensorRT per-layer profile") as err:
+    with pytest.raises(InputError, match="expected a TensorRT per-layer profile") as err:
         trt.normalize(layers, profile)  # swapped
     assert "graph.json" in str(err.value)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"count": 3}, {"name": "a", "timeMs": 1.0}]))
-    with pytest.raises(TraceFormatError, match=r"lacks \['averageMs'\]"):
+    with pytest.raises(InputError, match=r"lacks \['averageMs'\]"):
         trt.normalize(bad)
-    with pytest.raises(TraceFormatError, match="no 'Layers' list"):
+    with pytest.raises(InputError, match="no 'Layers' list"):
         trt.normalize(profile, profile)

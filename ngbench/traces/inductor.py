@@ -39,7 +39,11 @@ _KERNEL = re.compile(r"^(?:graph_(?P<graph>\d+)_)?(?P<name>(?:cpp|triton)_\w+)$"
 _KERNEL_DEF = re.compile(r"^(?P<name>(?:cpp|triton)_\w+) = async_compile\.\w+\(", re.M)
 # a generated kernel that multiplies matrices itself: CPP GEMM templates, Triton dot products
 _MATMUL_CODE = re.compile(r"micro_gemm|MicroGemm|cpp_gemm_template|tl\.dot\(|triton_tem_")
-_POST_GRAD_LINE = re.compile(r"^\s+(?P<node>\w+)(?:: \"[^\"]*\")? = torch\.ops\.(?P<op>[\w.]+)\(", re.M)
+_POST_GRAD_LINE = re.compile(
+    r"^\s+(?P<node>\w+)(?:: \"[^\"]*\")? = torch\.ops\.(?P<op>[\w.]+)\((?P<args>.*?)\)(?:;  .*)?$", re.M
+)
+_RETURN_LINE = re.compile(r"^\s+return \((?P<names>[^)]*)\)", re.M)
+_NAME = re.compile(r"\b[A-Za-z_]\w*\b")
 
 
 @dataclass
@@ -49,6 +53,30 @@ class GraphArtifacts:
     post_ops: dict[str, str] = field(default_factory=dict)  # post-grad node -> aten op (aten::add)
     pre: dict[str, dict] = field(default_factory=dict)  # pre-grad node -> target, module chain
     gemm_kernels: set[str] = field(default_factory=set)  # generated kernels whose code runs a matmul itself
+    users: dict[str, set[str]] = field(default_factory=dict)  # post-grad node -> post-grad nodes reading it
+    returned: set[str] = field(default_factory=set)  # post-grad nodes the graph returns
+
+    def stored(self, kernel: str) -> set[str]:
+        """The post-grad nodes whose values ``kernel`` stores: read by a node outside it that no kernel
+        holding the node recomputes, or returned by the graph. A node Inductor inlines into several kernels
+        (the interpolated mask DETR's softmax kernels recompute) is stored by none of them."""
+        mine = set(self.kernels.get(kernel, ()))
+        homes: dict[str, set[str]] = {}
+        for name, nodes in self.kernels.items():
+            for node in nodes:
+                homes.setdefault(node, set()).add(name)
+        out = set()
+        for node in mine:
+            if node in self.returned:
+                out.add(node)
+                continue
+            for user in self.users.get(node, ()):
+                if user in mine:
+                    continue
+                if not any(node in self.kernels[k] for k in homes.get(user, ())):
+                    out.add(node)
+                    break
+        return out
 
 
 def _aten(op: str) -> str:
@@ -79,9 +107,7 @@ def load_artifacts(artifact_dir: str | Path) -> dict[int | None, GraphArtifacts]
             art.post_to_pre.update(prov.get("postToPre") or {})
         post = graph_dir / POST_GRAD_FILE
         if post.is_file():
-            art.post_ops.update(
-                {m.group("node"): _aten(m.group("op")) for m in _POST_GRAD_LINE.finditer(post.read_text())}
-            )
+            _read_post_grad(post.read_text(), art)
         code = graph_dir / OUTPUT_CODE_FILE
         if code.is_file():
             art.gemm_kernels.update(_gemm_kernels(code.read_text()))
@@ -89,6 +115,20 @@ def load_artifacts(artifact_dir: str | Path) -> dict[int | None, GraphArtifacts]
         if pre.is_file():
             art.pre.update(json.loads(pre.read_text()))
     return out
+
+
+def _read_post_grad(code: str, art: GraphArtifacts) -> None:
+    """Each post-grad node's aten op and its users (the nodes whose arguments name it), and the nodes the
+    graph returns, from Inductor's ``fx_graph_transformed.py``."""
+    lines = list(_POST_GRAD_LINE.finditer(code))
+    names = {m.group("node") for m in lines}
+    for m in lines:
+        node = m.group("node")
+        art.post_ops[node] = _aten(m.group("op"))
+        for arg in set(_NAME.findall(m.group("args"))) & names:
+            art.users.setdefault(arg, set()).add(node)
+    for m in _RETURN_LINE.finditer(code):
+        art.returned.update(set(_NAME.findall(m.group("names"))) & names)
 
 
 def _gemm_kernels(code: str) -> set[str]:
@@ -102,15 +142,18 @@ def _gemm_kernels(code: str) -> set[str]:
     return out
 
 
-def _constituents(art: GraphArtifacts, post_nodes: list[str], taxonomy: tax.Taxonomy, runs_gemm: bool):
-    """[(group, weight)], fused_ops entries, and the module chains of the kernel's constituents. In a
-    kernel that does not multiply matrices itself (``runs_gemm`` false), a GEMM node among its post-grad
-    nodes is the layout copy or epilogue of a GEMM run elsewhere (an extern call): Memory, not GEMM."""
+def _constituents(art: GraphArtifacts, kernel: str, taxonomy: tax.Taxonomy, runs_gemm: bool):
+    """[Constituent], fused_ops entries, and the module chains of the kernel's constituents. In a kernel
+    that does not multiply matrices itself (``runs_gemm`` false), a GEMM node among its post-grad nodes is
+    the layout copy or epilogue of a GEMM run elsewhere (an extern call): Memory, not GEMM. A constituent
+    is an output when one of its post-grad nodes is a value the kernel stores (:meth:`GraphArtifacts.stored`)."""
+    post_nodes = art.kernels[kernel]
+    stored = art.stored(kernel) if art.users or art.returned else set()
     by_pre: dict[str, list[str]] = {}
     for node in post_nodes:
         pres = art.post_to_pre.get(node) or [f"<post:{node}>"]
         by_pre.setdefault(pres[0], []).append(node)
-    parts: list[tuple[str, float]] = []
+    parts: list[tax.Constituent] = []
     fused: list[str] = []
     chains: list[tuple[list[str], list[str]]] = []
     for pre_name, posts in by_pre.items():
@@ -119,22 +162,32 @@ def _constituents(art: GraphArtifacts, post_nodes: list[str], taxonomy: tax.Taxo
         paths = pre.get("module_paths", [])
         chains.append((paths, modules))
         ops = [art.post_ops.get(p, "") for p in posts]
+        outputs = [p in stored for p in posts]
         module, module_type = (paths[0], modules[0]) if paths and modules else ("", "")
         fused += [optable.fused_entry(op, p, module, module_type) for op, p in zip(ops, posts)]
         gemm_pieces = [op for op in ops if op and taxonomy.op_group(op) == tax.GEMM]
         if gemm_pieces and runs_gemm:
-            parts.append((tax.GEMM, float(len(posts))))
+            parts.append(tax.Constituent(tax.GEMM, float(len(posts)), any(outputs)))
         elif gemm_pieces:
             parts += [
-                ("Memory" if op in gemm_pieces else taxonomy.constituent_group(op or "unknown", modules), 1.0)
-                for op in ops
+                tax.Constituent(
+                    "Memory" if op in gemm_pieces else taxonomy.constituent_group(op or "unknown", modules), 1.0, out
+                )
+                for op, out in zip(ops, outputs)
             ]
         elif pre.get("target") and taxonomy.op_group(pre["target"]) == tax.GEMM:
-            parts += [(taxonomy.constituent_group(op or "unknown", modules), 1.0) for op in ops]
+            parts += [
+                tax.Constituent(taxonomy.constituent_group(op or "unknown", modules), 1.0, out)
+                for op, out in zip(ops, outputs)
+            ]
         elif pre.get("target"):
-            parts.append((taxonomy.constituent_group(pre["target"], modules), float(len(posts))))
+            group = taxonomy.constituent_group(pre["target"], modules)
+            parts.append(tax.Constituent(group, float(len(posts)), any(outputs)))
         else:
-            parts += [(taxonomy.constituent_group(op or "unknown", modules), 1.0) for op in ops]
+            parts += [
+                tax.Constituent(taxonomy.constituent_group(op or "unknown", modules), 1.0, out)
+                for op, out in zip(ops, outputs)
+            ]
     return parts, fused, chains
 
 
@@ -158,7 +211,7 @@ def attribute(df: pd.DataFrame, artifact_dir: str | Path, taxonomy: tax.Taxonomy
             decided[op] = None
             continue
         art = graphs[owners[0]]
-        parts, fused, chains = _constituents(art, art.kernels[name], taxonomy, name in art.gemm_kernels)
+        parts, fused, chains = _constituents(art, name, taxonomy, name in art.gemm_kernels)
         module, _, module_types, _ = common_chain(chains)
         d = taxonomy.classify_fused(op, module_types, parts, kind="torch")
         decided[op] = (module, module_types[0] if module_types else "", d.group, d.source, fused)

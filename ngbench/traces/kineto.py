@@ -4,22 +4,32 @@ Streaming: PyTorch's own exporter layout is decoded with msgspec ~8 MiB of event
 we need, typed), any other layout streams through ijson; events are kept as compact tuples, so a 1 GB trace
 does not become 10 GB of Python dicts. ``benchmarks/normalize.py`` measures speed and memory.
 
-Attribution (DESIGN.md section 5, issue 3):
+Attribution (DESIGN.md section 5):
 - Iterations are ``ProfilerStep#N`` ranges, else ranges whose name matches ``iteration_marker``, else the
   whole trace (first to last recorded activity). A range is clipped to the profiler's ``Record Window End``
-  (some tools close step ranges long after recording stopped).
-- Rows are *top-level* ops: ``cpu_op`` events on the dispatching thread with no enclosing ``cpu_op``.
-  Module scopes (our ``ngb.module::`` ranges, or ``nn.Module: X_N`` python-function events of a user's
-  ``with_stack`` trace), compiled-region wrappers and composite attention ops (``transparent_ops`` in the
-  taxonomy) are transparent: they set the op's module, their children are the rows.
-- CPU-only trace: ``time_us`` is the op's host time. The idle row holds the rest of the iteration
-  (Python between ops, hooks, allocator), so per iteration the rows sum to the measured window exactly.
-- Trace with device activity (CUDA/ROCm kernels, memcpy, memset): kernels join their launching runtime
-  call by correlation id, and the call joins the top-level op that encloses it. ``device_time_us`` is the
-  union of the op's kernel intervals. ``time_us`` splits the union of all device intervals of the
-  iteration among the ops whose kernels are active at each instant (equal shares where streams overlap),
-  so it sums to the device busy time; idle = iteration window - busy time. Host and device time of one op
-  are never summed.
+  (some tools close step ranges long after recording stopped). Iteration windows never overlap: a step
+  number that repeats, or steps that overlap by more than 1 us, are an error.
+- Rows are *top-level* ops: ``cpu_op`` events with no enclosing ``cpu_op`` on their thread. Module scopes
+  (our ``ngb.module::`` ranges, or ``nn.Module: X_N`` python-function events of a user's ``with_stack``
+  trace), compiled-region wrappers and composite attention ops (``transparent_ops`` in the taxonomy) are
+  transparent: they set the op's module, their children are the rows.
+- CPU-only trace: rows come from the *dispatching* thread (most top-level op time in the window) and
+  ``time_us`` is the op's host time. The idle row holds the rest of the window (Python between ops, hooks,
+  allocator), so per iteration the rows sum to the window exactly. Ops of other threads overlap it; their
+  count and host time are reported in the info, never added.
+- Trace with device activity (CUDA/ROCm kernels, memcpy, memset): every device interval inside the window
+  counts, whichever thread launched it (forward on the main thread, backward on autograd's device thread):
+  it joins its runtime launch by correlation id, and the launch joins the top-level op that encloses it on
+  its own thread. Rows are the top-level ops of every thread that launches device work. Device work that
+  straddles a window boundary is split at it (the part in the next window is that window's time, on the
+  launching op's row there); device work with no launching op becomes a row named after the kernel.
+  ``time_us`` splits the union of the window's device intervals among the rows active at each instant
+  (equal shares where streams overlap), so it sums to the device busy time and idle = window - busy.
+  ``device_time_us`` is the union of the row's device intervals inside the window; host and device time of
+  one op are never summed. An op the taxonomy does not know is grouped by the kernels it launched
+  (weighted by their device time) before it falls to ``Other``.
+- Bad input (unreadable file, wrong layout, negative or non-finite times, overlapping steps, no PyTorch
+  events) raises :class:`ngbench.errors.InputError` with one line naming the file and what was expected.
 """
 
 from __future__ import annotations
@@ -29,8 +39,10 @@ import gc
 import gzip
 import json
 import logging
+import math
 import re
 import sys
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +56,7 @@ import msgspec
 
 from ngbench import table as optable
 from ngbench import taxonomy as tax
+from ngbench.errors import MAX_DURATION_US, MAX_TIMESTAMP_US, InputError
 from ngbench.traces.intervals import split_busy_time, union_length
 
 log = logging.getLogger(__name__)
@@ -54,13 +67,15 @@ _PROFILER_STEP = re.compile(r"^ProfilerStep#(\d+)$")
 DEVICE_CATS = {"kernel", "gpu_memcpy", "gpu_memset", "Kernel", "Memcpy", "Memset"}
 RUNTIME_CATS = {"cuda_runtime", "cuda_driver", "hip_runtime", "hip_driver", "Runtime", "Driver"}
 HOST_CATS = {"cpu_op", "user_annotation", "python_function", "Operator"}
+# categories of other profilers' traces, for a hint when a file holds no PyTorch events
+_OTHER_FORMATS = {
+    "Session": "an ONNX Runtime profile (--backend ort)",
+    "Node": "an ONNX Runtime profile (--backend ort)",
+}
+STEP_OVERLAP_TOLERANCE_US = 1.0  # step ranges that overlap by at most this much are clipped, not rejected
 
 # event kinds on a host thread, in tie-break order (an enclosing range sorts before what it encloses)
 MARKER, SCOPE, OP, RUNTIME = 0, 1, 2, 3
-
-
-class TraceFormatError(ValueError):
-    pass
 
 
 class _Args(msgspec.Struct, gc=False):
@@ -98,6 +113,8 @@ class ParsedTrace:
     first_ts: float = float("inf")
     record_end: float = float("inf")  # the profiler's "Record Window End" instant, when written
     n_events: int = 0
+    n_ops: int = 0
+    categories: set[str] = field(default_factory=set)
     parser: str = ""
 
 
@@ -113,6 +130,16 @@ _KINETO_START = re.compile(rb'"traceEvents"\s*:\s*\[\s*\n  \{')
 _KINETO_SEP = b"\n  },\n  {"  # between two events of PyTorch's own exporter (JSON strings hold no raw newline)
 _KINETO_END = re.compile(rb"\n  \}\s*\n?\s*\]")
 CHUNK_BYTES = 8 << 20
+# what a damaged or foreign file can raise while it is read and decoded
+_READ_ERRORS = (
+    ijson.JSONError,
+    ijson.IncompleteJSONError,
+    msgspec.MsgspecError,
+    OSError,
+    EOFError,
+    zlib.error,
+    ValueError,  # UnicodeDecodeError and number conversions
+)
 
 
 def _kineto_batches(f: IO[bytes]) -> Iterator[list[Event]] | None:
@@ -130,7 +157,7 @@ def _kineto_batches(f: IO[bytes]) -> Iterator[list[Event]] | None:
             if not more:  # the rest of the array is in buf
                 tail = _KINETO_END.search(buf, pos)
                 if tail is None:
-                    raise TraceFormatError("the traceEvents array does not end as PyTorch writes it")
+                    raise InputError("the traceEvents array does not end as PyTorch writes it (truncated?)")
                 yield _DECODER.decode(b"[" + buf[pos : tail.start() + 4] + b"]")
                 return
             cut = buf.rfind(_KINETO_SEP, pos)
@@ -142,10 +169,43 @@ def _kineto_batches(f: IO[bytes]) -> Iterator[list[Event]] | None:
     return batches()
 
 
-def _generic_batches(f: IO[bytes]) -> Iterator[list[Event]]:
+_JSON_KINDS = {"start_map": "object", "start_array": "array", "string": "string", "number": "number",
+               "boolean": "boolean", "null": "null"}  # fmt: skip
+
+
+def _generic_prefix(f: IO[bytes], path: Path) -> str:
+    """Where the events are in a Chrome trace that is not in PyTorch's own layout: the ``traceEvents`` array
+    of the JSON object format, or the top-level array of the JSON array format (both in the Trace Event
+    Format spec)."""
+    keys: list[str] = []
+    parser = ijson.parse(f, use_float=True)
+    for prefix, event, value in parser:
+        if prefix != "":
+            continue
+        if event == "start_array":
+            return "item"
+        if event == "map_key":
+            if value == "traceEvents":
+                _, kind, _ = next(parser)
+                if kind != "start_array":
+                    raise InputError(
+                        f"{path}: 'traceEvents' is a JSON {_JSON_KINDS.get(kind, kind)}, expected an array of events"
+                    )
+                return "traceEvents.item"
+            keys.append(str(value))
+        elif event in _JSON_KINDS and event != "start_map":
+            raise InputError(
+                f"{path}: the file is a JSON {_JSON_KINDS[event]}, expected a Chrome trace (an object with a "
+                "'traceEvents' array, or an array of events)"
+            )
+    shown = ", ".join(repr(k) for k in keys[:8]) or "none"
+    raise InputError(f"{path}: no 'traceEvents' array (top-level keys: {shown}); expected a Kineto/Chrome trace")
+
+
+def _generic_batches(f: IO[bytes], prefix: str) -> Iterator[list[Event]]:
     """Any Chrome-trace JSON (minified, other exporters): stream events with ijson."""
     batch: list[Event] = []
-    for item in ijson.items(f, "traceEvents.item", use_float=True):
+    for item in ijson.items(f, prefix, use_float=True):
         batch.append(msgspec.convert(item, Event, strict=False))
         if len(batch) == 65536:
             yield batch
@@ -154,35 +214,36 @@ def _generic_batches(f: IO[bytes]) -> Iterator[list[Event]]:
         yield batch
 
 
+_UNREADABLE = (
+    "not a readable Kineto/Chrome trace (expected JSON, gzipped or not: an object with a 'traceEvents' array of "
+    "event objects, or an array of event objects)"
+)
+
+
 def iter_event_batches(path: str | Path) -> tuple[str, Iterator[list[Event]]]:
     """(parser used, batches of events) of the ``traceEvents`` array of a trace file (gzipped or not)."""
     p = Path(path)
     if not p.is_file():
-        raise TraceFormatError(f"{p}: no such trace file")
+        raise InputError(f"{p}: no such trace file" if not p.exists() else f"{p}: not a file")
 
     def guarded(it: Iterator[list[Event]]) -> Iterator[list[Event]]:
         try:
             yield from it
-        except (
-            ijson.JSONError,
-            ijson.IncompleteJSONError,
-            msgspec.ValidationError,
-            msgspec.DecodeError,
-            OSError,
-            EOFError,
-            TraceFormatError,
-        ) as exc:
-            raise TraceFormatError(
-                f"{p}: not a readable Kineto/Chrome trace (expected a JSON object with a 'traceEvents' array): {exc}"
-            ) from exc
+        except InputError as exc:
+            raise InputError(f"{p}: {exc}" if not str(exc).startswith(str(p)) else str(exc)) from exc
+        except _READ_ERRORS as exc:
+            raise InputError(f"{p}: {_UNREADABLE}: {type(exc).__name__}: {exc}") from exc
 
     try:
         fast = _kineto_batches(_open(p))
-    except (OSError, EOFError) as exc:
-        raise TraceFormatError(f"{p}: cannot read: {exc}") from exc
-    if fast is not None:
-        return "msgspec (PyTorch exporter layout)", guarded(fast)
-    return "ijson (generic)", guarded(_generic_batches(_open(p)))
+        if fast is not None:
+            return "msgspec (PyTorch exporter layout)", guarded(fast)
+        prefix = _generic_prefix(_open(p), p)
+    except InputError:
+        raise
+    except _READ_ERRORS as exc:
+        raise InputError(f"{p}: {_UNREADABLE}: {type(exc).__name__}: {exc}") from exc
+    return "ijson (generic)", guarded(_generic_batches(_open(p), prefix))
 
 
 def _shapes(args: _Args | None) -> str:
@@ -212,6 +273,13 @@ def _kind(cat: str | None, name: str, marker: re.Pattern | None, transparent: re
     return OP
 
 
+def _bad_time(path: str | Path, index: int, ev: Event) -> InputError:
+    return InputError(
+        f"{path}: event {index} ({ev.name[:60]!r}, cat {ev.cat!r}) has ts={ev.ts!r}, dur={ev.dur!r}: expected "
+        f"microseconds with 0 <= dur < {MAX_DURATION_US:g} and |ts| < {MAX_TIMESTAMP_US:g}"
+    )
+
+
 def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Taxonomy | None = None) -> ParsedTrace:
     transparent = (taxonomy or tax.load()).transparent
     pt = ParsedTrace()
@@ -220,10 +288,11 @@ def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Ta
     first_ts, last_end = pt.first_ts, pt.last_end
     pt.parser, batches = iter_event_batches(path)
     for batch in batches:
+        base = pt.n_events
         pt.n_events += len(batch)
-        for ev in batch:
+        for pos, ev in enumerate(batch):
             if ev.ph != "X":
-                if ev.ph == "i" and ev.name == "Record Window End":
+                if ev.ph == "i" and ev.name == "Record Window End" and math.isfinite(ev.ts):
                     pt.record_end = ev.ts
                 continue
             cat, name = ev.cat, ev.name
@@ -232,17 +301,22 @@ def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Ta
             known = kinds.get((cat, name))
             if known is None:
                 known = kinds[(cat, name)] = (_kind(cat, name, marker, transparent), sys.intern(name))
+                if cat:
+                    pt.categories.add(cat)
             kind, name = known  # one shared string per distinct name: the event's own copy is freed
             ts = ev.ts
             end = ts + ev.dur
+            if not (0 <= ev.dur < MAX_DURATION_US and -MAX_TIMESTAMP_US < ts < MAX_TIMESTAMP_US):
+                raise _bad_time(path, base + pos, ev)  # also NaN: every comparison with it is False
             if kind == MARKER:  # markers are clipped to the recorded span instead of bounding it
                 pt.markers.append((ts, end, name))
                 continue
-            if ts < first_ts:
+            if ts < first_ts:  # every recorded activity bounds the whole-trace window
                 first_ts = ts
             if end > last_end:
                 last_end = end
             if kind == OP:
+                pt.n_ops += 1
                 threads[ev.pid, ev.tid].append((ts, -ev.dur, OP, end, name, _shapes(ev.args) if ev.args else ""))
             elif kind == SCOPE:
                 threads[ev.pid, ev.tid].append((ts, -ev.dur, SCOPE, end, name, ""))
@@ -288,46 +362,86 @@ class _Row:
     module_types: tuple[str, ...]
     shapes: str
     correlations: list[int] = field(default_factory=list)
+    host: bool = True  # False: device work with no launching op (a row named after its kernel)
 
 
-def _windows(pt: ParsedTrace) -> list[tuple[int, float, float, str]]:
-    """(iteration number, start, end, marker name). A range is clipped to the profiler's record window:
-    some tools close the step range long after the profiler stopped recording."""
-    out = []
-    markers = sorted(pt.markers)
+@dataclass(frozen=True)
+class Window:
+    iteration: int
+    start: float
+    end: float
+    name: str
+
+
+def _windows(pt: ParsedTrace, path: str | Path) -> tuple[list[Window], int, int]:
+    """(iteration windows sorted by start, how many ranges lay wholly after the record window, how many
+    marker ranges enclosed other marker ranges and are no iteration). A range is clipped to the profiler's
+    record window: some tools close the step range long after the profiler stopped recording. Windows never
+    overlap: a repeated step number, or ranges overlapping by more than ``STEP_OVERLAP_TOLERANCE_US``, are
+    an error."""
+    markers = sorted(pt.markers, key=lambda m: (m[0], -m[1], m[2]))
     steps = [(ts, end, name) for ts, end, name in markers if _PROFILER_STEP.match(name)]
+    out: list[Window] = []
+    enclosing = 0
     if steps:
+        seen: dict[int, float] = {}
         for ts, end, name in steps:
-            out.append((int(_PROFILER_STEP.match(name).group(1)), ts, min(end, pt.record_end), name))
+            number = int(_PROFILER_STEP.match(name).group(1))
+            if number in seen:
+                raise InputError(
+                    f"{path}: {name} appears twice (at ts {seen[number]} and {ts}): expected one range per step"
+                )
+            seen[number] = ts
+            out.append(Window(number, ts, min(end, pt.record_end), name))
     elif markers:
-        for i, (ts, end, name) in enumerate(markers):
-            out.append((i, ts, min(end, pt.record_end), name))
+        leaves = _innermost(markers)
+        enclosing = len(markers) - len(leaves)
+        out = [Window(i, ts, min(end, pt.record_end), name) for i, (ts, end, name) in enumerate(leaves)]
     elif pt.first_ts <= pt.last_end:
-        out.append((0, pt.first_ts, pt.last_end, "whole trace"))
+        out.append(Window(0, pt.first_ts, pt.last_end, "whole trace"))
+    kept = [w for w in out if w.end > w.start or (w.end == w.start and w.start < pt.record_end)]
+    after_record = len(out) - len(kept)
+    for i in range(1, len(kept)):
+        prev, cur = kept[i - 1], kept[i]
+        if cur.start < prev.end:
+            if prev.end - cur.start > STEP_OVERLAP_TOLERANCE_US:
+                raise InputError(
+                    f"{path}: iteration ranges {prev.name!r} [{prev.start}, {prev.end}] and {cur.name!r} "
+                    f"[{cur.start}, {cur.end}] overlap by {prev.end - cur.start:.3f} us: expected disjoint "
+                    "iterations (use a more specific --iteration-marker)"
+                )
+            kept[i - 1] = Window(prev.iteration, prev.start, cur.start, prev.name)
+    return kept, after_record, enclosing
+
+
+def _innermost(markers: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """Marker ranges that enclose no other marker range: a matching range around others is a phase (a
+    benchmark's whole measure loop), not an iteration. ``markers`` sorted by start, longest first."""
+    out = []
+    for i, (ts, end, name) in enumerate(markers):
+        encloses = any(s >= ts and e <= end for s, e, _ in markers[i + 1 : i + 1 + 64] if s < end)
+        if not encloses:
+            out.append((ts, end, name))
     return out
 
 
 _EPS = 1e-3  # 1 ns: trace timestamps carry ns precision in us units
 
 
-def _top_level_rows(
-    events: list[HostEvent],
-    lo: int,
-    hi: int,
-    device_correlations: dict | frozenset = frozenset(),
-    starts: list[float] | None = None,
-) -> list[_Row]:
-    """Top-level ops among ``events[lo:hi]`` of one thread, with module scope and launched correlations.
+def _top_level_rows(events: list[HostEvent], device_correlations: dict | frozenset, jump: bool) -> list[_Row]:
+    """Top-level ops of one thread (events sorted), with module scope and launched correlations.
 
-    ``starts`` (the events' start times) may be given when the thread holds no runtime (launch) events:
-    then nothing inside a top-level op matters and the sweep jumps over its children."""
+    ``jump``: the thread holds no runtime (launch) events, so nothing inside a top-level op matters and the
+    sweep jumps over its children. A range that starts inside another and ends after it (a damaged trace:
+    one thread's ranges nest) is treated as ending with its parent."""
     rows: list[_Row] = []
     ends: list[float] = []  # end time of each open range
     modules: list[tuple[str, str] | None] = []  # per open range: its module, for module-scope ranges
     current: tuple[str, tuple[str, ...]] | None = None  # (innermost module path, module types) of the stack
     owner: _Row | None = None  # the open top-level op
     owner_depth = -1
-    i = lo
+    starts = [e[0] for e in events] if jump else None
+    i, hi = 0, len(events)
     while i < hi:
         ts, _negdur, kind, end, name, extra = events[i]
         i += 1
@@ -345,6 +459,8 @@ def _top_level_rows(
                 current = current or _module_state(modules)
                 rows.append(_Row("", ts, ts, current[0], current[1], "", [extra]))
             continue
+        if ends and end > ends[-1]:
+            end = ends[-1]  # a range cannot outlive its parent on one thread
         if kind == OP and owner is None:
             current = current or _module_state(modules)
             owner = _Row(name, ts, end, current[0], current[1], extra, [])
@@ -382,6 +498,48 @@ def normalize(path: str | Path, **kwargs):
         return _normalize(path, **kwargs)
 
 
+def compile_marker(iteration_marker: str | None) -> re.Pattern | None:
+    if not iteration_marker:
+        return None
+    try:
+        return re.compile(iteration_marker)
+    except re.error as exc:
+        raise InputError(f"--iteration-marker {iteration_marker!r}: not a valid regular expression: {exc}") from exc
+
+
+class _Decider:
+    """Group decisions, cached: the taxonomy's rule, then (for ops it does not know) the group of the
+    kernels the op launched, weighted by their device time."""
+
+    def __init__(self, taxonomy: tax.Taxonomy):
+        self.taxonomy = taxonomy
+        self.cache: dict[tuple, tuple[str, str, bool]] = {}
+        self.kernel_cache: dict[str, str] = {}
+
+    def kernel_group(self, name: str) -> str:
+        group = self.kernel_cache.get(name)
+        if group is None:
+            group = self.kernel_cache[name] = self.taxonomy.classify(name, (), kind="kernel").group
+        return group
+
+    def __call__(self, op: str, module_types: tuple[str, ...], kernels: dict[str, float] | None):
+        key = (op, module_types)
+        decision = self.cache.get(key)
+        if decision is None:
+            d = self.taxonomy.classify(op, module_types, kind="torch")
+            decision = self.cache[key] = (d.group, d.source, self.taxonomy.is_gemm(d.group))
+        if decision[1] != "unknown" or not kernels:
+            return decision
+        by_group: dict[str, float] = defaultdict(float)
+        for name, time in kernels.items():
+            by_group[self.kernel_group(name)] += time
+        by_group.pop(tax.OTHER, None)
+        if not by_group:
+            return decision
+        best = max(by_group, key=lambda g: (by_group[g], g))
+        return best, "kernels", self.taxonomy.is_gemm(best)
+
+
 def _normalize(
     path: str | Path,
     *,
@@ -394,91 +552,38 @@ def _normalize(
     taxonomy: tax.Taxonomy | None = None,
     shapes_trace: str | Path | None = None,
 ):
-
     taxonomy = taxonomy or tax.load()
-    marker = re.compile(iteration_marker) if iteration_marker else None
-    pt = collect(path, marker, taxonomy)
-    starts: dict[Any, list[float]] = {}
-    jump: dict[Any, list[float] | None] = {}
+    pt = collect(path, compile_marker(iteration_marker), taxonomy)
+    has_device = bool(pt.device) or bool(pt.orphan_device)
+    if not pt.n_ops and not has_device:
+        hint = next((_OTHER_FORMATS[c] for c in sorted(pt.categories) if c in _OTHER_FORMATS), None)
+        raise InputError(
+            f"{path}: no PyTorch operator or device events (X events of cat cpu_op, kernel, ...) among "
+            f"{pt.n_events} events: expected a PyTorch profiler (Kineto) trace"
+            + (f"; this looks like {hint}" if hint else "")
+        )
+    windows, after_record, enclosing = _windows(pt, path)
+    if not windows:
+        raise InputError(f"{path}: no iteration range inside the recorded window (Record Window End)")
+
+    thread_rows: dict[Any, list[_Row]] = {}
     for key, evs in pt.threads.items():
         evs.sort()
-        starts[key] = [e[0] for e in evs]
-        jump[key] = None if any(e[2] == RUNTIME for e in evs) else starts[key]
-    has_device = bool(pt.device) or bool(pt.orphan_device)
-    device = "cuda" if has_device else "cpu"
-    windows = _windows(pt)
-    if not windows:
-        raise TraceFormatError(f"{path}: the trace holds no timed events")
-
-    decisions: dict[tuple[str, tuple[str, ...]], tuple[str, str, bool]] = {}
-    cols: dict[str, list] = {c: [] for c in optable.COLUMNS}
-    other_thread_ops = 0
-    for iteration, w_start, w_end, _ in windows:
-        # the dispatching thread: most top-level op time inside the window
-        best_rows, best_busy = [], -1.0
-        n_rows = 0
-        for key, evs in pt.threads.items():
-            lo = bisect.bisect_left(starts[key], w_start - _EPS)
-            hi = bisect.bisect_left(starts[key], w_end)
-            rows = _top_level_rows(evs, lo, hi, pt.device, jump[key])
-            busy = sum(r.end - r.ts for r in rows)
-            n_rows += len(rows)
-            if busy > best_busy:
-                best_rows, best_busy = rows, busy
-        rows = best_rows
-        other_thread_ops += n_rows - len(rows)
-
-        if has_device:
-            iteration_end = w_end
-            owned: list[tuple[float, float, int]] = []
-            own_intervals: list[list[tuple[float, float]]] = []
-            for r in rows:
-                ivs = [(s, e) for c in r.correlations for (s, e, _) in pt.device.get(c, ())]
-                if not r.op:  # orphan launch: name it after its kernel(s)
-                    names = [n for c in r.correlations for (_, _, n) in pt.device.get(c, ())]
-                    r.op = names[0] if names else "unattributed launch"
-                own_intervals.append(ivs)
-                iteration_end = max([iteration_end, *(e for _, e in ivs)])
-            for i, ivs in enumerate(own_intervals):
-                owned.extend((max(s, w_start), min(e, iteration_end), i) for s, e in ivs)
-            share = split_busy_time(owned)
-            iteration_time = iteration_end - w_start
-            times = [share.get(i, 0.0) for i in range(len(rows))]
-            device_times = [union_length(ivs) for ivs in own_intervals]
-        else:
-            iteration_time = w_end - w_start
-            times = [max(0.0, min(r.end, w_end) - max(r.ts, w_start)) for r in rows]
-            device_times = [None] * len(rows)
-
-        n = len(rows) + 1
-        cols["iteration"].extend([iteration] * n)
-        cols["seq"].extend(range(n))
-        cols["iteration_time_us"].extend([iteration_time] * n)
-        for r, t, dt in zip(rows, times, device_times):
-            key = (r.op, r.module_types)
-            decision = decisions.get(key)
-            if decision is None:
-                d = taxonomy.classify(r.op, r.module_types, kind="torch")
-                decision = decisions[key] = (d.group, d.source, taxonomy.is_gemm(d.group))
-            cols["op"].append(r.op)
-            cols["module"].append(r.module)
-            cols["module_type"].append(r.module_types[0] if r.module_types else "")
-            cols["group"].append(decision[0])
-            cols["group_source"].append(decision[1])
-            cols["is_gemm"].append(decision[2])
-            cols["time_us"].append(t)
-            cols["device_time_us"].append(dt)
-            cols["host_time_us"].append(r.end - r.ts)
-            cols["input_shapes"].append(r.shapes)
-        optable.append_idle_row(cols, iteration_time - sum(times))
+        jump = not any(e[2] == RUNTIME for e in evs)
+        thread_rows[key] = _top_level_rows(evs, pt.device, jump)
     pt.threads.clear()  # free the host events before the table is built: it lowers the peak memory
-    starts.clear()
-    jump.clear()
+    row_starts = {key: [r.ts for r in rows] for key, rows in thread_rows.items()}
+    decide = _Decider(taxonomy)
+    cols: dict[str, list] = {c: [] for c in optable.COLUMNS}
+    if has_device:
+        other = _device_iterations(pt, windows, thread_rows, row_starts, decide, cols)
+    else:
+        other = _host_iterations(windows, thread_rows, row_starts, decide, cols)
     cols["fused_ops"] = [()] * len(cols["op"])  # eager ops fuse nothing
     df = optable.frame(
         cols,
         platform=platform,
-        device=device,
+        device="cuda" if has_device else "cpu",
         backend=backend,
         model=model,
         batch_size=batch_size,
@@ -495,20 +600,179 @@ def _normalize(
         "parser": pt.parser,
         "iterations": len(windows),
         "iteration_source": _iteration_source(windows, iteration_marker),
+        "iterations_after_record_window": after_record,
+        "marker_ranges_enclosing_others": enclosing,
         "device_activity": has_device,
-        "time_basis": "device busy time split among active ops" if has_device else "host time of top-level ops",
-        "ops_on_other_threads": other_thread_ops,
+        "time_basis": (
+            "device busy time inside each iteration window, split among active ops (every launching thread)"
+            if has_device
+            else "host time of top-level ops on the dispatching thread"
+        ),
         "input_shapes": info_shapes,
+        **other,
     }
-    if other_thread_ops:
+    if info["ops_on_other_threads"]:
         log.warning(
-            "%s: %d top-level ops ran on threads other than the dispatching one; they overlap it and are not "
-            "rows (counted in info.ops_on_other_threads)",
+            "%s: %d top-level ops (%.1f us) ran on threads that are not rows (%s); they are counted in the "
+            "info (ops_on_other_threads, other_threads_op_time_us), not added",
             path,
-            other_thread_ops,
+            info["ops_on_other_threads"],
+            info["other_threads_op_time_us"],
+            "no device work launched there" if has_device else "CPU-only: the dispatching thread's ops are rows",
         )
     optable.check(df, source=str(path), types=False)  # types are checked when the table is written
     return df, info
+
+
+def _in_window(rows: list[_Row], starts: list[float], w: Window) -> list[_Row]:
+    lo = bisect.bisect_left(starts, w.start - _EPS)
+    hi = bisect.bisect_left(starts, w.end)
+    return rows[lo:hi]
+
+
+def _host_iterations(windows, thread_rows, row_starts, decide: _Decider, cols) -> dict[str, Any]:
+    """CPU-only: per window, the dispatching thread's top-level ops, each its host time in the window."""
+    other_ops, other_time = 0, 0.0
+    for w in windows:
+        candidates = []
+        for key, rows in thread_rows.items():
+            rows = _in_window(rows, row_starts[key], w)
+            times, covered = [], w.start  # top-level ops may touch within 1 ns: never count an instant twice
+            for r in rows:
+                end = min(r.end, w.end)
+                times.append(max(0.0, end - max(r.ts, covered)))
+                covered = max(covered, end)
+            candidates.append((sum(times), len(rows), str(key), rows, times))
+        candidates.sort(key=lambda c: (c[0], c[1], c[2]), reverse=True)
+        _, _, _, rows, times = candidates[0] if candidates else (0, 0, "", [], [])
+        for busy, n, _, _, _ in candidates[1:]:
+            other_ops += n
+            other_time += busy
+        _emit(cols, w, rows, times, [None] * len(rows), [r.end - r.ts for r in rows], decide, [None] * len(rows))
+    return {"ops_on_other_threads": other_ops, "other_threads_op_time_us": other_time}
+
+
+def _device_iterations(pt: ParsedTrace, windows, thread_rows, row_starts, decide: _Decider, cols) -> dict[str, Any]:
+    """With device activity: every device interval inside a window, attributed to its launching op."""
+    all_rows: list[_Row] = []
+    corr_owner: dict[int, int] = {}
+    launching: list[Any] = []
+    for key, rows in thread_rows.items():
+        launches = False
+        for r in rows:
+            for c in r.correlations:
+                if c in pt.device:
+                    corr_owner[c] = len(all_rows)
+                    launches = True
+            all_rows.append(r)
+        if launches:
+            launching.append(key)
+    row_index = {id(r): i for i, r in enumerate(all_rows)}
+
+    # every device interval, owned by its launching row (an index) or by its kernel's name (no launch found)
+    intervals: list[tuple[float, float, Any, str]] = []
+    for corr, ivs in pt.device.items():
+        owner = corr_owner.get(corr)
+        intervals.extend((s, e, owner if owner is not None else name, name) for s, e, name in ivs)
+    intervals.extend((s, e, name, name) for s, e, name in pt.orphan_device)
+    kernels_by_row: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for s, e, owner, name in intervals:
+        if isinstance(owner, int):
+            kernels_by_row[owner][name] += e - s
+
+    starts = [w.start for w in windows]
+    pieces: list[list[tuple[float, float, Any]]] = [[] for _ in windows]
+    total = inside = unowned = 0.0
+    for s, e, owner, _ in intervals:
+        total += e - s
+        if not isinstance(owner, int):
+            unowned += e - s
+        j = max(0, bisect.bisect_right(starts, s) - 1)
+        while j < len(windows) and windows[j].start <= e:
+            w = windows[j]
+            lo, hi = max(s, w.start), min(e, w.end)
+            if lo < hi or (lo == hi == s and w.start <= s < w.end):
+                pieces[j].append((lo, hi, owner))
+                inside += hi - lo
+            j += 1
+
+    other_ops, other_time = 0, 0.0
+    launching_set = set(launching)
+    for j, w in enumerate(windows):
+        rows: list[_Row] = []
+        local: dict[Any, int] = {}
+        for key in launching:
+            for r in _in_window(thread_rows[key], row_starts[key], w):
+                local[row_index[id(r)]] = len(rows)
+                rows.append(r)
+        for key, krows in thread_rows.items():
+            if key not in launching_set:
+                mine = _in_window(krows, row_starts[key], w)
+                other_ops += len(mine)
+                other_time += sum(max(0.0, min(r.end, w.end) - max(r.ts, w.start)) for r in mine)
+        owned: list[tuple[float, float, int]] = []
+        for lo, hi, owner in pieces[j]:
+            idx = local.get(owner)
+            if idx is None:
+                idx = local[owner] = len(rows)
+                if isinstance(owner, int):
+                    rows.append(all_rows[owner])
+                else:  # device work no op launched: a row named after its kernel
+                    rows.append(_Row(owner, lo, lo, "", (), "", [], host=False))
+            owned.append((lo, hi, idx))
+        own_ivs: list[list[tuple[float, float]]] = [[] for _ in rows]
+        for lo, hi, idx in owned:
+            own_ivs[idx].append((lo, hi))
+        share = split_busy_time(owned)
+        order = sorted(range(len(rows)), key=lambda i: (rows[i].ts, i))
+        ordered = [rows[i] for i in order]
+        for r in ordered:
+            if not r.op:  # a launch outside any op: name it after its kernel(s)
+                names = [n for c in r.correlations for (_, _, n) in pt.device.get(c, ())]
+                r.op = names[0] if names else "unattributed launch"
+        host_times = [(r.end - r.ts if w.start - _EPS <= r.ts < w.end else 0.0) if r.host else None for r in ordered]
+        kernels = [kernels_by_row.get(row_index[id(r)]) if r.host else {r.op: 1.0} for r in ordered]
+        _emit(
+            cols,
+            w,
+            ordered,
+            [share.get(i, 0.0) for i in order],
+            [union_length(own_ivs[i]) for i in order],
+            host_times,
+            decide,
+            kernels,
+        )
+    return {
+        "ops_on_other_threads": other_ops,
+        "other_threads_op_time_us": other_time,
+        "threads_launching_device_work": len(launching),
+        "device_time_us": total,
+        "device_time_outside_iterations_us": max(0.0, total - inside),
+        "device_time_without_launching_op_us": unowned,
+    }
+
+
+def _emit(cols, w: Window, rows, times, device_times, host_times, decide: _Decider, kernels) -> None:
+    n = len(rows) + 1
+    iteration_time = w.end - w.start
+    cols["iteration"].extend([w.iteration] * n)
+    cols["seq"].extend(range(n))
+    cols["iteration_time_us"].extend([iteration_time] * n)
+    cache = decide.cache
+    for r, t, dt, ht, k in zip(rows, times, device_times, host_times, kernels):
+        decision = None if k else cache.get((r.op, r.module_types))  # the common case, without a call
+        group, source, is_gemm = decision or decide(r.op, r.module_types, k)
+        cols["op"].append(r.op)
+        cols["module"].append(r.module)
+        cols["module_type"].append(r.module_types[0] if r.module_types else "")
+        cols["group"].append(group)
+        cols["group_source"].append(source)
+        cols["is_gemm"].append(is_gemm)
+        cols["time_us"].append(t)
+        cols["device_time_us"].append(dt)
+        cols["host_time_us"].append(ht)
+        cols["input_shapes"].append(r.shapes)
+    optable.append_idle_row(cols, iteration_time - sum(times))
 
 
 def normalize_many(paths, **kwargs):
@@ -518,7 +782,7 @@ def normalize_many(paths, **kwargs):
 
     paths = sorted(paths, key=_cycle_number)
     if not paths:
-        raise TraceFormatError("no trace files given")
+        raise InputError("no trace files given")
     frames, infos = [], []
     for path in paths:
         df, info = normalize(path, **kwargs)
@@ -526,15 +790,16 @@ def normalize_many(paths, **kwargs):
         infos.append(info)
     df = pd.concat(frames, ignore_index=True)
     if df[df["group"] == tax.IDLE]["iteration"].duplicated().any():
-        raise TraceFormatError(f"iteration numbers repeat across {', '.join(map(str, paths))}")
+        raise InputError(f"iteration numbers repeat across {', '.join(map(str, paths))}")
     info = dict(infos[0])
     info.update(
         trace=[str(p) for p in paths],
-        events=sum(i["events"] for i in infos),
         iterations=sum(i["iterations"] for i in infos),
-        ops_on_other_threads=sum(i["ops_on_other_threads"] for i in infos),
         input_shapes="; ".join(sorted({i["input_shapes"] for i in infos})),
     )
+    for key, value in infos[0].items():  # counters add up over the cycles
+        if key not in ("iterations",) and isinstance(value, int | float) and not isinstance(value, bool):
+            info[key] = sum(i.get(key, 0) for i in infos)
     return df, info
 
 
@@ -559,9 +824,9 @@ def _join_shapes(df, shapes_trace: str | Path, taxonomy: tax.Taxonomy) -> str:
     return f"joined from {Path(shapes_trace).name}: {joined} iteration(s) matched, {mismatched} did not"
 
 
-def _iteration_source(windows: list, iteration_marker: str | None) -> str:
-    if _PROFILER_STEP.match(windows[0][3]):
+def _iteration_source(windows: list[Window], iteration_marker: str | None) -> str:
+    if _PROFILER_STEP.match(windows[0].name):
         return "ProfilerStep#N ranges"
-    if windows[0][3] == "whole trace":
+    if windows[0].name == "whole trace":
         return "whole trace (no ProfilerStep or marker ranges)"
     return f"ranges matching {iteration_marker!r}"

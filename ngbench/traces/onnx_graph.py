@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ngbench.errors import InputError
 from ngbench.traces.scopes import common_chain
 
 NAME_SCOPES = "pkg.torch.onnx.name_scopes"
@@ -37,7 +38,8 @@ class NodeInfo:
     module_types: list[str] = field(default_factory=list)  # innermost first, short class names
     module_paths: list[str] = field(default_factory=list)  # innermost first, parallel to module_types
     aten: str = ""  # the aten op the exporter lowered (dynamo exporter only)
-    fused: list[dict[str, Any]] = field(default_factory=list)  # constituents: node, op_type, module, module_types
+    # constituents: node, op_type, module, module_types, output (it produces one of the fused node's outputs)
+    fused: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_graph(path: str | Path):
@@ -47,7 +49,7 @@ def load_graph(path: str | Path):
     try:
         return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises several types
-        raise ValueError(f"{path}: not a readable ONNX model: {exc}") from exc
+        raise InputError(f"{path}: not a readable ONNX model: {exc}") from exc
 
 
 def _short(cls: str) -> str:
@@ -57,8 +59,12 @@ def _short(cls: str) -> str:
 def _literal_list(text: str, key: str, node: str) -> list[str]:
     try:
         value = ast.literal_eval(text)
-    except (ValueError, SyntaxError) as exc:
-        raise ValueError(f"ONNX node {node!r}: metadata {key!r} is not a list literal: {text[:80]!r}") from exc
+    except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise InputError(f"ONNX node {node!r}: metadata {key!r} is not a list literal: {text[:80]!r}") from exc
+    if not isinstance(value, list | tuple):
+        raise InputError(
+            f"ONNX node {node!r}: metadata {key!r} is a {type(value).__name__}, expected a list: {text[:80]!r}"
+        )
     return [str(v) for v in value]
 
 
@@ -139,6 +145,7 @@ def node_table(original, optimized=None) -> dict[str, NodeInfo]:
     if optimized is None:
         return modules
     mapping = fused_node_map(original, optimized)
+    outputs_of = {n.name: {o for o in n.output if o} for n in original.graph.node}
     out: dict[str, NodeInfo] = {}
     for i, node in enumerate(optimized.graph.node):
         name = node.name or f"{node.op_type}_{i}"
@@ -147,8 +154,15 @@ def node_table(original, optimized=None) -> dict[str, NodeInfo]:
             out[name] = modules[name]
             continue
         info = NodeInfo(op_type=node.op_type)
+        own_outputs = {o for o in node.output if o}
         info.fused = [
-            {"node": c, "op_type": m.op_type, "module": m.module, "module_types": m.module_types}
+            {
+                "node": c,
+                "op_type": m.op_type,
+                "module": m.module,
+                "module_types": m.module_types,
+                "output": bool(outputs_of.get(c, set()) & own_outputs),  # it produces a tensor the node outputs
+            }
             for c, m in ((c, modules[c]) for c in constituents)
         ]
         chains = [(modules[c].module_paths, modules[c].module_types) for c in constituents]
@@ -165,11 +179,6 @@ def op_counts(model) -> dict[str, int]:
     return counts
 
 
-def read_extra(path: str | Path, key: str) -> Any:
-    """A top-level entry of a node-table file other than the nodes (e.g. ``original_ops``)."""
-    return json.loads(Path(path).read_text()).get(key)
-
-
 def write_nodes(nodes: dict[str, NodeInfo], path: str | Path, **extra: Any) -> None:
     payload = {"format": NODES_FORMAT, **extra, "nodes": {k: asdict(v) for k, v in nodes.items()}}
     Path(path).write_text(json.dumps(payload, indent=1))
@@ -177,9 +186,26 @@ def write_nodes(nodes: dict[str, NodeInfo], path: str | Path, **extra: Any) -> N
 
 def read_nodes(path: str | Path) -> dict[str, NodeInfo]:
     try:
-        payload = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable node table: {exc}") from exc
+        payload = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(f"{path}: not a readable node table: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise InputError(f"{path}: a JSON {type(payload).__name__}, expected a node table object ({NODES_FORMAT})")
     if payload.get("format") != NODES_FORMAT:
-        raise ValueError(f"{path}: 'format' is {payload.get('format')!r}, expected {NODES_FORMAT!r}")
-    return {k: NodeInfo(**v) for k, v in payload["nodes"].items()}
+        raise InputError(f"{path}: 'format' is {payload.get('format')!r}, expected {NODES_FORMAT!r}")
+    nodes = payload.get("nodes")
+    if not isinstance(nodes, dict):
+        raise InputError(f"{path}: 'nodes' is a {type(nodes).__name__}, expected an object of node name -> node")
+    try:
+        return {str(k): NodeInfo(**v) for k, v in nodes.items()}
+    except TypeError as exc:
+        raise InputError(f"{path}: a node entry does not match the node table format: {exc}") from exc
+
+
+def read_extra(path: str | Path, key: str) -> Any:
+    """A top-level entry of a node-table file other than the nodes (e.g. ``original_ops``)."""
+    try:
+        payload = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable node table: {exc}") from exc
+    return payload.get(key) if isinstance(payload, dict) else None

@@ -19,8 +19,10 @@ Rows: ``op`` = the ONNX op type, ``node`` = the node name; per run, Σ node time
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,8 @@ import msgspec
 
 from ngbench import table as optable
 from ngbench import taxonomy as tax
+from ngbench.errors import MAX_DURATION_US, MAX_TIMESTAMP_US, InputError
 from ngbench.traces.intervals import split_busy_time, union_length
-from ngbench.traces.kineto import TraceFormatError
 from ngbench.traces.onnx_graph import NodeInfo
 
 log = logging.getLogger(__name__)
@@ -54,19 +56,43 @@ class _Event(msgspec.Struct, gc=False):
 
 
 def read_events(path: str | Path) -> list[_Event]:
+    """The profile's events (the file as ORT writes it, or gzipped)."""
     try:
         raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise TraceFormatError(f"{path}: cannot read: {exc}") from exc
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: cannot read: {type(exc).__name__}: {exc}") from exc
     try:
         events = msgspec.json.decode(raw, type=list[_Event])
     except msgspec.ValidationError as exc:
-        raise TraceFormatError(
-            f"{path}: not an ONNX Runtime profile (expected a JSON array of trace events): {exc}"
-        ) from exc
+        raise InputError(f"{path}: not an ONNX Runtime profile (expected a JSON array of trace events): {exc}") from exc
     except msgspec.DecodeError as exc:
-        raise TraceFormatError(f"{path}: not valid JSON: {exc}") from exc
+        raise InputError(f"{path}: not valid JSON: {exc}") from exc
     return events
+
+
+_TIMED_CATS = ("Session", "Node", "Kernel")
+
+
+def _check_events(path: str | Path, events: list[_Event]) -> None:
+    """Times of the events the normalizer reads are finite and not negative; no event appears twice."""
+    seen: dict[tuple[str, str, float, float], int] = {}
+    for i, e in enumerate(events):
+        if e.cat not in _TIMED_CATS:
+            continue
+        if not (0 <= e.dur < MAX_DURATION_US and -MAX_TIMESTAMP_US < e.ts < MAX_TIMESTAMP_US):
+            raise InputError(
+                f"{path}: event {i} ({e.name[:60]!r}, cat {e.cat!r}) has ts={e.ts!r}, dur={e.dur!r}: expected "
+                f"microseconds with 0 <= dur < {MAX_DURATION_US:g} and |ts| < {MAX_TIMESTAMP_US:g}"
+            )
+        key = (e.cat, e.name, e.ts, e.dur)
+        if key in seen:
+            raise InputError(
+                f"{path}: event {i} ({e.name[:60]!r}) repeats event {seen[key]} (same name, ts and dur): expected each "
+                "event once (a profile written twice into one file?)"
+            )
+        seen[key] = i
 
 
 def _split_node_name(name: str) -> tuple[str, str] | None:
@@ -99,14 +125,21 @@ def normalize(
 
     taxonomy = taxonomy or tax.load()
     nodes = nodes or {}
+    if isinstance(skip_runs, bool) or not isinstance(skip_runs, int) or skip_runs < 0:
+        raise InputError(f"{path}: skip_runs is {skip_runs!r}, expected a whole number >= 0")
     events = read_events(path)
+    _check_events(path, events)
     runs = sorted((e.ts, e.ts + e.dur) for e in events if e.cat == "Session" and e.name == "model_run")
     if not runs:
-        raise TraceFormatError(
-            f"{path}: no 'model_run' Session events: not an ONNX Runtime profile, or no run was profiled"
-        )
+        raise InputError(f"{path}: no 'model_run' Session events: not an ONNX Runtime profile, or no run was profiled")
+    for (s0, e0), (s1, e1) in zip(runs, runs[1:]):
+        if s1 < e0:
+            raise InputError(
+                f"{path}: model_run events [{s0}, {e0}] and [{s1}, {e1}] overlap: expected one run after another "
+                "(a damaged profile, or profiles of concurrent runs merged)"
+            )
     if skip_runs >= len(runs):
-        raise TraceFormatError(f"{path}: {len(runs)} run(s) profiled, all of them skipped (skip_runs={skip_runs})")
+        raise InputError(f"{path}: {len(runs)} run(s) profiled, all of them skipped (skip_runs={skip_runs})")
     runs = runs[skip_runs:]
 
     # node events, with the device kernels each launched (listed after it, or naming it as parent)
@@ -228,7 +261,12 @@ def _decide(taxonomy: tax.Taxonomy, op: str, info: NodeInfo | None) -> tuple[str
     if info is None:
         d = taxonomy.classify(op, (), kind="onnx")
     elif info.fused:
-        parts = [(taxonomy.constituent_group(f["op_type"], f["module_types"], "onnx"), 1.0) for f in info.fused]
+        parts = [
+            tax.Constituent(
+                taxonomy.constituent_group(f["op_type"], f["module_types"], "onnx"), 1.0, bool(f.get("output"))
+            )
+            for f in info.fused
+        ]
         d = taxonomy.classify_fused(op, info.module_types, parts, kind="onnx")
     else:
         d = taxonomy.classify(op, info.module_types, kind="onnx")

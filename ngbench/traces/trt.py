@@ -24,17 +24,22 @@ the end-to-end latency; the iteration is therefore the profile's own total (Σ a
 from __future__ import annotations
 
 import json
+import logging
+import math
 import re
 from pathlib import Path
 from typing import Any
 
 from ngbench import table as optable
 from ngbench import taxonomy as tax
-from ngbench.traces.kineto import TraceFormatError
+from ngbench.errors import MAX_DURATION_US, InputError, finite_number
 from ngbench.traces.onnx_graph import NodeInfo
 from ngbench.traces.scopes import common_chain
 
-_ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]]+)\]")
+log = logging.getLogger(__name__)
+_ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]\x1e]+)\]")
+_FOREIGN_NODE = re.compile(r"^\{?ForeignNode\[(?P<body>.*)\]\}?$")  # a Myelin region: first...last node
+MATCHED_FRACTION_MIN = 0.5  # fewer profile layers than this found in the layer info: the files do not belong together
 _PROFILE_KEYS = ("name", "averageMs")
 _NODE_LIKE = re.compile(r"^[A-Za-z][\w./:-]*$")
 _CONSTANT = re.compile(r"(\.weight|\.bias|\.running_mean|\.running_var|^onnx::|^Constant_?\d*$)")
@@ -43,18 +48,21 @@ MIXED = "fused GEMM+non-GEMM"
 
 def _load(path: str | Path, what: str) -> Any:
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_bytes())
     except OSError as exc:
-        raise TraceFormatError(f"{path}: cannot read the {what}: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise TraceFormatError(f"{path}: the {what} is not valid JSON: {exc}") from exc
+        raise InputError(f"{path}: cannot read the {what}: {exc}") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise InputError(f"{path}: the {what} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InputError(f"{path}: the {what} nests too deeply to be one") from exc
 
 
 def read_profile(path: str | Path) -> tuple[list[dict[str, Any]], int | None]:
-    """(layer records, profiled iteration count or None)."""
+    """(layer records, profiled iteration count or None). Each record's ``name`` must be a string and its
+    ``averageMs`` a finite number >= 0."""
     data = _load(path, "TensorRT per-layer profile")
     if not isinstance(data, list):
-        raise TraceFormatError(
+        raise InputError(
             f"{path}: expected a TensorRT per-layer profile (a JSON array of {{name, averageMs, ...}} records, "
             f"as trtexec --exportProfile writes), got a JSON {type(data).__name__}"
         )
@@ -62,24 +70,38 @@ def read_profile(path: str | Path) -> tuple[list[dict[str, Any]], int | None]:
     records = []
     for i, rec in enumerate(data):
         if isinstance(rec, dict) and set(rec) == {"count"}:
-            count = int(rec["count"])
+            value = rec["count"]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InputError(f"{path}: record {i}: 'count' is {value!r}, expected a whole number >= 0")
+            count = value
             continue
         if not isinstance(rec, dict) or any(k not in rec for k in _PROFILE_KEYS):
             missing = [k for k in _PROFILE_KEYS if not isinstance(rec, dict) or k not in rec]
-            raise TraceFormatError(f"{path}: record {i} lacks {missing}: not a TensorRT per-layer profile record")
-        records.append(rec)
+            raise InputError(f"{path}: record {i} lacks {missing}: not a TensorRT per-layer profile record")
+        if not isinstance(rec["name"], str):
+            raise InputError(f"{path}: record {i}: 'name' is {rec['name']!r}, expected a string (the layer name)")
+        average = finite_number(rec["averageMs"], f"{path}: record {i} ({rec['name'][:60]!r}) 'averageMs'", minimum=0)
+        if not average * 1e3 < MAX_DURATION_US:
+            raise InputError(
+                f"{path}: record {i}: 'averageMs' is {average!r}: expected less than {MAX_DURATION_US / 1e3:g} ms"
+            )
+        records.append({**rec, "averageMs": average})
     if not records:
-        raise TraceFormatError(f"{path}: no layer records")
+        raise InputError(f"{path}: no layer records")
     return records, count
+
+
+_LAYER_FIELDS = {"LayerType": str, "Metadata": str, "Inputs": list, "Outputs": list}
 
 
 def read_layers(path: str | Path) -> dict[str, dict[str, Any]]:
     """Layer name -> layer info dict (``{"Name": name}`` only, for engines built without detailed
-    profiling verbosity)."""
+    profiling verbosity). The fields the parser reads are checked: ``Name``, ``LayerType`` and ``Metadata``
+    strings, ``Inputs`` a list of objects whose ``Dimensions`` (when present) is a list."""
     data = _load(path, "TensorRT engine layer information")
     layers = data.get("Layers") if isinstance(data, dict) else None
     if not isinstance(layers, list):
-        raise TraceFormatError(
+        raise InputError(
             f"{path}: expected TensorRT engine layer information ({{'Layers': [...], 'Bindings': [...]}}, as "
             "trtexec --exportLayerInfo or IEngineInspector writes); no 'Layers' list found"
         )
@@ -87,30 +109,54 @@ def read_layers(path: str | Path) -> dict[str, dict[str, Any]]:
     for i, layer in enumerate(layers):
         if isinstance(layer, str):
             out[layer] = {"Name": layer}
-        elif isinstance(layer, dict) and "Name" in layer:
-            out[layer["Name"]] = layer
-        else:
-            raise TraceFormatError(f"{path}: layer {i} has no 'Name'")
+            continue
+        if not isinstance(layer, dict) or "Name" not in layer:
+            raise InputError(f"{path}: layer {i} has no 'Name'")
+        if not isinstance(layer["Name"], str):
+            raise InputError(f"{path}: layer {i}: 'Name' is {layer['Name']!r}, expected a string")
+        for key, kind in _LAYER_FIELDS.items():
+            if key in layer and layer[key] is not None and not isinstance(layer[key], kind):
+                raise InputError(
+                    f"{path}: layer {i} ({layer['Name'][:60]!r}): {key!r} is a {type(layer[key]).__name__}, "
+                    f"expected a {kind.__name__}"
+                )
+        for tensor in layer.get("Inputs") or []:
+            if not isinstance(tensor, dict) or not isinstance(tensor.get("Dimensions", []), list):
+                raise InputError(
+                    f"{path}: layer {i} ({layer['Name'][:60]!r}): each of 'Inputs' must be an object with a "
+                    f"'Dimensions' list, got {str(tensor)[:60]!r}"
+                )
+        out[layer["Name"]] = layer
     return out
 
 
 def fused_onnx_nodes(layer: dict[str, Any], known: dict[str, NodeInfo] | None = None) -> list[str]:
-    """The ONNX nodes a layer implements: from ``Metadata`` (TensorRT >= 8.6), else from its name."""
+    """The ONNX nodes a layer implements: from ``Metadata`` (TensorRT >= 8.6), else from its name (``a + b
+    + PWN(c, d)``; a Myelin region ``{ForeignNode[first...last]}`` names only its first and last node)."""
     meta = layer.get("Metadata")
     if isinstance(meta, str) and "ONNX Layer" in meta:
-        return _ONNX_LAYER.findall(meta)
+        return [n.strip() for n in _ONNX_LAYER.findall(meta)]
     name = layer.get("Name", "")
+    foreign = _FOREIGN_NODE.match(name)
+    if foreign:
+        name = foreign.group("body").replace("...", " + ")
     tokens = [t.strip() for t in re.split(r"\s\+\s|PWN\(|\)|,\s*", name) if t.strip()]
     if known:
         return [t for t in tokens if t in known]
     return [t for t in tokens if _NODE_LIKE.match(t) and not _CONSTANT.search(t) and t != "PWN"]
 
 
-def _op_type_of(node: str, known: dict[str, NodeInfo] | None) -> str:
+_NODE_OP = re.compile(r"^(?:node_)?(?P<op>[A-Za-z][A-Za-z0-9]*?)(?:_(?:token_)?\d+)*$")
+
+
+def op_type_of(node: str, known: dict[str, NodeInfo] | None = None) -> str:
+    """The ONNX op type of a node: from the exporter's node table, else from its name (``/fc/Gemm`` ->
+    Gemm, ``/attn/MatMul_1`` -> MatMul, ``node_Conv_12`` -> Conv, ``Conv_12`` -> Conv)."""
     if known and node in known:
         return known[node].op_type
-    m = re.match(r"^(?:node_)?([A-Za-z]+)_\d+$", node)  # Conv_12, QuantizeLinear_8 (TorchScript-style names)
-    return m.group(1) if m else node
+    last = node.rstrip("/").rsplit("/", 1)[-1]
+    m = _NODE_OP.match(last)
+    return m.group("op") if m else node
 
 
 def normalize(
@@ -145,9 +191,11 @@ def normalize(
         parts, fused_ops, chains = [], [], []  # chains: (module paths, classes) of each known node
         for node in fused:
             info = nodes.get(node)
-            op_type = _op_type_of(node, nodes)
+            op_type = op_type_of(node, nodes)
             module_types = info.module_types if info else []
-            parts.append((taxonomy.constituent_group(op_type, module_types, "onnx"), 1.0))
+            # TensorRT lists a layer's nodes in execution order: the last one produces what the layer outputs
+            group = taxonomy.constituent_group(op_type, module_types, "onnx")
+            parts.append(tax.Constituent(group, 1.0, node == fused[-1]))
             fused_ops.append(
                 optable.fused_entry(op_type, node, info.module if info else "", info.module_type if info else "")
             )
@@ -157,7 +205,7 @@ def normalize(
             d = taxonomy.classify_fused(layer_type, common[2], parts, kind="trt")
         else:
             d = taxonomy.classify(layer_type, (), kind="trt")
-        if d.group == tax.GEMM and any(g != tax.GEMM and g != "Memory" for g, _ in parts):
+        if d.group == tax.GEMM and any(c.group not in (tax.GEMM, "Memory") for c in parts):
             mixed.append(name)
         cols["seq"].append(seq)
         cols["op"].append(layer_type)
@@ -171,10 +219,23 @@ def normalize(
         cols["device_time_us"].append(float(rec["averageMs"]) * 1e3)
         cols["host_time_us"].append(None)
         cols["input_shapes"].append(
-            json.dumps([i.get("Dimensions") for i in layer.get("Inputs", [])]) if layer.get("Inputs") else ""
+            json.dumps([i.get("Dimensions") for i in layer["Inputs"]]) if layer.get("Inputs") else ""
         )
         cols["fused_ops"].append(fused_ops)
+    if layers_path and unmatched:
+        matched = len(records) - len(unmatched)
+        shown = ", ".join(repr(n[:60]) for n in unmatched[:5])
+        if matched < MATCHED_FRACTION_MIN * len(records):
+            raise InputError(
+                f"{layers_path}: names {matched} of the {len(records)} layers of {profile_path}; missing e.g. "
+                f"{shown}: expected the layer information of the engine that was profiled"
+            )
+        log.warning(
+            "%s: %d profiled layer(s) missing from %s, e.g. %s", profile_path, len(unmatched), layers_path, shown
+        )
     total = sum(cols["time_us"])
+    if not math.isfinite(total):
+        raise InputError(f"{profile_path}: the layer times add up to {total}: expected a finite total")
     cols["seq"].append(len(records))
     optable.append_idle_row(cols, 0.0)  # per-layer averages: nothing between layers is measured
     df = optable.frame(

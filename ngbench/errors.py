@@ -1,0 +1,41 @@
+"""The one error type for bad input: a file, key or value that is not what the normalizers, readers or the
+command line expect.
+
+Its message is one line that names the file (and the key, event or record index) and says what was expected;
+the CLI prints it as ``error: <message>`` with exit code 2, and workflow jobs write it to their log. Anything
+else that escapes is a bug in ngbench, and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import math
+
+# Plausible times in microseconds: no profiled event lasts 11.6 days, no timestamp lies 3,000 years from its
+# epoch. Beyond them float arithmetic loses the microseconds it adds (1e308 + 1e308 is inf).
+MAX_DURATION_US = 1e12
+MAX_TIMESTAMP_US = 1e17
+
+
+class InputError(ValueError):
+    """Bad input. ``str()`` is always a single line (newlines in wrapped messages are folded)."""
+
+    def __init__(self, message: object) -> None:
+        super().__init__(one_line(str(message)))
+
+
+def one_line(text: str, limit: int = 600) -> str:
+    """Fold a message (a library's multi-line diagnostic, say) into one line of at most ``limit`` chars."""
+    folded = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return folded if len(folded) <= limit else folded[: limit - 3] + "..."
+
+
+def finite_number(value: object, where: str, *, minimum: float | None = None) -> float:
+    """``value`` as a finite float (``>= minimum`` when given), else an InputError naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{where}: expected a number, got {type(value).__name__} {str(value)[:40]!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InputError(f"{where}: expected a finite number, got {value!r}")
+    if minimum is not None and number < minimum:
+        raise InputError(f"{where}: expected a number >= {minimum:g}, got {value!r}")
+    return number
