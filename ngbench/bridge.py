@@ -1,4 +1,5 @@
-"""What every workflow script does first: send logging and stderr to the rule's log file."""
+"""What every workflow script does first: send logging and stderr to the rule's log file, and report bad
+input (:class:`ngbench.errors.InputError`) as one line there, as the CLI does."""
 
 from __future__ import annotations
 
@@ -19,3 +20,15 @@ def start(snakemake) -> None:
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
     logging.captureWarnings(True)
+    sys.excepthook = _report
+
+
+def _report(kind, exc, tb) -> None:
+    """The job's last word: bad input as ``error: <one line>`` (exit code 2); anything else, a bug, with
+    its traceback."""
+    from ngbench.errors import InputError
+
+    if isinstance(exc, InputError):
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        os._exit(2)
+    sys.__excepthook__(kind, exc, tb)

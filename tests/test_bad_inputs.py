@@ -348,3 +348,18 @@ def test_check_rejects_non_finite_and_negative_times():
     optable.check(df, types=False)  # empty is fine
     with pytest.raises(InputError, match="not a readable op table"):
         optable.read(__file__)
+
+
+def test_workflow_jobs_report_bad_input_in_one_line(tmp_path):
+    # what every workflow script runs first (ngbench.bridge.start), then a normalizer on a missing trace
+    log = tmp_path / "job.log"
+    code = (
+        "from ngbench.bridge import start\n"
+        f"class S: log = [{str(log)!r}]\n"
+        "start(S)\n"
+        "from ngbench.traces import kineto\n"
+        f"kineto.normalize({str(tmp_path / 'missing.json')!r})\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 2
+    assert log.read_text().strip() == f"error: {tmp_path / 'missing.json'}: no such trace file"

@@ -185,3 +185,69 @@ def test_composite_attention_ops_are_transparent(tmp_path):
     assert rows.group.tolist() == ["GEMM", "Elementwise", "GEMM", "Logit", "GEMM", "GEMM"]
     assert rows.module_type.tolist()[:5] == ["MultiheadAttention"] * 5
     assert df[df.group == "Idle"].time_us.item() == 100 - (20 + 5 + 10 + 8 + 9 + 18)
+
+
+def _kernel(name, ts, dur, corr, stream=7):
+    return {**X(name, ts, dur, cat="kernel", tid=stream, correlation=corr), "pid": 0}
+
+
+def test_device_work_straddling_a_step_boundary_is_split_at_it(tmp_path):
+    # step 0 [0,100], step 1 [100,200]. aten::mm (step 0) launches a kernel [80,130]: 20 us in step 0 and
+    # 30 us in step 1, both on mm's row; step 1's own aten::add launches [140,150]. A second thread (the
+    # backward thread of a training loop) launches [60,70] from its own top-level op.
+    events = [
+        X("ProfilerStep#0", 0, 100, cat="user_annotation"),
+        X("ProfilerStep#1", 100, 100, cat="user_annotation"),
+        X("aten::mm", 10, 10),
+        X("cudaLaunchKernel", 12, 2, cat="cuda_runtime", correlation=1),
+        X("aten::add", 120, 5),
+        X("cudaLaunchKernel", 121, 2, cat="cuda_runtime", correlation=2),
+        X("autograd::engine::evaluate_function: MulBackward0", 50, 5, tid=2),
+        X("cudaLaunchKernel", 51, 2, cat="cuda_runtime", tid=2, correlation=3),
+        _kernel("ampere_sgemm_128x64_nn", 80, 50, 1),
+        _kernel("vectorized_elementwise_kernel<add>", 140, 10, 2),
+        _kernel("vectorized_elementwise_kernel<mul>", 60, 10, 3),
+    ]
+    df, info = kineto.normalize(write_trace(tmp_path / "s.json", events))
+    optable.check(df)
+    assert info["threads_launching_device_work"] == 2
+    s0 = df[df.iteration == 0].set_index("op")
+    s1 = df[df.iteration == 1].set_index("op")
+    assert (s0.iteration_time_us == 100).all() and (s1.iteration_time_us == 100).all()  # never stretched
+    assert s0.loc["aten::mm", "time_us"] == 20 and s0.loc["aten::mm", "host_time_us"] == 10
+    assert s1.loc["aten::mm", "time_us"] == 30 and s1.loc["aten::mm", "host_time_us"] == 0  # host time once
+    assert s1.loc["aten::add", "time_us"] == 10
+    backward = s0.loc["autograd::engine::evaluate_function: MulBackward0"]
+    assert backward.time_us == 10 and backward.group == "Elementwise" and backward.group_source == "kernels"
+    assert s0.loc[optable.IDLE_OP, "time_us"] == 100 - 30 and s1.loc[optable.IDLE_OP, "time_us"] == 100 - 40
+    assert df.groupby("iteration").time_us.sum().tolist() == [100, 100]
+
+
+def test_unknown_composite_op_takes_its_kernels_group(tmp_path):
+    # vllm::moe_forward launches a GEMM kernel (40 us) and a routing kernel (10 us): GEMM by device time.
+    # A kernel with no launch in the trace (no runtime event carries its correlation) is its own row.
+    events = [
+        X("ProfilerStep#0", 0, 200, cat="user_annotation"),
+        X("vllm::moe_forward", 10, 20),
+        X("cudaLaunchKernel", 12, 2, cat="cuda_runtime", correlation=1),
+        X("cudaLaunchKernel", 16, 2, cat="cuda_runtime", correlation=2),
+        X("my::custom_op", 40, 5),
+        X("cudaLaunchKernel", 41, 2, cat="cuda_runtime", correlation=3),
+        _kernel("moe_align_block_size_kernel", 20, 10, 1),
+        _kernel("fused_moe_kernel", 30, 40, 2),
+        _kernel("mystery_kernel", 80, 10, 3),
+        _kernel("ncclDevKernel_AllReduce_Sum_f16_RING_LL", 100, 50, 99),
+    ]
+    df, info = kineto.normalize(write_trace(tmp_path / "v.json", events))
+    rows = df.set_index("op")
+    assert rows.loc["vllm::moe_forward", "group"] == "GEMM" and rows.loc["vllm::moe_forward", "time_us"] == 50
+    assert rows.loc["my::custom_op", "group"] == "Other"  # its kernel says nothing either: truly unknown
+    nccl = rows.loc["ncclDevKernel_AllReduce_Sum_f16_RING_LL"]
+    assert nccl.group == "Communication" and nccl.time_us == 50 and pd.isna(nccl.host_time_us)
+    assert info["device_time_without_launching_op_us"] == 50
+    assert rows.loc[optable.IDLE_OP, "time_us"] == 200 - 50 - 10 - 50
+
+
+def test_cpu_trace_reports_other_threads_time(tmp_path):
+    df, info = kineto.normalize(write_trace(tmp_path / "t.json", CPU_EVENTS))
+    assert info["ops_on_other_threads"] == 1 and info["other_threads_op_time_us"] == 3  # aten::add on tid 2

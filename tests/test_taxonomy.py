@@ -227,3 +227,35 @@ def test_bitsandbytes_wrappers_are_transparent():
 def test_inductor_freezing_gemms(op):
     """With Inductor's freezing, GEMMs run as packed mkldnn/mkl calls (seen with torch 2.14 on CPU)."""
     assert T.classify(op, []).group == "GEMM"
+
+
+# -- communication, serving ops, and fused units decided by what they output ----------------------------------
+def test_collectives_are_communication():
+    t = tax.load()
+    for op in ["c10d::allreduce_", "c10d::allgather_", "record_param_comms", "_c10d_functional::wait_tensor"]:
+        assert t.classify(op).group == "Communication", op
+    assert t.classify("ncclDevKernel_AllReduce_Sum_f32_RING_LL", kind="kernel").group == "Communication"
+    assert t.classify("All2All_Pooled_Req").group == "Communication"  # not Pooling: collectives match first
+    assert not t.is_gemm("Communication") and not t.is_overhead("Communication")
+
+
+def test_serving_ops_with_known_names():
+    t = tax.load()
+    assert t.classify("_C::static_scaled_fp8_quant").group == "Quantization"
+    assert t.classify("_C::fused_add_rms_norm").group == "Normalization"
+    assert t.classify("_C::silu_and_mul").group == "Activation"
+    assert t.classify("aten::_foreach_add_").group == "Elementwise"
+    # a composite serving op is decided by its kernels in the trace normalizer, not by its name here
+    assert t.classify("vllm::moe_forward") == tax.Decision("Other", "unknown")
+
+
+def test_fused_unit_follows_the_constituents_it_outputs():
+    t = tax.load()
+    interp = [tax.Constituent("Interpolation", 10.0, False)]
+    softmax = [tax.Constituent("Logit", 5.0, True)]
+    assert t.classify_fused("cpp_fused_x_0", [], interp + softmax) == tax.Decision("Logit", "fused-output")
+    # without output marks the count decides (the old rule, kept for units whose outputs are unknown)
+    assert t.classify_fused("cpp_fused_x_0", [], [("Interpolation", 10.0), ("Logit", 5.0)]).group == "Interpolation"
+    # a GEMM constituent, or a unit whose own type multiplies matrices, is GEMM whatever it outputs
+    assert t.classify_fused("k", [], [tax.Constituent("GEMM", 1.0), *softmax]).group == "GEMM"
+    assert t.classify_fused("CaskGemmConvolution", [], [("Other", 1.0)], kind="trt").group == "GEMM"

@@ -118,7 +118,14 @@ def test_names_only_layer_info_and_no_layer_info(tmp_path):
     df2, info2 = trt.normalize(profile)
     assert info2["layer_info"] == "none" and len(info2["layers_missing_from_layer_info"]) == 3
     assert set(df2.op) == {"unknown layer", "idle/unattributed"}
-    assert (df2[df2.group != "Idle"].group == "Other").all()  # counted and reported, never dropped
+    # no layer types: node names that spell an ONNX op still decide; the rest is Other, counted, never dropped
+    groups = dict(zip(df2.node, df2.group))
+    assert groups == {
+        "/attn/MatMul_myl0_1": "GEMM",
+        "/ln/LayerNormalization": "Normalization",
+        "reformat_0": "Other",
+        "": "Idle",
+    }
 
 
 def test_wrong_files_are_named(tmp_path, mobilenet):
@@ -132,3 +139,54 @@ def test_wrong_files_are_named(tmp_path, mobilenet):
         trt.normalize(bad)
     with pytest.raises(InputError, match="no 'Layers' list"):
         trt.normalize(profile, profile)
+
+
+# -- layer types that multiply matrices, whatever tactic family TensorRT picked -------------------------------
+@pytest.mark.parametrize(
+    "layer_type",
+    [
+        "CaskGemmConvolution",
+        "CaskConvolution",
+        "CaskFlattenConvolution",
+        "CaskConvActPool",
+        "CaskDeconvolutionV2",
+        "CudnnConvolution",
+        "CaskGemm",
+        "MatrixMultiply",
+        "gemm",
+        "correlation",
+        "CaskGemmMatrixMultiplyV3",  # a future variant: matched by pattern, not by name
+    ],
+)
+def test_gemm_layer_types_are_gemm(tmp_path, layer_type):
+    # a Gemm run as a convolution: Metadata names the ONNX Gemm node by its path (no node table given)
+    profile = tmp_path / "p.json"
+    layers = tmp_path / "l.json"
+    profile.write_text(json.dumps([{"count": 10}, {"name": "fc", "averageMs": 0.25}]))
+    meta = "[ONNX Layer: /classifier/classifier.1/Gemm]\x1e[ONNX Layer: /classifier/Relu]"
+    layers.write_text(json.dumps({"Layers": [{"Name": "fc", "LayerType": layer_type, "Metadata": meta}]}))
+    df, _ = trt.normalize(profile, layers)
+    row = df[df.node == "fc"].iloc[0]
+    assert row.group == "GEMM" and row.is_gemm
+    assert [f.split("|")[0] for f in row.fused_ops] == ["Gemm", "Relu"]
+
+
+def test_myelin_region_decided_by_its_nodes(tmp_path):
+    profile = tmp_path / "p.json"
+    layers = tmp_path / "l.json"
+    names = ["{ForeignNode[/h.0/attn/MatMul...onnx::Add_9]}", "{ForeignNode[/h.0/ln/Mul...Div]}"]
+    profile.write_text(json.dumps([{"name": n, "averageMs": 0.1} for n in names]))
+    layers.write_text(json.dumps({"Layers": [{"Name": n, "LayerType": "Myelin"} for n in names]}))
+    df, _ = trt.normalize(profile, layers)
+    groups = dict(zip(df.node, df.group))
+    assert groups[names[0]] == "GEMM"  # the region holds a MatMul
+    assert groups[names[1]] == "Elementwise"  # Mul ... Div: no matrix multiply, its output is the Div
+
+
+def test_op_type_from_onnx_node_names():
+    assert trt.op_type_of("/model/layer.0/attn/MatMul_1") == "MatMul"
+    assert trt.op_type_of("/classifier/Gemm") == "Gemm"
+    assert trt.op_type_of("node_Conv_12") == "Conv"
+    assert trt.op_type_of("Conv_12") == "Conv"
+    assert trt.op_type_of("QuantizeLinear_8") == "QuantizeLinear"
+    assert trt.op_type_of("/attn/MatMul_myl0_1") == "MatMul"  # a node inside a Myelin region

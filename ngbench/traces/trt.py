@@ -41,7 +41,7 @@ _ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]\x1e]+)\]")
 _FOREIGN_NODE = re.compile(r"^\{?ForeignNode\[(?P<body>.*)\]\}?$")  # a Myelin region: first...last node
 MATCHED_FRACTION_MIN = 0.5  # fewer profile layers than this found in the layer info: the files do not belong together
 _PROFILE_KEYS = ("name", "averageMs")
-_NODE_LIKE = re.compile(r"^[A-Za-z][\w./:-]*$")
+_NODE_LIKE = re.compile(r"^/?[A-Za-z][\w./:-]*$")  # torch exporter names start with /
 _CONSTANT = re.compile(r"(\.weight|\.bias|\.running_mean|\.running_var|^onnx::|^Constant_?\d*$)")
 MIXED = "fused GEMM+non-GEMM"
 
@@ -146,7 +146,7 @@ def fused_onnx_nodes(layer: dict[str, Any], known: dict[str, NodeInfo] | None = 
     return [t for t in tokens if _NODE_LIKE.match(t) and not _CONSTANT.search(t) and t != "PWN"]
 
 
-_NODE_OP = re.compile(r"^(?:node_)?(?P<op>[A-Za-z][A-Za-z0-9]*?)(?:_(?:token_)?\d+)*$")
+_NODE_OP = re.compile(r"^(?:node_)?(?P<op>[A-Za-z][A-Za-z0-9]*?)(?:_(?:token_|myl)?\d+)*$")
 
 
 def op_type_of(node: str, known: dict[str, NodeInfo] | None = None) -> str:

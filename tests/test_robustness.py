@@ -1,0 +1,245 @@
+"""Property-based robustness of the three normalizers (hypothesis).
+
+Inputs: the real fixtures (HTA's A100, MI250 and Triton Kineto traces, an excerpt of the two-thread training
+trace, NVIDIA's TensorRT MobileNet profile and layer information) and an ONNX Runtime profile made here by
+onnxruntime itself, each damaged the ways files get damaged: truncated, bytes flipped (inside the gzip
+stream too), keys deleted, values swapped for another type, extreme numbers (NaN, +-inf, 1e308, huge
+integers), items duplicated or reordered.
+
+The property: the normalizer either raises :class:`InputError` whose message is one line naming the file,
+or returns a table whose closure holds (``table.check`` with the schema's types) and whose times are all
+finite; never another exception (a traceback), never a silently wrong table. Examples are derandomized (the
+same in every run) and bounded by a deadline.
+"""
+
+import copy
+import gzip
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ngbench import table as optable
+from ngbench.errors import InputError
+from ngbench.traces import kineto, ort, trt
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SETTINGS = {
+    "derandomize": True,
+    "database": None,
+    "deadline": 5000,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+
+NASTY = st.one_of(
+    st.sampled_from([None, [], {}, "", "fast", True, False, [1, 2], {"a": 1}, {"correlation": "x"}]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e308, -1e308, 1e306, 5e-324, -1.0, 0.0, 2**63, -(2**63), 10**30]),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.text(max_size=6),
+)
+
+
+def _paths(obj, prefix=()):
+    out = [prefix] if prefix else []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            out += _paths(value, prefix + (key,))
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            out += _paths(value, prefix + (i,))
+    return out
+
+
+def _mutate_json(data, obj):
+    """1-3 structural damages at paths drawn from the whole document."""
+    obj = copy.deepcopy(obj)
+    for _ in range(data.draw(st.integers(1, 3), label="damages")):
+        paths = _paths(obj)
+        if not paths:
+            return obj
+        path = paths[data.draw(st.integers(0, len(paths) - 1), label="path")]
+        parent = obj
+        for key in path[:-1]:
+            parent = parent[key]
+        key = path[-1]
+        action = data.draw(st.sampled_from(["delete", "swap", "swap", "duplicate", "move"]), label="action")
+        if action == "delete":
+            del parent[key]
+        elif action == "swap":
+            parent[key] = data.draw(NASTY, label="value")
+        elif action == "duplicate" and isinstance(parent, list):
+            parent.insert(key, copy.deepcopy(parent[key]))
+        elif action == "move" and isinstance(parent, list) and len(parent) > 1:
+            parent.insert(data.draw(st.integers(0, len(parent) - 1), label="to"), parent.pop(key))
+    return obj
+
+
+def _mutate_bytes(data, raw: bytes) -> bytes:
+    if data.draw(st.booleans(), label="truncate"):
+        return raw[: data.draw(st.integers(0, max(0, len(raw) - 1)), label="cut")]
+    out = bytearray(raw)
+    for _ in range(data.draw(st.integers(1, 4), label="flips")):
+        out[data.draw(st.integers(0, len(out) - 1), label="at")] = data.draw(st.integers(0, 255), label="byte")
+    return bytes(out)
+
+
+def _damaged_file(data, obj, directory: Path, name: str) -> Path:
+    """``obj`` damaged structurally or byte-wise, written plain or gzipped."""
+    gz = name.endswith(".gz")
+    how = data.draw(st.sampled_from(["json", "json", "bytes"]), label="how")
+    if how == "json":
+        raw = json.dumps(_mutate_json(data, obj), indent=data.draw(st.sampled_from([None, 2]))).encode()
+        raw = gzip.compress(raw) if gz else raw
+    else:
+        raw = json.dumps(obj, indent=2).encode()
+        raw = _mutate_bytes(data, gzip.compress(raw) if gz else raw)
+    path = directory / name
+    path.write_bytes(raw)
+    return path
+
+
+def _holds(run, *files: Path) -> None:
+    try:
+        df, _ = run()
+    except InputError as exc:
+        message = str(exc)
+        assert "\n" not in message, message
+        assert any(f.name in message for f in files), message
+        return
+    optable.check(df)  # closure, one Idle row per iteration, the schema's types
+    for column in optable.TIME_COLUMNS:
+        values = df[column].dropna().to_numpy(dtype=float)
+        assert np.isfinite(values).all() and (values >= -1e-6).all(), column
+    assert all(math.isfinite(t) for t in df.groupby("iteration").time_us.sum())
+
+
+def _load_gz(name):
+    return json.load(gzip.open(FIXTURES / "torch-profiler" / name))
+
+
+def _two_thread_excerpt():
+    """The HTA two-thread training trace cut to its first ProfilerStep (fast enough for many examples)."""
+    trace = _load_gz("hta_trace_diff_control_two_threads.json.gz")
+    step = next(e for e in trace["traceEvents"] if e.get("name") == "ProfilerStep#1009")
+    lo, hi = step["ts"], step["ts"] + step["dur"]
+    events = [e for e in trace["traceEvents"] if e.get("ph") == "M" or lo <= e.get("ts", lo) < hi]
+    return {**trace, "traceEvents": events[:4000]}
+
+
+KINETO_SOURCES = {
+    "a100_alexnet": _load_gz("a100_alexnet.json.gz"),
+    "a100_triton": _load_gz("a100_inductor_triton.json.gz"),
+    "mi250_two_threads": _load_gz("mi250_rocm_train_two_threads.json.gz"),
+    "a100_two_threads_excerpt": _two_thread_excerpt(),
+}
+
+
+@settings(max_examples=240, **SETTINGS)
+@given(data=st.data())
+def test_kineto_on_damaged_real_traces(data):
+    name = data.draw(st.sampled_from(sorted(KINETO_SOURCES)), label="source")
+    suffix = data.draw(st.sampled_from([".json", ".json.gz"]), label="suffix")
+    with tempfile.TemporaryDirectory() as d:
+        path = _damaged_file(data, KINETO_SOURCES[name], Path(d), f"{name}{suffix}")
+        _holds(lambda: kineto.normalize(path), path)
+
+
+TRT_PROFILE = json.loads((FIXTURES / "tensorrt" / "mobilenet_qat.profile.json").read_text())
+TRT_LAYERS = json.loads((FIXTURES / "tensorrt" / "mobilenet_qat.graph.json").read_text())
+
+
+@settings(max_examples=120, **SETTINGS)
+@given(data=st.data())
+def test_tensorrt_on_damaged_real_profiles(data):
+    with tempfile.TemporaryDirectory() as d:
+        damaged = data.draw(st.sampled_from(["profile", "layers"]), label="which")
+        if damaged == "profile":
+            profile = _damaged_file(data, TRT_PROFILE, Path(d), "mobilenet.profile.json")
+            layers = Path(d) / "mobilenet.graph.json"
+            layers.write_text(json.dumps(TRT_LAYERS))
+        else:
+            profile = Path(d) / "mobilenet.profile.json"
+            profile.write_text(json.dumps(TRT_PROFILE))
+            layers = _damaged_file(data, TRT_LAYERS, Path(d), "mobilenet.graph.json")
+        _holds(lambda: trt.normalize(profile, layers), profile, layers)
+
+
+@pytest.fixture(scope="module")
+def ort_profiles(tmp_path_factory):
+    """A real ONNX Runtime profile (3 runs of a MatMul/Add/Relu/Softmax graph) and one with CUDA-profiling
+    ``Kernel`` events in ORT's documented layout."""
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    d = tmp_path_factory.mktemp("ort")
+    w = numpy_helper.from_array(np.full((8, 8), 0.5, dtype=np.float32), "w")
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["a"], name="mm"),
+        helper.make_node("Add", ["a", "x"], ["b"], name="add"),
+        helper.make_node("Relu", ["b"], ["c"], name="relu"),
+        helper.make_node("Softmax", ["c"], ["y"], name="softmax"),
+    ]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4, 8]) for n in ("x", "y")]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", io[:1], io[1:], [w]), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    options = onnxruntime.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(d / "cpu")
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    for _ in range(3):
+        session.run(None, {"x": np.ones((4, 8), dtype=np.float32)})
+    cpu = json.loads(Path(session.end_profiling()).read_text())
+
+    def ev(name, cat, ts, dur, **args):
+        return {"cat": cat, "pid": 1, "tid": 1, "dur": dur, "ts": ts, "ph": "X", "name": name, "args": args}
+
+    cuda = [
+        ev("model_run", "Session", 0, 200),
+        ev("mm_kernel_time", "Node", 10, 5, op_name="MatMul", provider="CUDAExecutionProvider"),
+        ev("sm80_xmma_gemm", "Kernel", 20, 60),
+        ev("relu_kernel_time", "Node", 16, 4, op_name="Relu", provider="CUDAExecutionProvider"),
+        ev("relu_kernel", "Kernel", 90, 10, parent_name="relu"),
+        ev("model_run", "Session", 300, 200),
+        ev("mm_kernel_time", "Node", 310, 5, op_name="MatMul", provider="CUDAExecutionProvider"),
+        ev("sm80_xmma_gemm", "Kernel", 320, 60),
+    ]
+    return {"cpu": cpu, "cuda": cuda}
+
+
+@settings(
+    max_examples=120,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    **{k: v for k, v in SETTINGS.items() if k != "suppress_health_check"},
+)
+@given(data=st.data())
+def test_onnxruntime_on_damaged_profiles(ort_profiles, data):
+    which = data.draw(st.sampled_from(sorted(ort_profiles)), label="source")
+    skip = data.draw(st.integers(0, 2), label="skip_runs")
+    with tempfile.TemporaryDirectory() as d:
+        path = _damaged_file(data, ort_profiles[which], Path(d), f"{which}_profile.json")
+        _holds(lambda: ort.normalize(path, skip_runs=skip), path)
+
+
+def test_the_undamaged_sources_normalize(ort_profiles, tmp_path):
+    """The property is not vacuous: every source, undamaged, gives a table."""
+    for name, obj in KINETO_SOURCES.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(obj))
+        df, _ = kineto.normalize(path)
+        assert len(df) > 1, name
+    for name, obj in ort_profiles.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(obj))
+        df, _ = ort.normalize(path)
+        assert len(df) > 1, name
+    df, _ = trt.normalize(
+        FIXTURES / "tensorrt" / "mobilenet_qat.profile.json", FIXTURES / "tensorrt" / "mobilenet_qat.graph.json"
+    )
+    assert len(df) == 74
