@@ -286,11 +286,11 @@ def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Ta
     kinds: dict[tuple[str | None, str], tuple[int, str]] = {}
     threads, device = pt.threads, pt.device
     first_ts, last_end = pt.first_ts, pt.last_end
+    max_dur, max_ts = MAX_DURATION_US, MAX_TIMESTAMP_US  # locals: this loop runs once per event
+    n_ops = 0
     pt.parser, batches = iter_event_batches(path)
     for batch in batches:
-        base = pt.n_events
-        pt.n_events += len(batch)
-        for pos, ev in enumerate(batch):
+        for ev in batch:
             if ev.ph != "X":
                 if ev.ph == "i" and ev.name == "Record Window End" and math.isfinite(ev.ts):
                     pt.record_end = ev.ts
@@ -304,10 +304,10 @@ def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Ta
                 if cat:
                     pt.categories.add(cat)
             kind, name = known  # one shared string per distinct name: the event's own copy is freed
-            ts = ev.ts
-            end = ts + ev.dur
-            if not (0 <= ev.dur < MAX_DURATION_US and -MAX_TIMESTAMP_US < ts < MAX_TIMESTAMP_US):
-                raise _bad_time(path, base + pos, ev)  # also NaN: every comparison with it is False
+            ts, dur = ev.ts, ev.dur
+            if not (0.0 <= dur < max_dur and -max_ts < ts < max_ts):  # also NaN: every comparison is False
+                raise _bad_time(path, pt.n_events + batch.index(ev), ev)
+            end = ts + dur
             if kind == MARKER:  # markers are clipped to the recorded span instead of bounding it
                 pt.markers.append((ts, end, name))
                 continue
@@ -316,17 +316,18 @@ def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Ta
             if end > last_end:
                 last_end = end
             if kind == OP:
-                pt.n_ops += 1
-                threads[ev.pid, ev.tid].append((ts, -ev.dur, OP, end, name, _shapes(ev.args) if ev.args else ""))
+                n_ops += 1
+                threads[ev.pid, ev.tid].append((ts, -dur, OP, end, name, _shapes(ev.args) if ev.args else ""))
             elif kind == SCOPE:
-                threads[ev.pid, ev.tid].append((ts, -ev.dur, SCOPE, end, name, ""))
+                threads[ev.pid, ev.tid].append((ts, -dur, SCOPE, end, name, ""))
             elif kind == RUNTIME:
                 corr = ev.args.correlation if ev.args is not None else None
-                threads[ev.pid, ev.tid].append((ts, -ev.dur, RUNTIME, end, name, corr))
+                threads[ev.pid, ev.tid].append((ts, -dur, RUNTIME, end, name, corr))
             elif kind == DEVICE:
                 corr = ev.args.correlation if ev.args is not None else None
                 (device[corr] if corr is not None else pt.orphan_device).append((ts, end, name))
-    pt.first_ts, pt.last_end = first_ts, last_end
+        pt.n_events += len(batch)
+    pt.first_ts, pt.last_end, pt.n_ops = first_ts, last_end, n_ops
     return pt
 
 
@@ -637,18 +638,23 @@ def _host_iterations(windows, thread_rows, row_starts, decide: _Decider, cols) -
         candidates = []
         for key, rows in thread_rows.items():
             rows = _in_window(rows, row_starts[key], w)
-            times, covered = [], w.start  # top-level ops may touch within 1 ns: never count an instant twice
+            times, covered, w_end = [], w.start, w.end  # ops may touch within 1 ns: no instant counted twice
             for r in rows:
-                end = min(r.end, w.end)
-                times.append(max(0.0, end - max(r.ts, covered)))
-                covered = max(covered, end)
+                start = r.ts if r.ts > covered else covered
+                end = r.end if r.end < w_end else w_end
+                if end > start:
+                    times.append(end - start)
+                    covered = end
+                else:
+                    times.append(0.0)
             candidates.append((sum(times), len(rows), str(key), rows, times))
         candidates.sort(key=lambda c: (c[0], c[1], c[2]), reverse=True)
         _, _, _, rows, times = candidates[0] if candidates else (0, 0, "", [], [])
         for busy, n, _, _, _ in candidates[1:]:
             other_ops += n
             other_time += busy
-        _emit(cols, w, rows, times, [None] * len(rows), [r.end - r.ts for r in rows], decide, [None] * len(rows))
+        none = [None] * len(rows)
+        _emit(cols, w, rows, times, none, [r.end - r.ts for r in rows], decide, none)
     return {"ops_on_other_threads": other_ops, "other_threads_op_time_us": other_time}
 
 
@@ -753,25 +759,27 @@ def _device_iterations(pt: ParsedTrace, windows, thread_rows, row_starts, decide
 
 
 def _emit(cols, w: Window, rows, times, device_times, host_times, decide: _Decider, kernels) -> None:
+    """One iteration's rows and its Idle row, column by column."""
     n = len(rows) + 1
     iteration_time = w.end - w.start
     cols["iteration"].extend([w.iteration] * n)
     cols["seq"].extend(range(n))
     cols["iteration_time_us"].extend([iteration_time] * n)
     cache = decide.cache
-    for r, t, dt, ht, k in zip(rows, times, device_times, host_times, kernels):
-        decision = None if k else cache.get((r.op, r.module_types))  # the common case, without a call
-        group, source, is_gemm = decision or decide(r.op, r.module_types, k)
-        cols["op"].append(r.op)
-        cols["module"].append(r.module)
-        cols["module_type"].append(r.module_types[0] if r.module_types else "")
-        cols["group"].append(group)
-        cols["group_source"].append(source)
-        cols["is_gemm"].append(is_gemm)
-        cols["time_us"].append(t)
-        cols["device_time_us"].append(dt)
-        cols["host_time_us"].append(ht)
-        cols["input_shapes"].append(r.shapes)
+    decisions = [
+        (None if k else cache.get((r.op, r.module_types))) or decide(r.op, r.module_types, k)  # cached: no call
+        for r, k in zip(rows, kernels)
+    ]
+    cols["op"].extend([r.op for r in rows])
+    cols["module"].extend([r.module for r in rows])
+    cols["module_type"].extend([r.module_types[0] if r.module_types else "" for r in rows])
+    cols["group"].extend([d[0] for d in decisions])
+    cols["group_source"].extend([d[1] for d in decisions])
+    cols["is_gemm"].extend([d[2] for d in decisions])
+    cols["time_us"].extend(times)
+    cols["device_time_us"].extend(device_times)
+    cols["host_time_us"].extend(host_times)
+    cols["input_shapes"].extend([r.shapes for r in rows])
     optable.append_idle_row(cols, iteration_time - sum(times))
 
 
