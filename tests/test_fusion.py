@@ -1,6 +1,9 @@
 """Fusion analysis (table5, fig8 classes) on hand-built op tables, and Inductor kernel attribution on a
 small compiled model. Expected values are worked out by hand from the tables below."""
 
+import gzip
+import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -213,7 +216,7 @@ def test_masked_softmax_kernel_is_logit_not_interpolation():
     # interpolate contributes 10 nodes, softmax 5, the rest 1 each. Only `div` (softmax) is read outside the
     # kernel (the graph returns it): the kernel stores the softmax, so it is Logit, with the interpolation
     # listed in fused_ops. Weighting by op count alone would say Interpolation (10 > 5).
-    art = inductor.load_artifacts(DETR_CASE)[0]
+    art = inductor.load_artifacts(DETR_CASE)["graph_0"]
     kernel = next(k for k in art.kernels if k.startswith("cpp_fused"))
     assert art.stored(kernel) == {"div"}
     df, _ = kineto.normalize(DETR_CASE / "trace.0.json.gz", backend="inductor")
@@ -257,3 +260,57 @@ def test_masked_softmax_kernel_live_compile(tmp_path):
     softmax = df[df.op.str.contains("cpp_fused") & df.op.str.contains("softmax")]
     assert len(softmax) and (softmax.group == "Logit").all()
     assert not (df.group == "Interpolation").any()
+
+
+class TwoBlocks(torch.nn.Module):
+    """Two identical blocks with a graph break between them: Inductor compiles two graphs whose kernels
+    have the same names (cpp_fused_..._0) but belong to different modules."""
+
+    def __init__(self):
+        super().__init__()
+        self.first = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), torch.nn.LayerNorm(8))
+        self.second = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), torch.nn.LayerNorm(8))
+
+    def forward(self, x):
+        x = self.first(x)
+        torch._dynamo.graph_break()
+        return self.second(x)
+
+
+@pytest.mark.slow
+def test_graphs_with_same_kernel_names_stay_apart(tmp_path):
+    # Triton kernels carry no graph_<id>_ prefix: strip it from the C++ kernels' names, as a GPU trace has
+    # them, and the kernels must still be joined to the graph (and module) that ran them, through the
+    # compile id of the Torch-Compiled Region around each.
+    torch.manual_seed(0)
+    torch_eager.run(
+        TwoBlocks().eval(),
+        {"x": torch.randn(4, 8)},
+        device="cpu",
+        trace_dir=tmp_path,
+        warmup=1,
+        iterations=1,
+        profile_iterations=1,
+        threads=1,
+        scope_modules=False,
+        shapes_pass=False,
+        compiler=inductor_backend.make_compiler(tmp_path / "cache"),
+    )
+    art_dir = tmp_path / inductor_backend.ARTIFACT_DIR
+    graphs = inductor.load_artifacts(art_dir)
+    assert len(graphs) == 2 and len({g.compile_id for g in graphs.values()}) == 2
+    shared = {k for k in set.intersection(*(set(g.kernels) for g in graphs.values())) if k.startswith("cpp_")}
+    assert shared  # the same generated kernel names in both graphs
+    for trace in tmp_path.glob("trace.*.json.gz"):
+        data = json.loads(gzip.decompress(trace.read_bytes()))
+        for e in data["traceEvents"]:
+            e["name"] = re.sub(r"^graph_\d+_", "", e.get("name", ""))
+        trace.write_bytes(gzip.compress(json.dumps(data, indent=2).encode()))
+    df, _ = kineto.normalize_many(sorted(tmp_path.glob("trace.*.json.gz")), backend="inductor")
+    info = inductor.attribute(df, art_dir)
+    assert info["kernels_with_provenance"] == info["kernels"] and info["kernel_time_us_by_name"] == 0.0
+    kernels = df[df.op.isin(shared)]
+    modules = {(op, node): module for op, node, module in kernels[["op", "node", "module"]].itertuples(index=False)}
+    for name in shared:  # each graph's copy of the kernel names its own block
+        mine = {m.split(".")[0] for (op, _), m in modules.items() if op == name}
+        assert mine == {"first", "second"}, (name, modules)

@@ -3,7 +3,7 @@ inference graph: the original study compiled with autograd on, a training graph)
 profiling loop as PyTorch eager.
 
 What makes the fused kernels attributable, all Inductor's own artifacts, saved per compiled graph under
-``<trace_dir>/inductor/graph_<id>/``:
+``<trace_dir>/inductor/compile_<k>/`` (k: compile order):
 
 * ``cpp.enable_kernel_profile``: each C++ kernel runs inside a profiler range ``graph_<id>_cpp_fused_*``;
   Triton kernels (GPU) appear as device kernels ``triton_*`` named the same way;
@@ -11,7 +11,10 @@ What makes the fused kernels attributable, all Inductor's own artifacts, saved p
   kernel to the post-grad FX nodes it computes and those to the pre-grad (Dynamo) nodes;
 * ``fx_graph_transformed.py``: the post-grad graph, i.e. the aten op of every post-grad node;
 * ``pre_grad_nodes.json`` (ours): each Dynamo node's target and ``nn_module_stack``, captured by a thin
-  backend wrapper around Inductor's ``compile_fx`` (module paths and classes, innermost first).
+  backend wrapper around Inductor's ``compile_fx`` (module paths and classes, innermost first);
+* ``graph.json`` (ours): the Dynamo compile id, which names the graph's ``Torch-Compiled Region: <id>``
+  profiler range, so kernels are joined to the graph that ran them even when their names carry no graph id
+  (Triton kernels never do) and several graphs define a kernel of the same name.
 
 Inductor writes those debug artifacts only when it compiles, not on an FX-graph-cache hit, so the FX graph
 cache is off and the C++/Triton kernel caches (``TORCHINDUCTOR_CACHE_DIR``, kept under ``results/``) make
@@ -35,6 +38,7 @@ PRE_GRAD_FILE = "pre_grad_nodes.json"
 PROVENANCE_FILE = "inductor_provenance_tracking_node_mappings.json"
 POST_GRAD_FILE = "fx_graph_transformed.py"
 OUTPUT_CODE_FILE = "output_code.py"
+GRAPH_FILE = "graph.json"  # ours: the compiled graph's Dynamo compile id and Inductor graph id
 _SELF = re.compile(r"^L\['self'\]\.?")
 
 
@@ -82,6 +86,8 @@ def make_compiler(cache_dir: str | Path, *, freezing: bool = False, mode: str | 
             graphs.append(graph_dir)
             graph_dir.mkdir(parents=True, exist_ok=True)
             (graph_dir / PRE_GRAD_FILE).write_text(json.dumps(pre_grad_nodes(gm), indent=1))
+            compile_id = torch._guards.CompileContext.current_compile_id()  # "0/1": names its profiler range
+            (graph_dir / GRAPH_FILE).write_text(json.dumps({"compile_id": str(compile_id) if compile_id else None}))
             with inductor_config.patch({"trace.debug_dir": str(graph_dir)}):
                 return compile_fx(gm, example_inputs)
 
@@ -118,14 +124,18 @@ def make_compiler(cache_dir: str | Path, *, freezing: bool = False, mode: str | 
 
 
 def _collect(graph_dir: Path, out_root: Path) -> int | None:
-    """Copy one compiled graph's artifacts to ``out_root/graph_<id>/``; the id is the one Inductor baked
-    into its kernel names (``graph_<id>_cpp_fused_*``), read from the generated code."""
+    """Copy one compiled graph's artifacts to ``out_root/<compile_k>/`` (one folder per compiled graph,
+    whatever its kernels are named) with ``graph.json``: its Dynamo compile id (the id in its
+    ``Torch-Compiled Region: <id>`` profiler range) and the graph id Inductor baked into its C++ kernel
+    names (``graph_<id>_cpp_fused_*``; Triton kernels carry none)."""
     found = {name: next(graph_dir.rglob(name), None) for name in (PROVENANCE_FILE, POST_GRAD_FILE, OUTPUT_CODE_FILE)}
     code = found[OUTPUT_CODE_FILE].read_text() if found[OUTPUT_CODE_FILE] else ""
     m = re.search(r"\bgraph_(\d+)_(?:cpp|triton)_", code)
     graph_id = int(m.group(1)) if m else None
-    dest = out_root / (f"graph_{graph_id}" if graph_id is not None else f"unnamed_{graph_dir.name}")
+    dest = out_root / graph_dir.name
     dest.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((graph_dir / GRAPH_FILE).read_text())
+    (dest / GRAPH_FILE).write_text(json.dumps({**meta, "graph_id": graph_id}))
     shutil.copy(graph_dir / PRE_GRAD_FILE, dest / PRE_GRAD_FILE)
     for name, path in found.items():
         if path is not None:

@@ -252,6 +252,19 @@ def count_parameters(spec: ModelSpec) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _like(value, param):
+    """``value`` (a tensor, or a list/tuple/dict of them) on ``param``'s device, floating tensors in its dtype."""
+    import torch
+
+    if torch.is_tensor(value):
+        return value.to(param.device, param.dtype) if value.is_floating_point() else value.to(param.device)
+    if isinstance(value, list | tuple):
+        return type(value)(_like(v, param) for v in value)
+    if isinstance(value, dict):
+        return {k: _like(v, param) for k, v in value.items()}
+    return value
+
+
 def calibrate_norms(model, inputs: dict) -> int:
     """Random weights only: set every normalization layer's running statistics to the per-channel mean and
     variance of the input it receives on ``inputs``, layer by layer in one forward (pre-hooks), as a trained
@@ -277,6 +290,9 @@ def calibrate_norms(model, inputs: dict) -> int:
             hooks.append(module.register_forward_pre_hook(pre))
     if not hooks:
         return 0
+    param = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if param is not None:  # a model built in float16/bfloat16 (the GPU dtype) takes its input in that dtype
+        inputs = {k: _like(v, param) for k, v in inputs.items()}
     try:
         with torch.inference_mode():
             model(**inputs)

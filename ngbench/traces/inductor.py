@@ -32,6 +32,7 @@ import pandas as pd
 
 from ngbench import table as optable
 from ngbench import taxonomy as tax
+from ngbench.errors import InputError
 from ngbench.traces.scopes import common_chain
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class GraphArtifacts:
     post_ops: dict[str, str] = field(default_factory=dict)  # post-grad node -> aten op (aten::add)
     pre: dict[str, dict] = field(default_factory=dict)  # pre-grad node -> target, module chain
     gemm_kernels: set[str] = field(default_factory=set)  # generated kernels whose code runs a matmul itself
+    graph_id: int | None = None  # the id in its C++ kernels' names (graph_<id>_cpp_fused_*), if any
+    compile_id: str = ""  # Dynamo's compile id: its Torch-Compiled Region range in the trace
     users: dict[str, set[str]] = field(default_factory=dict)  # post-grad node -> post-grad nodes reading it
     returned: set[str] = field(default_factory=set)  # post-grad nodes the graph returns
 
@@ -85,23 +88,32 @@ def _aten(op: str) -> str:
     return f"{parts[0]}::{parts[1]}" if len(parts) > 1 else op
 
 
-def load_artifacts(artifact_dir: str | Path) -> dict[int | None, GraphArtifacts]:
-    """Graph id -> artifacts, from ``<trace_dir>/inductor/graph_<id>/``."""
-    from ngbench.backends.inductor import OUTPUT_CODE_FILE, POST_GRAD_FILE, PRE_GRAD_FILE, PROVENANCE_FILE
+def load_artifacts(artifact_dir: str | Path) -> dict[str, GraphArtifacts]:
+    """Folder name -> artifacts of each compiled graph under ``<trace_dir>/inductor/`` (``compile_<k>/`` with
+    ``graph.json``; runs saved before it, ``graph_<id>/``, keep their id from the folder name)."""
+    from ngbench.backends.inductor import (
+        GRAPH_FILE,
+        OUTPUT_CODE_FILE,
+        POST_GRAD_FILE,
+        PRE_GRAD_FILE,
+        PROVENANCE_FILE,
+    )
 
-    out: dict[int | None, GraphArtifacts] = {}
+    out: dict[str, GraphArtifacts] = {}
     for graph_dir in sorted(Path(artifact_dir).glob("*")):
         if not graph_dir.is_dir():
             continue
+        art = out[graph_dir.name] = GraphArtifacts()
         m = re.fullmatch(r"graph_(\d+)", graph_dir.name)
-        key = int(m.group(1)) if m else None
-        art = out.setdefault(key, GraphArtifacts())
+        art.graph_id = int(m.group(1)) if m else None
+        meta_path = graph_dir / GRAPH_FILE
+        if meta_path.is_file():
+            meta = _json(meta_path)
+            art.graph_id = meta.get("graph_id", art.graph_id) if isinstance(meta, dict) else art.graph_id
+            art.compile_id = (meta.get("compile_id") or "") if isinstance(meta, dict) else ""
         prov_path = graph_dir / PROVENANCE_FILE
         if prov_path.is_file():
-            try:
-                prov = json.loads(prov_path.read_text())
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{prov_path}: not JSON: {exc}") from exc
+            prov = _json(prov_path)
             for kernel, nodes in (prov.get("cppCodeToPost") or {}).items():
                 art.kernels[kernel.split(":")[0]] = list(nodes)
             art.post_to_pre.update(prov.get("postToPre") or {})
@@ -113,8 +125,18 @@ def load_artifacts(artifact_dir: str | Path) -> dict[int | None, GraphArtifacts]
             art.gemm_kernels.update(_gemm_kernels(code.read_text()))
         pre = graph_dir / PRE_GRAD_FILE
         if pre.is_file():
-            art.pre.update(json.loads(pre.read_text()))
+            art.pre.update(_json(pre))
     return out
+
+
+def _json(path: Path):
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not readable JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a JSON {type(data).__name__}, expected an object")
+    return data
 
 
 def _read_post_grad(code: str, art: GraphArtifacts) -> None:
@@ -192,35 +214,44 @@ def _constituents(art: GraphArtifacts, kernel: str, taxonomy: tax.Taxonomy, runs
 
 
 def attribute(df: pd.DataFrame, artifact_dir: str | Path, taxonomy: tax.Taxonomy | None = None) -> dict:
-    """Rewrite the kernel rows of ``df`` in place (module, group, fused_ops); return what was attributed."""
+    """Rewrite the kernel rows of ``df`` in place (module, group, fused_ops); return what was attributed.
+
+    A kernel row is joined to the compiled graph that ran it: by the graph id in its name
+    (``graph_<id>_cpp_*``), else by the compile id of the ``Torch-Compiled Region`` around it (the row's
+    ``node``), else by its name when exactly one graph defines it. A kernel name several graphs define,
+    with neither id, stays unattributed (counted, never guessed)."""
     taxonomy = taxonomy or tax.load()
     graphs = load_artifacts(artifact_dir) if Path(artifact_dir).is_dir() else {}
-    by_name: dict[str, list[int | None]] = {}
-    for gid, art in graphs.items():
+    by_name: dict[str, list[str]] = {}
+    for key, art in graphs.items():
         for kernel in art.kernels:
-            by_name.setdefault(kernel, []).append(gid)
-    decided: dict[str, tuple | None] = {}
-    for op in df["op"].unique():
+            by_name.setdefault(kernel, []).append(key)
+    decided: dict[tuple[str, str], tuple | None] = {}
+    for op, node in df[["op", "node"]].drop_duplicates().itertuples(index=False):
         m = _KERNEL.match(op)
         if not m:
             continue
-        gid = int(m.group("graph")) if m.group("graph") else None
         name = m.group("name")
-        owners = [gid] if gid in graphs and name in graphs[gid].kernels else by_name.get(name, [])
-        if len(owners) != 1:  # unknown, or a prefix-less name several graphs define
-            decided[op] = None
+        owners = by_name.get(name, [])
+        if m.group("graph") and len(owners) > 1:
+            owners = [k for k in owners if graphs[k].graph_id == int(m.group("graph"))]
+        if node and len(owners) > 1:
+            owners = [k for k in owners if graphs[k].compile_id == node]
+        if len(owners) != 1:  # unknown, or defined by several graphs and nothing says which ran it
+            decided[(op, node)] = None
             continue
         art = graphs[owners[0]]
         parts, fused, chains = _constituents(art, name, taxonomy, name in art.gemm_kernels)
         module, _, module_types, _ = common_chain(chains)
         d = taxonomy.classify_fused(op, module_types, parts, kind="torch")
-        decided[op] = (module, module_types[0] if module_types else "", d.group, d.source, fused)
-    kernel_rows = df["op"].isin(list(decided))
-    attributed = df["op"].map(lambda o: decided.get(o) is not None)
-    for op, value in decided.items():
+        decided[(op, node)] = (module, module_types[0] if module_types else "", d.group, d.source, fused)
+    keys = pd.Series(list(zip(df["op"], df["node"])), index=df.index)
+    kernel_rows = keys.isin(list(decided))
+    attributed = keys.map(lambda k: decided.get(k) is not None)
+    for key, value in decided.items():
         if value is None:
             continue
-        rows = df["op"] == op
+        rows = keys == key
         module, module_type, group, source, fused = value
         df.loc[rows, "module"] = module
         df.loc[rows, "module_type"] = module_type
@@ -236,11 +267,11 @@ def attribute(df: pd.DataFrame, artifact_dir: str | Path, taxonomy: tax.Taxonomy
             original[op] = original.get(op, 0) + 1
     return {
         "original_ops": original,  # post-grad graph ops: the fusion rates' denominators
-        "inductor_graphs": sorted(g for g in graphs if g is not None),
+        "inductor_graphs": sorted(graphs),
         "kernels": int(len(decided)),
         "kernels_with_provenance": int(sum(v is not None for v in decided.values())),
         "kernel_time_us": total,
         "kernel_time_us_by_provenance": by_provenance,
         "kernel_time_us_by_name": total - by_provenance,
-        "kernels_without_provenance": sorted(o for o, v in decided.items() if v is None)[:50],
+        "kernels_without_provenance": sorted(op for (op, _), v in decided.items() if v is None)[:50],
     }

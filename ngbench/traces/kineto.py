@@ -9,7 +9,8 @@ Attribution (DESIGN.md section 5):
   whole trace (first to last recorded activity). A range is clipped to the profiler's ``Record Window End``
   (some tools close step ranges long after recording stopped). Iteration windows never overlap: a step
   number that repeats, or steps that overlap by more than 1 us, are an error.
-- Rows are *top-level* ops: ``cpu_op`` events with no enclosing ``cpu_op`` on their thread. Module scopes
+- Rows are *top-level* ops: ``cpu_op`` events with no enclosing ``cpu_op`` on their thread; ``node`` is the
+  Dynamo compile id of the ``Torch-Compiled Region`` that ran the op (empty outside one). Module scopes
   (our ``ngb.module::`` ranges, or ``nn.Module: X_N`` python-function events of a user's ``with_stack``
   trace), compiled-region wrappers and composite attention ops (``transparent_ops`` in the taxonomy) are
   transparent: they set the op's module, their children are the rows.
@@ -342,15 +343,22 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
+COMPILED_REGION = re.compile(r"^Torch-Compiled Region: (?P<id>\S+)")  # torch.compile's range, with its compile id
+
+
 @lru_cache(maxsize=65536)
-def _scope_module(name: str) -> tuple[str, str] | None:
-    """(module path, module class) of a scope event; None for compiled-region wrappers."""
+def _scope_module(name: str) -> tuple[str, str] | str | None:
+    """(module path, module class) of a module scope; the compile id of a compiled region (a str); None for
+    other wrappers."""
     if name.startswith(MODULE_SCOPE_PREFIX):
         path, _, cls = name[len(MODULE_SCOPE_PREFIX) :].rpartition("::")
         return path, cls
     m = _NN_MODULE.match(name)
     if m:
         return name[len("nn.Module: ") :], m.group("cls")
+    m = COMPILED_REGION.match(name)
+    if m:
+        return m.group("id")
     return None
 
 
@@ -364,6 +372,7 @@ class _Row:
     shapes: str
     correlations: list[int] = field(default_factory=list)
     host: bool = True  # False: device work with no launching op (a row named after its kernel)
+    node: str = ""  # the Dynamo compile id ("0/1") of the compiled region that ran the op, if any
 
 
 @dataclass(frozen=True)
@@ -437,8 +446,8 @@ def _top_level_rows(events: list[HostEvent], device_correlations: dict | frozens
     one thread's ranges nest) is treated as ending with its parent."""
     rows: list[_Row] = []
     ends: list[float] = []  # end time of each open range
-    modules: list[tuple[str, str] | None] = []  # per open range: its module, for module-scope ranges
-    current: tuple[str, tuple[str, ...]] | None = None  # (innermost module path, module types) of the stack
+    modules: list[tuple[str, str] | str | None] = []  # per open range: its module, or compiled region id
+    current: tuple[str, tuple[str, ...], str] | None = None  # (innermost module path, module types, region)
     owner: _Row | None = None  # the open top-level op
     owner_depth = -1
     starts = [e[0] for e in events] if jump else None
@@ -458,13 +467,13 @@ def _top_level_rows(events: list[HostEvent], device_correlations: dict | frozens
                     owner.correlations.append(extra)
             elif extra in device_correlations:  # device work launched outside any op
                 current = current or _module_state(modules)
-                rows.append(_Row("", ts, ts, current[0], current[1], "", [extra]))
+                rows.append(_Row("", ts, ts, current[0], current[1], "", [extra], node=current[2]))
             continue
         if ends and end > ends[-1]:
             end = ends[-1]  # a range cannot outlive its parent on one thread
         if kind == OP and owner is None:
             current = current or _module_state(modules)
-            owner = _Row(name, ts, end, current[0], current[1], extra, [])
+            owner = _Row(name, ts, end, current[0], current[1], extra, [], node=current[2])
             rows.append(owner)
             if starts is not None:  # skip the op's children: next event starting at or after its end
                 i = bisect.bisect_left(starts, end - _EPS, i, hi)
@@ -482,9 +491,10 @@ def _top_level_rows(events: list[HostEvent], device_correlations: dict | frozens
     return rows
 
 
-def _module_state(modules: list[tuple[str, str] | None]) -> tuple[str, tuple[str, ...]]:
-    found = [m for m in reversed(modules) if m is not None]
-    return (found[0][0] if found else "", tuple(m[1] for m in found))
+def _module_state(modules: list[tuple[str, str] | str | None]) -> tuple[str, tuple[str, ...], str]:
+    found = [m for m in reversed(modules) if isinstance(m, tuple)]
+    region = next((m for m in reversed(modules) if isinstance(m, str)), "")
+    return (found[0][0] if found else "", tuple(m[1] for m in found), region)
 
 
 def normalize(path: str | Path, **kwargs):
@@ -589,7 +599,6 @@ def _normalize(
         model=model,
         batch_size=batch_size,
         seq_len=seq_len,
-        node="",
     )
     if shapes_trace is not None:
         info_shapes = _join_shapes(df, shapes_trace, taxonomy)
@@ -771,6 +780,7 @@ def _emit(cols, w: Window, rows, times, device_times, host_times, decide: _Decid
         for r, k in zip(rows, kernels)
     ]
     cols["op"].extend([r.op for r in rows])
+    cols["node"].extend([r.node for r in rows])
     cols["module"].extend([r.module for r in rows])
     cols["module_type"].extend([r.module_types[0] if r.module_types else "" for r in rows])
     cols["group"].extend([d[0] for d in decisions])
