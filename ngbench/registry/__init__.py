@@ -273,10 +273,11 @@ def calibrate_norms(model, inputs: dict) -> int:
     tensors: a different graph. Returns the number of layers calibrated."""
     import torch
 
-    hooks, count = [], 0
+    hooks, count, seen = [], 0, set()
 
     def pre(module, args):
         nonlocal count
+        seen.add(id(module))
         x = args[0]
         if not torch.is_tensor(x) or x.dim() < 2 or x.shape[1] != module.running_mean.shape[0]:
             return
@@ -296,6 +297,12 @@ def calibrate_norms(model, inputs: dict) -> int:
     try:
         with torch.inference_mode():
             model(**inputs)
+    except Exception:
+        # Only the statistics matter here: a forward that fails after every normalization layer saw its
+        # input (torchvision's CPU NMS has no float16 kernel, and NMS runs after the backbone) has done its
+        # job; the run itself will meet, and report, the same failure.
+        if len(seen) < len(hooks):
+            raise
     finally:
         for h in hooks:
             h.remove()
