@@ -265,6 +265,25 @@ def _inductor_compiler(settings: dict):
 
 
 # -- TensorRT (CUDA platforms) ---------------------------------------------------------------------------------
+def convert_onnx_fp16(onnx_path: str, modules_path: str, out: str, *, on_error: str = "record") -> dict:
+    """fp16 copy of an ONNX export (for TensorRT's strongly typed fp16 engines). A failed export, or a failed
+    conversion under ``on_error: record``, leaves empty outputs whose consumers report the reason."""
+    from ngbench.backends import onnx_export
+
+    record: dict[str, Any] = {"onnx": onnx_path}
+    with _failure_recorded({"on_error": on_error}, record, f"fp16 copy of {onnx_path}"):
+        export = json.loads(Path(modules_path).read_text()).get("export", {})
+        if export.get("status") != STATUS_OK:
+            raise UpstreamFailed(export.get("reason") or "ONNX export failed")
+        record.update(onnx_export.to_fp16(onnx_path, out), status=STATUS_OK)
+    if record.get("status") != STATUS_OK:
+        for path in (Path(out), onnx_export.data_path(out)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")
+    log.info("%s: %s", out, record)
+    return record
+
+
 def build_trt_engine(
     config: dict,
     platform: str,
@@ -287,11 +306,14 @@ def build_trt_engine(
         if export.get("status") != STATUS_OK:
             raise UpstreamFailed(export.get("reason") or "ONNX export failed")
         record["onnx"] = str(onnx_path)
+        if Path(onnx_path).stat().st_size == 0:
+            raise UpstreamFailed(f"{onnx_path} is empty: its fp16 conversion failed (see its log)")
         record.update(
             trt.build_engine(
                 onnx_path,
                 plan,
                 precision=precision,
+                typing=settings.get("typing", "strong"),
                 timing_cache=Path(settings.get("timing_cache_dir", "results/engines/timing-cache"))
                 / f"{platform}.cache",
                 log_path=log_path,

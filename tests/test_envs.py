@@ -33,7 +33,8 @@ def test_torch_env_matches_requirements_exactly():
 def test_trt_env_is_kept_apart_from_torch():
     env = yaml.safe_load((REPO / "envs" / "trt.yaml").read_text())
     pips = pip_section(env)
-    assert "tensorrt" in pips
+    assert "tensorrt-cu12" in pips and pips["tensorrt-cu12"].endswith(",<12")  # the supported 10.x-11.x range
+    assert pips["cuda-python"].endswith(",<13")  # the CUDA major of the tensorrt-cu12 wheels
     assert "torch" not in pips, "the TensorRT stack must not pull the torch stack (their CUDA libraries differ)"
 
 

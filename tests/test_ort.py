@@ -350,3 +350,77 @@ def test_cuda_provider_missing_is_a_clear_error():
     with pytest.raises(ort_backend.ProviderUnavailable, match="no CUDAExecutionProvider"):
         ort_backend.providers_for("cuda")
     assert ort_backend.providers_for("cpu") == ["CPUExecutionProvider"]
+
+
+# -- the fp16 copy for the CUDA provider and TensorRT's strongly typed networks -------------------------------
+def _tiny_llama_export(tmp_path):
+    from ngbench import inputs
+
+    spec = registry.load()["llama2"]
+    config = {**spec.config, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 2}
+    small = registry.ModelSpec(**{**spec.__dict__, "config": {**config, "num_key_value_heads": 2}})
+    model, _ = registry.build(small, layers=2, attn_implementation="eager")
+    model.config.use_cache = False
+    batch, _ = inputs.make_batch(small, 1, seq_len=16)
+    out = tmp_path / "llama.onnx"
+    onnx_export.export(model, batch, out)
+    return out, {k: v.numpy() for k, v in batch.items()}
+
+
+@pytest.mark.slow
+def test_fp16_copy_keeps_the_models_fp32_computations(tmp_path):
+    import numpy as np
+    import onnxruntime
+
+    src, feed = _tiny_llama_export(tmp_path)
+    dst = tmp_path / "llama.fp16.onnx"
+    info = onnx_export.to_fp16(src, dst)
+    # by hand from the export: 2 layers x 2 RMSNorms + the final one = 5 LlamaRMSNorm modules of 7 nodes
+    # each (Pow, ReduceMean, Add, Sqrt, Reciprocal, Mul, Mul) and 2 Softmax nodes stay float32
+    assert info["nodes_kept_fp32"] == 5 * 7 + 2
+    half = onnx.load(str(dst), load_external_data=False)
+    types = {v.name: v.type.tensor_type.elem_type for v in half.graph.value_info}  # as the converter typed them
+    types.update({v.name: v.type.tensor_type.elem_type for v in half.graph.output})
+    nodes = {n.name: n for n in half.graph.node}
+    for name in onnx_export.fp32_nodes(onnx.load(str(src), load_external_data=False)):
+        assert all(types.get(o) == TensorProto.FLOAT for o in nodes[name].output), name
+    matmuls = [n for n in half.graph.node if n.op_type == "MatMul"]
+    assert matmuls and all(types.get(n.output[0]) == TensorProto.FLOAT16 for n in matmuls)
+    assert [i.type.tensor_type.elem_type for i in half.graph.input] == [TensorProto.INT64, TensorProto.INT64]
+    ref = onnxruntime.InferenceSession(str(src)).run(None, feed)[0]
+    got = onnxruntime.InferenceSession(str(dst)).run(None, feed)[0]
+    assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-2
+
+
+@pytest.mark.slow
+def test_fp16_copy_of_a_model_past_the_protobuf_limit(tmp_path):
+    """2 x 1 GiB of weights (as the truncated Llama-2 export has more than 2 GiB): converted from disk. The
+    in-memory conversion the ORT backend used before fails on it."""
+    import numpy as np
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    n = 16384  # 16384^2 float32 = 1 GiB per weight
+    weights = [
+        helper.make_tensor(f"w{i}", TensorProto.FLOAT, [n, n], np.zeros(n * n, np.float32).tobytes(), raw=True)
+        for i in range(2)
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w0"], ["a"], name="mm0"),
+        helper.make_node("MatMul", ["a", "w1"], ["y"], name="mm1"),
+    ]
+    io = [helper.make_tensor_value_info(k, TensorProto.FLOAT, [1, n]) for k in ("x", "y")]
+    model = helper.make_model(
+        helper.make_graph(nodes, "big", io[:1], io[1:], weights), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    src = tmp_path / "big.onnx"
+    onnx.save_model(model, str(src), save_as_external_data=True, location="big.onnx.data")
+    del model, weights
+    from google.protobuf.message import EncodeError
+
+    with pytest.raises((ValueError, EncodeError)):  # in-memory shape inference cannot serialize > 2 GiB
+        convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    dst = tmp_path / "big.fp16.onnx"
+    onnx_export.to_fp16(src, dst)
+    half = onnx.load(str(dst), load_external_data=False)
+    assert {t.data_type for t in half.graph.initializer} == {TensorProto.FLOAT16}
+    assert (tmp_path / "big.fp16.onnx.data").stat().st_size == 2 * n * n * 2

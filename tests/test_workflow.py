@@ -194,6 +194,7 @@ def test_a_gpu_platform_plans_tensorrt_jobs(study):
     finally:
         (study / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     assert jobs["build_engine"] == 2 and jobs["profile_trt"] == 2  # tiny-gpt2 bs1, bs2 on platform gpu
+    assert jobs["convert_onnx_fp16"] == 2  # strongly typed fp16 engines build from the fp16 copy
     assert "export_onnx" not in jobs  # the existing exports are reused
 
 

@@ -113,3 +113,46 @@ def verify(model, inputs: dict, out: str | Path, *, tolerance: float, threads: i
             f"over the tolerance {tolerance} (config backends.ort.export_tolerance)"
         )
     return {"outputs": len(got), "max_relative_error": worst, "tolerance": tolerance}
+
+
+# Computations the models themselves run in float32 whatever their dtype (HF's RMSNorm upcasts its
+# statistics, eager attention its softmax): in an fp32 export those upcasts are no-op casts the exporter
+# drops, so they are found by what the nodes compute, through the taxonomy.
+FP32_GROUPS = ("Normalization", "Logit")
+
+
+def fp32_nodes(model, taxonomy=None) -> list[str]:
+    """Nodes of an exported graph that stay float32 in its fp16 copy: those the taxonomy puts in a group of
+    ``FP32_GROUPS`` (by their innermost module, else their op type)."""
+    from ngbench import taxonomy as tax
+    from ngbench.traces import onnx_graph
+
+    taxonomy = taxonomy or tax.load()
+    infos = onnx_graph.node_modules(model)
+    keep = []
+    for i, node in enumerate(model.graph.node):
+        name = node.name or f"{node.op_type}_{i}"
+        info = infos.get(name)
+        group = taxonomy.classify(node.op_type, info.module_types if info else (), kind="onnx").group
+        if group in FP32_GROUPS:
+            keep.append(node.name)
+    return keep
+
+
+def to_fp16(onnx_path: str | Path, out: str | Path) -> dict[str, Any]:
+    """fp16 copy of an fp32 export (``out`` + ``out.data``), for the ORT CUDA provider and TensorRT's
+    strongly typed networks. Converted from disk: ONNX Runtime's converter runs shape inference by path
+    (``infer_shapes_path``), which works past protobuf's 2 GiB where in-memory inference fails (the truncated
+    Llama-2 export is larger). Inputs and outputs stay float32 (``keep_io_types``); normalization and
+    softmax nodes stay float32 (:func:`fp32_nodes`), as the models' own upcasts keep them."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    keep = fp32_nodes(onnx.load(str(onnx_path), load_external_data=False))
+    half = convert_float_to_float16(str(onnx_path), keep_io_types=True, node_block_list=keep)
+    data = data_path(out)
+    data.unlink(missing_ok=True)  # save_model appends to an existing data file
+    onnx.save_model(half, str(out), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name)
+    return {"converter": "onnxruntime.transformers.float16 (from disk)", "nodes_kept_fp32": len(keep)}

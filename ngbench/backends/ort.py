@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ngbench.backends import onnx_export
 from ngbench.backends.timing import summarize, time_iterations
 from ngbench.traces import onnx_graph
 
@@ -63,17 +64,6 @@ def session_options(optimized: bool, intra_op_threads: int | None, inter_op_thre
     if inter_op_threads:
         so.inter_op_num_threads = inter_op_threads
     return so
-
-
-def to_fp16(onnx_path: Path, out: Path) -> Path:
-    """fp16 copy of an fp32 export for the CUDA provider (inputs and outputs stay fp32)."""
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    model = onnx.load(str(onnx_path))
-    half = convert_float_to_float16(model, keep_io_types=True)
-    onnx.save_model(half, str(out), save_as_external_data=True, location=f"{out.name}.data")
-    return out
 
 
 class _Runner:
@@ -130,9 +120,10 @@ def run(
     feed = {k: v.detach().cpu().numpy() for k, v in inputs.items()}
     with tempfile.TemporaryDirectory(prefix="ngbench-ort-") as scratch:
         scratch = Path(scratch)
-        model_path = onnx_path
+        model_path, fp16 = onnx_path, None
         if cuda and dtype == "float16":
-            model_path = to_fp16(onnx_path, scratch / "model.fp16.onnx")
+            model_path = scratch / "model.fp16.onnx"
+            fp16 = onnx_export.to_fp16(onnx_path, model_path)
 
         # unprofiled latency, its own session
         so = session_options(optimized, intra_op_threads, inter_op_threads)
@@ -178,6 +169,7 @@ def run(
         "provider_options": provider_options or {},
         "io_binding": cuda,
         "model_dtype": dtype if cuda else "float32",
+        "fp16_conversion": fp16,
         "intra_op_threads": intra_op_threads,
         "inter_op_threads": inter_op_threads,
         "warmup": warmup,

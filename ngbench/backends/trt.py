@@ -1,9 +1,16 @@
-"""TensorRT backend (``backend=trt``, CUDA platforms only), through the TensorRT Python API (10.x).
+"""TensorRT backend (``backend=trt``, CUDA platforms only), through the TensorRT Python API (10.4 to 11.x).
 
 * :func:`build_engine`: ONNX export -> serialized engine (``results/engines/{platform}/{model}/bs{bs}.
   {precision}.plan``): fp16 by default (PyTorch's GPU runs are fp16), fp32 with TF32 off or tf32 as
   variants, ``ProfilingVerbosity.DETAILED`` so the layer information names the fused ONNX nodes, a timing
-  cache kept per platform, the builder's log saved beside the plan.
+  cache kept per platform, the builder's log saved beside the plan. Networks are *strongly typed* by
+  default: an fp16 engine is built from the fp16 copy of the export (``bs{bs}.fp16.onnx``, made by
+  :func:`ngbench.backends.onnx_export.to_fp16`), and the engine computes in the types the graph states.
+  TensorRT 11 removed the weakly typed precision flags (``BuilderFlag.FP16`` and friends: NVIDIA's 10 -> 11
+  migration guide; the compiled ``tensorrt-cu12-bindings`` 11.x module has no ``FP16`` flag), so
+  ``typing: weak`` (fp32 graph + the FP16 flag) works on TensorRT 10 only and fails on 11 with that reason.
+  ``tests/test_trt_api.py`` checks every TensorRT name used here against the compiled bindings of 10.4,
+  10.16 and 11.4.
 * :func:`run`: end-to-end latency (a CUDA graph of one ``execute_async_v3`` when capture succeeds; whether
   it did is recorded), then, in a separate pass, per-layer times through ``IProfiler``, written in
   trtexec's ``--exportProfile`` layout (``profile.json``), and the engine inspector's layer information
@@ -57,32 +64,54 @@ def _logger(trt, log_path: Path | None):
     return FileLogger()
 
 
+TYPINGS = ("strong", "weak")
+
+
+class TensorRTVersionError(RuntimeError):
+    pass
+
+
 def build_engine(
     onnx_path: str | Path,
     plan_path: str | Path,
     *,
     precision: str = "fp16",
+    typing: str = "strong",
     timing_cache: str | Path | None = None,
     log_path: str | Path | None = None,
     workspace_gib: float | None = None,
 ) -> dict[str, Any]:
+    """``onnx_path``: the graph in the types to build (the fp16 copy for a strongly typed fp16 engine, the
+    fp32 export otherwise)."""
     if precision not in PRECISIONS:
         raise ValueError(f"TensorRT precision {precision!r}: expected one of {PRECISIONS}")
+    if typing not in TYPINGS:
+        raise ValueError(f"TensorRT typing {typing!r}: expected one of {TYPINGS}")
     trt = _trt()
+    flags = 0
+    if typing == "strong":
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    elif precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16"):
+        raise TensorRTVersionError(
+            f"TensorRT {trt.__version__} has no weakly typed precision flags (BuilderFlag.FP16 was removed in "
+            "TensorRT 11): set backends.trt.typing to strong (an engine from the fp16 copy of the export)"
+        )
     logger = _logger(trt, Path(log_path) if log_path else None)
     try:
         builder = trt.Builder(logger)
-        network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+        network = builder.create_network(flags)  # explicit batch is the only mode since TensorRT 10
         parser = trt.OnnxParser(network, logger)
         if not parser.parse_from_file(str(onnx_path)):  # reads the external weights file beside the model
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise RuntimeError(f"TensorRT's ONNX parser rejected {onnx_path}: {errors}")
         config = builder.create_builder_config()
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
-        if precision == "fp16":
+        if typing == "weak" and precision == "fp16":
             config.set_flag(trt.BuilderFlag.FP16)
-        elif precision == "fp32":
+        if precision == "fp32":
             config.clear_flag(trt.BuilderFlag.TF32)
+        elif precision == "tf32":
+            config.set_flag(trt.BuilderFlag.TF32)
         if workspace_gib:
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
         cache_bytes = Path(timing_cache).read_bytes() if timing_cache and Path(timing_cache).is_file() else b""
@@ -101,7 +130,14 @@ def build_engine(
     finally:
         if logger.file is not None:
             logger.file.close()
-    return {"tensorrt": trt.__version__, "precision": precision, "build_s": build_s, "layers": network.num_layers}
+    return {
+        "tensorrt": trt.__version__,
+        "precision": precision,
+        "typing": typing,
+        "onnx": str(onnx_path),
+        "build_s": build_s,
+        "layers": network.num_layers,
+    }
 
 
 _NUMPY_DTYPES = {
@@ -138,9 +174,18 @@ class _Buffers:
     """Device buffers for every I/O tensor of an engine, addresses set on the execution context."""
 
     def __init__(self, trt, cudart, engine, context, inputs: dict, stream):
-        import numpy as np
 
         self.cudart, self.pointers = cudart, []
+        try:
+            self._bind(trt, engine, context, inputs, stream)
+        except BaseException:
+            self.free()
+            raise
+
+    def _bind(self, trt, engine, context, inputs: dict, stream) -> None:
+        import numpy as np
+
+        cudart = self.cudart
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             if engine.get_tensor_mode(name) != trt.TensorIOMode.INPUT:
@@ -148,7 +193,8 @@ class _Buffers:
             if name not in inputs:
                 raise KeyError(f"engine input {name!r} has no array in the input batch ({sorted(inputs)})")
             array = np.ascontiguousarray(inputs[name], dtype=_NUMPY_DTYPES[engine.get_tensor_dtype(name).name])
-            context.set_input_shape(name, array.shape)
+            if not context.set_input_shape(name, array.shape):
+                raise RuntimeError(f"engine input {name!r} rejects shape {list(array.shape)} (built for another?)")
             ptr = self._alloc(max(array.nbytes, 1))
             _check(
                 cudart.cudaMemcpyAsync(
@@ -173,6 +219,28 @@ class _Buffers:
         for ptr in self.pointers:
             self.cudart.cudaFree(ptr)
         self.pointers.clear()
+
+
+def _capture(cudart, stream, enqueue, created: list) -> tuple[Any, str | None]:
+    """(instantiated CUDA graph of one enqueue, None) or (None, why not). A capture that fails is always
+    ended, so the stream is usable for plain enqueues afterwards; what was made is listed in ``created``."""
+    try:
+        _check(cudart.cudaStreamBeginCapture(stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal))
+    except Exception as exc:  # noqa: BLE001 - some engines and drivers cannot capture: time plain enqueues
+        return None, f"{type(exc).__name__}: {exc}"
+    try:
+        enqueue()
+    except Exception as exc:  # noqa: BLE001
+        cudart.cudaStreamEndCapture(stream)  # leave capture mode, whatever it returns
+        return None, f"{type(exc).__name__}: {exc}"
+    try:
+        graph = _check(cudart.cudaStreamEndCapture(stream))
+        created.append((cudart.cudaGraphDestroy, graph))
+        graph_exec = _check(cudart.cudaGraphInstantiate(graph, 0))
+        created.append((cudart.cudaGraphExecDestroy, graph_exec))
+    except Exception as exc:  # noqa: BLE001
+        return None, f"{type(exc).__name__}: {exc}"
+    return graph_exec, None
 
 
 def run(
@@ -200,11 +268,14 @@ def run(
     (trace_dir / LAYERS_FILE).write_text(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
     context = engine.create_execution_context()
     stream = _check(cudart.cudaStreamCreate())
-    buffers = _Buffers(trt, cudart, engine, context, inputs, stream)
+    handle = int(stream)  # TensorRT takes the stream as an integer handle
+    created: list[tuple[Any, Any]] = []  # (destroy function, object) for everything made here
+    buffers = None
     try:
+        buffers = _Buffers(trt, cudart, engine, context, inputs, stream)
 
         def enqueue():
-            if not context.execute_async_v3(stream):
+            if not context.execute_async_v3(handle):
                 raise RuntimeError("execute_async_v3 failed")
 
         for _ in range(max(1, warmup)):  # the first enqueue also flushes deferred allocations before capture
@@ -212,13 +283,7 @@ def run(
         _check(cudart.cudaStreamSynchronize(stream))
         graph_exec, graph_error = None, None
         if use_cuda_graph:
-            try:
-                _check(cudart.cudaStreamBeginCapture(stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal))
-                enqueue()
-                graph = _check(cudart.cudaStreamEndCapture(stream))
-                graph_exec = _check(cudart.cudaGraphInstantiate(graph, 0))
-            except Exception as exc:  # noqa: BLE001 - some engines cannot be captured: time plain enqueues
-                graph_exec, graph_error = None, f"{type(exc).__name__}: {exc}"
+            graph_exec, graph_error = _capture(cudart, stream, enqueue, created)
 
         def step():
             if graph_exec is not None:
@@ -227,6 +292,7 @@ def run(
                 enqueue()
 
         start, end = _check(cudart.cudaEventCreate()), _check(cudart.cudaEventCreate())
+        created += [(cudart.cudaEventDestroy, start), (cudart.cudaEventDestroy, end)]
         samples = []
         for _ in range(iterations):
             _check(cudart.cudaEventRecord(start, stream))
@@ -249,7 +315,11 @@ def run(
             enqueue()
             _check(cudart.cudaStreamSynchronize(stream))
     finally:
-        buffers.free()
+        if buffers is not None:
+            buffers.free()
+        for destroy, obj in reversed(created):
+            destroy(obj)
+        cudart.cudaStreamDestroy(stream)
     total = sum(sum(v) for v in per_layer.values()) or 1.0
     records: list[dict[str, Any]] = [{"count": profile_iterations}]
     records += [

@@ -215,6 +215,14 @@ def int8_run_params(wildcards):
     }
 
 
+def trt_engine_onnx(wildcards):
+    """The graph an engine is built from: the fp16 copy for a strongly typed fp16 engine, else the export."""
+    fp16 = wildcards.precision == "fp16" and TRT["typing"] == "strong"
+    return (
+        f"results/onnx/{wildcards.model}/bs{wildcards.bs}.{'fp16.' if fp16 else ''}onnx"
+    )
+
+
 def trt_run_params(wildcards):
     return {
         "trt": run_settings(TRT),

@@ -1,7 +1,7 @@
 rule build_engine:
     input:
-        onnx="results/onnx/{model}/bs{bs}.onnx",
-        data="results/onnx/{model}/bs{bs}.onnx.data",
+        onnx=trt_engine_onnx,
+        data=lambda w: trt_engine_onnx(w) + ".data",
         modules="results/onnx/{model}/bs{bs}.modules.json",
     output:
         plan="results/engines/{platform}/{model}/bs{bs}.{precision}.plan",

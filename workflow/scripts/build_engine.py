@@ -11,7 +11,7 @@ study.build_trt_engine(
     w.model,
     int(w.bs),
     modules_path=snakemake.input.modules,
-    onnx_path=snakemake.input.onnx,
+    onnx_path=snakemake.input.onnx,  # the fp16 copy for a strongly typed fp16 engine
     plan=snakemake.output.plan,
     log_path=snakemake.log[0] + ".tensorrt",
     precision=w.precision,
