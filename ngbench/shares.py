@@ -38,6 +38,10 @@ def _run_info(meta: dict) -> dict:
         "weights": prov.get("weights", ""),
         "latency_ms_median": (run.get("latency") or {}).get("median_ms"),
         "profiler_overhead_ratio": run.get("profiler_overhead_ratio"),
+        # what each cell's times are; host_timed: a GPU run whose op times are host-side (ORT's stock CUDA
+        # provider profiles no kernels), so never to be read as device busy time beside other backends
+        "time_basis": (meta.get("normalize") or {}).get("time_basis", ""),
+        "host_timed": bool((meta.get("normalize") or {}).get("host_timed_on_device", False)),
     }
 
 

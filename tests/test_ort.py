@@ -424,3 +424,23 @@ def test_fp16_copy_of_a_model_past_the_protobuf_limit(tmp_path):
     half = onnx.load(str(dst), load_external_data=False)
     assert {t.data_type for t in half.graph.initializer} == {TensorProto.FLOAT16}
     assert (tmp_path / "big.fp16.onnx.data").stat().st_size == 2 * n * n * 2
+
+
+def test_gpu_profile_without_kernel_events_is_marked_host_timed(tmp_path):
+    """Stock onnxruntime-gpu wheels profile no CUDA kernels: node times are host Compute() spans. Such a run
+    is marked in its info, its shares rows and every figure label, never silently set beside device time."""
+    from ngbench import shares
+    from ngbench.figures import HOST_TIMED, _bar_label
+
+    events = [
+        _ev("model_run", "Session", 0, 100),
+        _ev("mm_kernel_time", "Node", 10, 20, op_name="MatMul", provider="CUDAExecutionProvider"),
+    ]
+    df, info = ort.normalize(_write(tmp_path, events), backend="ort")
+    assert info["host_timed_on_device"] and (df.device == "cuda").all()
+    rows = shares.shares_of(df, {"normalize": info, "status": "ok"})
+    assert rows.host_timed.all() and rows.time_basis.str.startswith("host-side").all()
+    assert _bar_label(rows.iloc[0]).endswith(HOST_TIMED)
+    cpu = [{**e, "args": {**e["args"], "provider": "CPUExecutionProvider"}} for e in events]
+    _, cpu_info = ort.normalize(_write(tmp_path, cpu))
+    assert not cpu_info["host_timed_on_device"]  # on a CPU the host time is the time

@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -44,10 +45,16 @@ PAPER_TABLE4 = {
 }
 
 
+HOST_TIMED = "host-timed"  # a GPU cell whose op times are host-side (see shares.host_timed)
+
+
 def _bar_label(row) -> str:
     label = f"{row.model}\nbs{int(row.batch_size)}"
     if row.layers is not None and row.full_depth is not None and row.layers == row.layers and row.layers != row.full_depth:
         label += f"\n{int(row.layers)}/{int(row.full_depth)}L"
+    host_timed = getattr(row, "host_timed", False)
+    if isinstance(host_timed, bool | np.bool_) and host_timed:  # NaN for cells without a run
+        label += f"\n{HOST_TIMED}"
     return label
 
 
@@ -56,7 +63,7 @@ def fig6_data(shares: pd.DataFrame, backend: str = "torch") -> pd.DataFrame:
     df = shares[(shares["backend"] == backend) & ((shares["level"] == "group") | (shares["status"] != "ok"))]
     cols = ["platform", "device", "model", "batch_size", "seq_len", "layers", "full_depth", "weights", "status",
             "reason", "group", "ms_median", "pct_mean", "pct_median", "pct_p10", "pct_p90", "pct_of_ops_median",
-            "latency_ms_median", "profiler_overhead_ratio"]
+            "latency_ms_median", "profiler_overhead_ratio", "time_basis", "host_timed"]
     return df.reindex(columns=cols).sort_values(["device", "platform", "model", "batch_size"]).reset_index(drop=True)
 
 
@@ -200,7 +207,8 @@ def plot_fig8(op_tables: list[str], png: str | Path, csv: str | Path, *, models:
 
 COMPARISON_COLUMNS = ["platform", "device", "backend", "model", "batch_size", "seq_len", "layers", "full_depth",
                       "weights", "status", "reason", "group", "ms_median", "pct_mean", "pct_median", "pct_p10",
-                      "pct_p90", "latency_ms_median", "iteration_ms_median", "profiler_overhead_ratio"]
+                      "pct_p90", "latency_ms_median", "iteration_ms_median", "profiler_overhead_ratio", "time_basis",
+                      "host_timed"]
 
 
 def complete_cells(df: pd.DataFrame, backends: list[str]) -> pd.DataFrame:

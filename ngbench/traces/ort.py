@@ -249,6 +249,9 @@ def normalize(
             if has_device
             else "host-side node time (_kernel_time events); no device Kernel events in this profile"
         ),
+        # a GPU provider without Kernel events (stock onnxruntime-gpu wheels are built without CUDA
+        # profiling): each node's time is its host Compute() span, its GPU time lands in session overhead
+        "host_timed_on_device": device == "cuda" and not has_device,
         "node_table": bool(nodes),
         "nodes_unknown_to_node_table": sorted({r["node"] for r in node_events} - set(nodes))[:50] if nodes else [],
         "ops_without_op_name": ops_unnamed,
