@@ -7,7 +7,15 @@ delta, per inference = delta / inferences. Reported: median and spread over bloc
 (total minus idle power x block time).
 
 * GPU: ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since the driver loaded; Volta and newer) through
-  nvidia-ml-py, on the device the job used.
+  nvidia-ml-py, on the device the job used, found by its PCI bus id: NVML numbers GPUs its own way and
+  ignores ``CUDA_VISIBLE_DEVICES``, so CUDA ordinal 0 is not NVML index 0 in general.
+* Resolution: the counters do not tick continuously (NVML's energy counter updates every 20-100 ms,
+  depending on the GPU). Each counter's update interval and smallest increment are measured first (polled
+  for ``resolution_s``) and reported, and a block runs at least ``min_block_s`` (more inferences per block
+  when one block would be shorter), so a block spans many updates.
+* Zeus (ML.ENERGY) reads the same NVML counter and RAPL files; we keep these small readers because the
+  study needs its own block structure (idle interval, blocks over the same synchronized forward as the
+  latency runs) and records per counter, and both of Zeus's fixes for these two pitfalls are the ones here.
 * CPU: ``/sys/class/powercap/intel-rapl:N/energy_uj`` package domains (Intel, and AMD on kernels that expose
   RAPL there), wrap-around handled with ``max_energy_range_uj``. Since Linux 5.10 ``energy_uj`` is readable
   by root only; then CPU energy is n/a with that reason.
@@ -15,6 +23,7 @@ delta, per inference = delta / inferences. Reported: median and spread over bloc
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 import time
@@ -84,10 +93,18 @@ class RaplCounter:
 
 
 # -- GPU: NVML ----------------------------------------------------------------------------------------------------
+def pci_bus_id(domain: int, bus: int, device: int) -> str:
+    """NVML's PCI bus id string (``00000000:3B:00.0``) from CUDA's device properties
+    (``torch.cuda.get_device_properties(i).pci_domain_id``, ``.pci_bus_id``, ``.pci_device_id``)."""
+    return f"{domain:08X}:{bus:02X}:{device:02X}.0"
+
+
 class NvmlCounter:
     kind = "gpu"
 
-    def __init__(self, device_index: int = 0):
+    def __init__(self, device_index: int = 0, pci_bus_id: str | None = None):
+        """The GPU with ``pci_bus_id`` (the one a CUDA ordinal names, whatever CUDA_VISIBLE_DEVICES says);
+        without it, NVML's own index ``device_index``."""
         try:
             import pynvml
         except ImportError as exc:
@@ -95,15 +112,19 @@ class NvmlCounter:
         self.nvml = pynvml
         try:
             pynvml.nvmlInit()
-            count = pynvml.nvmlDeviceGetCount()
-            if device_index >= count:
-                raise EnergyUnavailable(f"NVML sees {count} GPU(s), no device {device_index}")
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(device_index)
+            if pci_bus_id is not None:
+                self.handle = pynvml.nvmlDeviceGetHandleByPciBusId(pci_bus_id)
+            else:
+                count = pynvml.nvmlDeviceGetCount()
+                if device_index >= count:
+                    raise EnergyUnavailable(f"NVML sees {count} GPU(s), no device {device_index}")
+                self.handle = pynvml.nvmlDeviceGetHandleByIndex(device_index)
             self.name = pynvml.nvmlDeviceGetName(self.handle)
             pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
         except pynvml.NVMLError as exc:
             raise EnergyUnavailable(f"NVML: {exc} (no NVIDIA driver/GPU, or a GPU older than Volta)") from exc
         self.device_index = device_index
+        self.pci_bus_id = pci_bus_id
 
     def read(self) -> list[int]:
         return [int(self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))]  # mJ
@@ -113,11 +134,19 @@ class NvmlCounter:
 
     def describe(self) -> dict[str, Any]:
         name = self.name.decode() if isinstance(self.name, bytes) else str(self.name)
-        return {"counter": "nvmlDeviceGetTotalEnergyConsumption", "device_index": self.device_index, "gpu": name}
+        return {
+            "counter": "nvmlDeviceGetTotalEnergyConsumption",
+            "device_index": self.device_index,
+            "pci_bus_id": self.pci_bus_id,
+            "gpu": name,
+        }
 
 
-def counters_for(device: str, powercap_root: str | Path = POWERCAP_ROOT) -> dict[str, Any]:
-    """``{"cpu": counter or reason, "gpu": counter or reason}`` for a platform device."""
+def counters_for(
+    device: str, powercap_root: str | Path = POWERCAP_ROOT, gpu_pci_bus_id: str | None = None
+) -> dict[str, Any]:
+    """``{"cpu": counter or reason, "gpu": counter or reason}`` for a platform device; ``gpu_pci_bus_id``:
+    the PCI bus id of the CUDA device (:func:`pci_bus_id`), so NVML reads that GPU."""
     out: dict[str, Any] = {}
     try:
         out["cpu"] = RaplCounter(powercap_root)
@@ -125,7 +154,7 @@ def counters_for(device: str, powercap_root: str | Path = POWERCAP_ROOT) -> dict
         out["cpu"] = str(exc)
     if device.startswith("cuda"):
         try:
-            out["gpu"] = NvmlCounter(int(device.split(":")[1]) if ":" in device else 0)
+            out["gpu"] = NvmlCounter(int(device.split(":")[1]) if ":" in device else 0, gpu_pci_bus_id)
         except EnergyUnavailable as exc:
             out["gpu"] = str(exc)
     else:
@@ -134,6 +163,29 @@ def counters_for(device: str, powercap_root: str | Path = POWERCAP_ROOT) -> dict
 
 
 # -- measurement --------------------------------------------------------------------------------------------------
+def resolution(counter, *, window_s: float, poll_s: float, clock, sleep) -> dict[str, Any]:
+    """How often ``counter`` ticks and by how much: polled every ``poll_s`` for ``window_s``."""
+    last, t_last = counter.read(), clock()
+    t_end = t_last + window_s
+    intervals, increments = [], []
+    while clock() < t_end:
+        sleep(poll_s)
+        now, t_now = counter.read(), clock()
+        if now != last:
+            intervals.append(t_now - t_last)
+            increments.append(counter.joules(last, now))
+            last, t_last = now, t_now
+    if len(intervals) < 2:  # the first change ends an interval that began before polling: not a period
+        return {"update_interval_s": None, "increment_j_min": min(increments) if increments else None,
+                "updates_seen": len(intervals), "window_s": window_s}  # fmt: skip
+    return {
+        "update_interval_s": statistics.median(intervals[1:]),
+        "increment_j_min": min(increments),
+        "updates_seen": len(intervals),
+        "window_s": window_s,
+    }
+
+
 def measure(
     step: Callable[[], None],
     sync: Callable[[], None],
@@ -142,20 +194,36 @@ def measure(
     inferences: int,
     repeats: int,
     idle_s: float,
+    min_block_s: float = 0.0,
+    resolution_s: float = 0.0,
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """Idle power, then ``repeats`` blocks of ``inferences`` calls of ``step``; one record per counter kind."""
+    """Each counter's resolution, idle power, then ``repeats`` blocks of at least ``inferences`` calls of
+    ``step`` and at least ``min_block_s`` seconds each; one record per counter kind."""
     live = {k: c for k, c in counters.items() if not isinstance(c, str)}
     out: dict[str, Any] = {k: {"status": NA, "reason": c} for k, c in counters.items() if isinstance(c, str)}
     if not live:
         return out
+    ticks = {
+        k: resolution(c, window_s=resolution_s, poll_s=0.002, clock=clock, sleep=sleep) if resolution_s else None
+        for k, c in live.items()
+    }
     sync()
     start = {k: c.read() for k, c in live.items()}
     t0 = clock()
     sleep(idle_s)
     t_idle = clock() - t0
-    idle_w = {k: c.joules(start[k], c.read()) / t_idle for k, c in live.items()}
+    idle_w = {k: c.joules(start[k], c.read()) / t_idle if t_idle > 0 else 0.0 for k, c in live.items()}
+    if min_block_s > 0:  # one unmeasured block to size the measured ones
+        sync()
+        t0 = clock()
+        for _ in range(inferences):
+            step()
+        sync()
+        elapsed = clock() - t0
+        if 0 < elapsed < min_block_s:
+            inferences = math.ceil(round(inferences * min_block_s / elapsed, 6))
     blocks: dict[str, list[tuple[float, float]]] = {k: [] for k in live}
     for _ in range(repeats):
         sync()
@@ -170,6 +238,8 @@ def measure(
     for k, c in live.items():
         per_inf = [e / inferences for e, _ in blocks[k]]
         above_idle = [(e - idle_w[k] * t) / inferences for e, t in blocks[k]]
+        shortest = min(t for _, t in blocks[k]) if blocks[k] else 0.0
+        interval = (ticks[k] or {}).get("update_interval_s")
         out[k] = {
             "status": "ok",
             **c.describe(),
@@ -183,5 +253,9 @@ def measure(
             "seconds_per_block": [t for _, t in blocks[k]],
             "inferences_per_block": inferences,
             "blocks": repeats,
+            "min_block_s": min_block_s,
+            "counter_resolution": ticks[k],
+            # each block spans this many counter updates (one update of error at each end of a block)
+            "counter_updates_per_block": shortest / interval if interval else None,
         }
     return out

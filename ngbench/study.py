@@ -371,6 +371,20 @@ def run_trt(
 
 
 # -- energy ---------------------------------------------------------------------------------------------------
+def _cuda_pci_bus_id(device: str) -> str | None:
+    """The PCI bus id of a CUDA device as NVML names it (None off CUDA, or where torch sees no GPU)."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    from ngbench import energy
+
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(torch.device(device))
+    return energy.pci_bus_id(props.pci_domain_id, props.pci_bus_id, props.pci_device_id)
+
+
 def measure_energy(config: dict, platform: str, model: str, batch_size: int, input_path: str, out: str) -> dict:
     """Energy per inference of the torch (eager) model, where counters exist; n/a with the reason where
     not. Counters are checked first, so a machine without them never builds the model."""
@@ -389,7 +403,9 @@ def measure_energy(config: dict, platform: str, model: str, batch_size: int, inp
         "settings": settings,
         "environment": env.describe(config),
     }
-    counters = energy.counters_for(device, settings.get("powercap_root") or energy.POWERCAP_ROOT)
+    counters = energy.counters_for(
+        device, settings.get("powercap_root") or energy.POWERCAP_ROOT, gpu_pci_bus_id=_cuda_pci_bus_id(device)
+    )
     with _failure_recorded(config, record, f"energy of {model} bs{batch_size} on {platform}"):
         if all(isinstance(c, str) for c in counters.values()):
             record.update(energy.measure(lambda: None, lambda: None, counters, inferences=0, repeats=0, idle_s=0))
@@ -416,6 +432,8 @@ def measure_energy(config: dict, platform: str, model: str, batch_size: int, inp
                         inferences=settings.get("inferences", 20),
                         repeats=settings.get("repeats", 3),
                         idle_s=settings.get("idle_s", 2.0),
+                        min_block_s=settings.get("min_block_s", 2.0),
+                        resolution_s=settings.get("resolution_s", 0.5),
                     )
                 )
             record["status"] = STATUS_OK

@@ -135,3 +135,58 @@ def test_energy_job_on_a_machine_without_counters_builds_nothing(tmp_path, monke
     }
     rec = study.measure_energy(config, "cpu", "swin-t", 1, str(tmp_path / "in.pt"), str(tmp_path / "e.json"))
     assert rec["status"] == "ok" and rec["cpu"]["status"] == "n/a" and rec["gpu"]["reason"] == "no GPU on this platform"
+
+
+def test_nvml_handle_by_the_cuda_devices_pci_bus_id(monkeypatch):
+    """With CUDA_VISIBLE_DEVICES=3, CUDA ordinal 0 is the machine's fourth GPU: NVML must read that one,
+    found by PCI bus id, not NVML index 0."""
+    import pynvml
+
+    asked = {}
+    monkeypatch.setattr(pynvml, "nvmlInit", lambda: None)
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetHandleByIndex", lambda i: pytest.fail("NVML index used"))
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetHandleByPciBusId", lambda bus: asked.setdefault("bus", bus))
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetName", lambda h: "NVIDIA H200")
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetTotalEnergyConsumption", lambda h: 1)
+    bus = energy.pci_bus_id(0, 0x3B, 0)  # what torch.cuda.get_device_properties(0) reports for it
+    assert bus == "00000000:3B:00.0"
+    counters = energy.counters_for("cuda:0", powercap_root="/nonexistent", gpu_pci_bus_id=bus)
+    assert asked["bus"] == bus and counters["gpu"].describe()["pci_bus_id"] == bus
+
+
+def test_blocks_last_long_enough_for_the_counters_resolution(monkeypatch):
+    """An NVML-like counter that updates every 50 ms; 5 ms inferences at 200 W. Asked for 10 inferences per
+    block (50 ms, one update) with min_block_s=1: blocks grow to 200 inferences (1 s, ~20 updates)."""
+    import pynvml
+
+    clock = FakeClock()
+    state = {"energy_mj": 0.0, "shown": 0}
+
+    def tick(seconds, watts):
+        for _ in range(round(seconds / 0.001)):  # 1 ms steps; the counter shows a new value every 50 ms
+            clock.t += 0.001
+            state["energy_mj"] += watts
+            if round(clock.t * 1000) % 50 == 0:
+                state["shown"] = int(state["energy_mj"])
+
+    monkeypatch.setattr(pynvml, "nvmlInit", lambda: None)
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetCount", lambda: 1)
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetHandleByIndex", lambda i: "h")
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetName", lambda h: "GPU")
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetTotalEnergyConsumption", lambda h: state["shown"])
+    out = energy.measure(
+        lambda: tick(0.005, 200.0),
+        lambda: None,
+        {"gpu": energy.NvmlCounter(0)},
+        inferences=10,
+        repeats=3,
+        idle_s=0.5,
+        min_block_s=1.0,
+        resolution_s=0.5,
+        clock=clock,
+        sleep=lambda s: tick(s, 50.0),
+    )["gpu"]
+    assert out["counter_resolution"]["update_interval_s"] == pytest.approx(0.05, abs=0.003)
+    assert out["inferences_per_block"] == 200 and min(out["seconds_per_block"]) >= 1.0 - 1e-9
+    assert out["counter_updates_per_block"] == pytest.approx(20, rel=0.1)
+    assert out["joules_per_inference_median"] == pytest.approx(1.0, rel=0.06)  # 5 ms x 200 W, +-1 update
