@@ -39,3 +39,9 @@ def finite_number(value: object, where: str, *, minimum: float | None = None) ->
     if minimum is not None and number < minimum:
         raise InputError(f"{where}: expected a number >= {minimum:g}, got {value!r}")
     return number
+
+
+class Unavailable(RuntimeError):
+    """A device or optional library a job needs is absent on this machine (no CUDA GPU, no
+    onnxruntime-gpu, no TensorRT, no bitsandbytes): the job is *skipped* with this reason, not failed, and
+    its figure cells say so."""

@@ -18,9 +18,10 @@ from typing import Any
 
 from ngbench import env, inputs, registry
 from ngbench import table as optable
+from ngbench.errors import Unavailable
 
 log = logging.getLogger(__name__)
-STATUS_OK, STATUS_FAILED = "ok", "failed"
+STATUS_OK, STATUS_FAILED, STATUS_SKIPPED = "ok", "failed", "skipped"
 
 
 # -- settings -------------------------------------------------------------------------------------------------
@@ -85,9 +86,14 @@ def _first_line(exc: BaseException) -> str:
 @contextmanager
 def _failure_recorded(config: dict, record: dict, what: str, prefix: str = "") -> Iterator[None]:
     """``on_error: record`` (default): an exception in the block becomes ``record``'s failed status and
-    reason (the traceback goes to the job's log); ``on_error: fail``: it propagates and the job fails."""
+    reason (the traceback goes to the job's log); ``on_error: fail``: it propagates and the job fails. An
+    absent device or optional library (:class:`ngbench.errors.Unavailable`) is status ``skipped`` with its
+    reason either way: nothing failed."""
     try:
         yield
+    except Unavailable as exc:  # a device or optional library absent here: skipped, whatever on_error says
+        log.warning("%s skipped: %s", what, exc)
+        record.update(status=STATUS_SKIPPED, reason=f"{prefix}{_first_line(exc)[:300]}")
     except Exception as exc:  # noqa: BLE001 - every failure becomes a record or a failed job
         if config.get("on_error", "record") == "fail":
             raise
@@ -136,6 +142,7 @@ def run_torch(
     device = platform_device(config, platform)
     meta = _run_meta(config, platform, backend, model, batch_size, settings)
     with _failure_recorded(config, meta, f"{backend}/{model} bs{batch_size} on {platform}"):
+        torch_eager.require_device(device)  # before building anything
         tensors, input_prov = inputs.load(input_path)
         meta["inputs"] = input_prov
         if input_prov.get("status") == STATUS_FAILED:
@@ -352,6 +359,8 @@ def run_trt(
     with _failure_recorded(config, meta, f"trt/{model} bs{batch_size} on {platform}"):
         engine = json.loads(Path(f"{plan}.json").read_text())
         meta["engine"] = engine
+        if engine.get("status") == STATUS_SKIPPED:
+            raise Unavailable(engine.get("reason") or "TensorRT is not available here")
         if engine.get("status") != STATUS_OK:
             raise UpstreamFailed(engine.get("reason") or "TensorRT engine build failed")
         meta["inputs"] = inputs.load_provenance(input_path)

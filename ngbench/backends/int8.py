@@ -19,6 +19,8 @@ import tempfile
 from importlib import metadata
 from typing import Any
 
+from ngbench.errors import Unavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +33,7 @@ def quantize(model, *, device: str, dtype: str, threshold: float = 6.0) -> tuple
         bnb_version = metadata.version("bitsandbytes")
         metadata.version("accelerate")
     except metadata.PackageNotFoundError as exc:
-        raise RuntimeError(f"torch-int8 needs bitsandbytes and accelerate installed ({exc.name} is missing)") from exc
+        raise Unavailable(f"torch-int8 needs bitsandbytes and accelerate installed ({exc.name} is missing)") from exc
     if not hasattr(model, "save_pretrained"):
         raise TypeError(f"torch-int8 quantizes transformers models only, not {type(model).__name__}")
     auto = AutoModelForMaskedLM if "MaskedLM" in type(model).__name__ else AutoModelForCausalLM

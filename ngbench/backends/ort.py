@@ -23,6 +23,7 @@ from typing import Any
 
 from ngbench.backends import onnx_export
 from ngbench.backends.timing import summarize, time_iterations
+from ngbench.errors import Unavailable
 from ngbench.traces import onnx_graph
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ NODES_FILE = "nodes.json"
 BACKENDS = ("ort", "ort-opt")
 
 
-class ProviderUnavailable(RuntimeError):
+class ProviderUnavailable(Unavailable):
     pass
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ngbench.backends.timing import summarize, time_iterations
+from ngbench.errors import Unavailable
 from ngbench.traces.kineto import MODULE_SCOPE_PREFIX
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ TRACE_GLOB = "trace.*.json.gz"
 SHAPES_FILE = "shapes.json.gz"
 
 
-class DeviceUnavailable(RuntimeError):
+class DeviceUnavailable(Unavailable):
     pass
 
 
@@ -74,9 +75,20 @@ def module_scopes(model) -> Iterator[None]:
 def _device(name: str):
     import torch
 
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceUnavailable(f"device {name!r} requested but no CUDA GPU is visible on this machine")
+    require_device(name)
     return torch.device(name)
+
+
+def require_device(name: str) -> None:
+    """Raise :class:`DeviceUnavailable` (the job is skipped) when ``name`` is a CUDA device this machine
+    does not have."""
+    import torch
+
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceUnavailable(
+            f"device {name!r}: no CUDA GPU is visible on this machine (torch {torch.__version__}, "
+            f"built for CUDA {torch.version.cuda or 'none'})"
+        )
 
 
 def prepare(model, inputs: dict, *, device: str, dtype: str, threads: int | None, move_model: bool = True):

@@ -31,12 +31,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ngbench.errors import Unavailable
+
 PROFILE_FILE = "profile.json"
 LAYERS_FILE = "layers.json"
 PRECISIONS = ("fp16", "fp32", "tf32")
 
 
-class TensorRTUnavailable(RuntimeError):
+class TensorRTUnavailable(Unavailable):
     pass
 
 

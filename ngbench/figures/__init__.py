@@ -121,7 +121,7 @@ def _draw_bars(ax, bars: list[tuple[str, pd.DataFrame | None, str, str | None]],
     for x, (_, cell, status, reason) in enumerate(bars):
         if status != "ok" or cell is None:
             ax.bar(x, 100, color="white", edgecolor="#999999", hatch="//")
-            text = f"failed:\n{(reason or '')[:60]}" if status == "failed" else (reason or "not run")
+            text = f"{status}:\n{(reason or '')[:60]}" if status in ("failed", "skipped") else (reason or "not run")
             ax.text(x, 50, text, ha="center", va="center", rotation=90, fontsize=6)
             continue
         cell = cell.set_index("group")

@@ -12,6 +12,11 @@ sys.path.insert(0, workflow.basedir)
 from ngbench import inputs, study  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
+if config["only_models"] is not None:
+    unknown = sorted(set(config["only_models"]) - set(config["models"]))
+    if unknown:
+        raise ValueError(f"only_models: {unknown} are not under models: ({sorted(config['models'])})")
+    config["models"] = {m: config["models"][m] for m in config["only_models"]}
 
 PLATFORMS = sorted(config["platforms"])
 # package data files that are inputs of rules: beside the Snakefile, wherever the working directory is
@@ -76,7 +81,12 @@ def configured_runs():
         for model in ORT["models"] or drawn_models():
             for bs in backend_batch_sizes(ORT, model):
                 runs += [(p, b, model, bs) for p in PLATFORMS for b in ORT["variants"]]
-    return runs
+    return [r for r in runs if platform_runs_backend(r[0], r[1])]
+
+
+def platform_runs_backend(platform, backend):
+    wanted = config["platforms"][platform].get("backends")
+    return wanted is None or backend in wanted
 
 
 def copied_in_runs():
