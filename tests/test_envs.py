@@ -82,3 +82,11 @@ print(json.dumps(meta["reason"]))
     assert res.returncode == 0, res.stderr[-2000:]
     reason = json.loads(res.stdout.strip().splitlines()[-1])
     assert "tensorrt is not installed" in reason, reason
+
+
+def test_gpu_requirements_replace_the_cpu_onnxruntime():
+    lines = [ln.split("#")[0].strip() for ln in (REPO / "requirements-gpu.txt").read_text().splitlines()]
+    pins = [ln for ln in lines if ln]
+    assert pins == ["onnxruntime-gpu[cuda,cudnn]>=1.31"]  # CUDA 13 wheels, as torch 2.14's
+    assert "pip uninstall -y onnxruntime" in (REPO / "requirements-gpu.txt").read_text()
+    assert "requirements-gpu.txt" in (REPO / "README.md").read_text()

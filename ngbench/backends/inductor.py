@@ -103,8 +103,8 @@ def make_compiler(cache_dir: str | Path, *, freezing: bool = False, mode: str | 
             compiled = torch.compile(model, backend=backend, mode=mode, dynamic=dynamic)
             t0 = time.perf_counter()
             compiled(**inputs)
-            if any(v.is_cuda for v in inputs.values()):
-                torch.cuda.synchronize()
+            for device in {v.device for v in inputs.values() if v.is_cuda}:
+                torch.cuda.synchronize(device)  # the inputs' device, which need not be the current one
             compile_s = time.perf_counter() - t0
         saved = [_collect(d, out_root) for d in graphs]
         shutil.rmtree(debug_root, ignore_errors=True)

@@ -107,7 +107,7 @@ def prepare(model, inputs: dict, *, device: str, dtype: str, threads: int | None
     if torch_dtype != torch.float32:
         inputs = {k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in inputs.items()}
     model.eval()
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)  # the job's device
     return model, inputs, sync
 
 
