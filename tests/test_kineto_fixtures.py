@@ -92,6 +92,7 @@ def test_triton_trace_by_hand(triton):
     assert tri.time_us == pytest.approx(1.76, abs=1e-3)
     assert tri.host_time_us == pytest.approx(95.812, abs=1e-3)
     assert tri.group == "Elementwise"  # fused add/cos/sin
+    assert tri.node == "0/0"  # the compile id of its "Torch-Compiled Region: 0/0": joins it to its graph
     assert ops.loc["TorchDynamo Cache Lookup"].group == "Runtime"  # framework work, no operator: kept, counted
     assert ops.loc["TorchDynamo Cache Lookup"].time_us == 0.0  # no device work
     idle = df.loc[df.group == "Idle", "time_us"].item()
