@@ -147,23 +147,27 @@ class ConvBlock(torch.nn.Module):
         return torch.softmax(self.norm(y.permute(0, 2, 3, 1)), dim=-1)
 
 
-@pytest.mark.slow
-def test_inductor_kernels_are_attributed_to_their_ops_and_modules(tmp_path):
-    torch.manual_seed(0)
-    model = ConvBlock().eval()
-    record = torch_eager.run(
-        model,
-        {"x": torch.randn(2, 3, 8, 8)},
+def compile_and_profile(model, inputs: dict, trace_dir, iterations: int = 2) -> dict:
+    """Compile ``model`` with our Inductor backend on CPU and profile it into ``trace_dir``."""
+    return torch_eager.run(
+        model.eval(),
+        inputs,
         device="cpu",
-        trace_dir=tmp_path,
+        trace_dir=trace_dir,
         warmup=1,
-        iterations=2,
-        profile_iterations=2,
+        iterations=iterations,
+        profile_iterations=iterations,
         threads=1,
         scope_modules=False,
         shapes_pass=False,
-        compiler=inductor_backend.make_compiler(tmp_path / "cache"),
+        compiler=inductor_backend.make_compiler(trace_dir / "cache"),
     )
+
+
+@pytest.mark.slow
+def test_inductor_kernels_are_attributed_to_their_ops_and_modules(tmp_path):
+    torch.manual_seed(0)
+    record = compile_and_profile(ConvBlock(), {"x": torch.randn(2, 3, 8, 8)}, tmp_path)
     assert record["compile"]["graphs"] == 1 and record["compile"]["compile_s"] > 0
     df, _ = kineto.normalize_many(sorted(tmp_path.glob("trace.*.json.gz")), backend="inductor")
     info = inductor.attribute(df, tmp_path / inductor_backend.ARTIFACT_DIR)
@@ -241,19 +245,8 @@ def test_masked_softmax_kernel_live_compile(tmp_path):
     torch.manual_seed(0)
     pixel_mask = torch.ones(2, 32, 32)
     pixel_mask[:, :, 20:] = 0
-    torch_eager.run(
-        MaskedSoftmaxAttention().eval(),
-        {"q": torch.randn(2, 16, 8), "k": torch.randn(2, 64, 8), "pixel_mask": pixel_mask},
-        device="cpu",
-        trace_dir=tmp_path,
-        warmup=1,
-        iterations=1,
-        profile_iterations=1,
-        threads=1,
-        scope_modules=False,
-        shapes_pass=False,
-        compiler=inductor_backend.make_compiler(tmp_path / "cache"),
-    )
+    inputs = {"q": torch.randn(2, 16, 8), "k": torch.randn(2, 64, 8), "pixel_mask": pixel_mask}
+    compile_and_profile(MaskedSoftmaxAttention(), inputs, tmp_path, iterations=1)
     df, _ = kineto.normalize_many(sorted(tmp_path.glob("trace.*.json.gz")), backend="inductor")
     inductor.attribute(df, tmp_path / inductor_backend.ARTIFACT_DIR)
     optable.check(df)
@@ -283,19 +276,7 @@ def test_graphs_with_same_kernel_names_stay_apart(tmp_path):
     # them, and the kernels must still be joined to the graph (and module) that ran them, through the
     # compile id of the Torch-Compiled Region around each.
     torch.manual_seed(0)
-    torch_eager.run(
-        TwoBlocks().eval(),
-        {"x": torch.randn(4, 8)},
-        device="cpu",
-        trace_dir=tmp_path,
-        warmup=1,
-        iterations=1,
-        profile_iterations=1,
-        threads=1,
-        scope_modules=False,
-        shapes_pass=False,
-        compiler=inductor_backend.make_compiler(tmp_path / "cache"),
-    )
+    compile_and_profile(TwoBlocks(), {"x": torch.randn(4, 8)}, tmp_path, iterations=1)
     art_dir = tmp_path / inductor_backend.ARTIFACT_DIR
     graphs = inductor.load_artifacts(art_dir)
     assert len(graphs) == 2 and len({g.compile_id for g in graphs.values()}) == 2
