@@ -205,7 +205,7 @@ def export_onnx(config: dict, model: str, batch_size: int, input_path: str, out:
         report["status"] = STATUS_OK
         onnx_graph.write_nodes(nodes, modules_out, export=report)
         log.info("%s: %d nodes, %d with a module scope", out, report["nodes"], report["nodes_with_module"])
-    if report.get("status") == STATUS_FAILED:  # leave the declared outputs, empty
+    if report.get("status") != STATUS_OK:  # leave the declared outputs, empty
         for path in (out, onnx_export.data_path(out), onnx_export.feed_path(out)):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_bytes(b"")
@@ -328,7 +328,7 @@ def build_trt_engine(
             )
         )
         record["status"] = STATUS_OK
-    if record.get("status") == STATUS_FAILED:  # leave the declared outputs, empty
+    if record.get("status") != STATUS_OK:  # leave the declared outputs, empty
         Path(plan).parent.mkdir(parents=True, exist_ok=True)
         Path(plan).write_bytes(b"")
     Path(f"{plan}.json").write_text(json.dumps(record, indent=2))
