@@ -153,7 +153,11 @@ def gpt2_tokenizer() -> TextTokenizer:
     import tiktoken
     from tiktoken.load import load_tiktoken_bpe
 
-    vocab = _package_dir("whisper") / "assets" / "gpt2.tiktoken"  # whisper's __init__ pulls numba: not imported
+    override = os.environ.get("NGBENCH_GPT2_VOCAB")  # the same file carried alone (a machine without whisper)
+    if override and not Path(override).is_file():
+        raise InputError(f"NGBENCH_GPT2_VOCAB={override}: no such gpt2.tiktoken file")
+    # whisper's __init__ pulls numba: the file is found, the package never imported
+    vocab = Path(override) if override else _package_dir("whisper") / "assets" / "gpt2.tiktoken"
     enc = tiktoken.Encoding(
         name="gpt2",
         pat_str=GPT2_PATTERN,
