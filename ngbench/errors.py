@@ -29,10 +29,19 @@ def one_line(text: str, limit: int = 600) -> str:
     return folded if len(folded) <= limit else folded[: limit - 3] + "..."
 
 
+_JSON_TYPES = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string", list: "array",
+               dict: "object"}  # fmt: skip
+
+
+def json_type(value: object) -> str:
+    """What ``value`` is in a JSON document's words (null, string, array, ...)."""
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
 def finite_number(value: object, where: str, *, minimum: float | None = None) -> float:
     """``value`` as a finite float (``>= minimum`` when given), else an InputError naming ``where``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"{where}: expected a number, got {type(value).__name__} {str(value)[:40]!r}")
+        raise InputError(f"{where}: expected a number, got {json_type(value)} {str(value)[:40]!r}")
     number = float(value)
     if not math.isfinite(number):
         raise InputError(f"{where}: expected a finite number, got {value!r}")

@@ -183,9 +183,9 @@ def mobilenet(fixtures_dir):
     [
         (0, {"count": None}, "'count' is None, expected a whole number"),
         (0, {"count": [3]}, "'count' is \\[3\\], expected a whole number"),
-        (1, {"averageMs": None}, "'averageMs': expected a number, got NoneType"),
-        (1, {"averageMs": "fast"}, "'averageMs': expected a number, got str 'fast'"),
-        (1, {"averageMs": [1.0]}, "'averageMs': expected a number, got list"),
+        (1, {"averageMs": None}, "'averageMs': expected a number, got null"),
+        (1, {"averageMs": "fast"}, "'averageMs': expected a number, got string 'fast'"),
+        (1, {"averageMs": [1.0]}, "'averageMs': expected a number, got array"),
         (1, {"averageMs": float("inf")}, "expected a finite number, got inf"),
         (1, {"averageMs": 1e306}, "'averageMs' is 1e\\+306: expected less than 1e\\+09 ms"),
         (1, {"averageMs": -1.0}, "expected a number >= 0"),
@@ -210,10 +210,10 @@ def test_trt_profile_fields_are_validated(tmp_path, mobilenet, record, value, ma
     [
         ("Name", None, "'Name' is None, expected a string"),
         ("Name", ["a"], "'Name' is \\['a'\\], expected a string"),
-        ("LayerType", 5, "'LayerType' is a int, expected a str"),
-        ("Inputs", "x", "'Inputs' is a str, expected a list"),
+        ("LayerType", 5, "'LayerType' is number '5', expected string"),
+        ("Inputs", "x", "'Inputs' is string 'x', expected array"),
         ("Inputs", [5], "each of 'Inputs' must be an object"),
-        ("Metadata", {"a": 1}, "'Metadata' is a dict, expected a str"),
+        ("Metadata", {"a": 1}, "'Metadata' is object \"{'a': 1}\", expected string"),
     ],
 )
 def test_trt_layer_info_fields_are_validated(tmp_path, mobilenet, key, value, match):
@@ -363,3 +363,14 @@ def test_workflow_jobs_report_bad_input_in_one_line(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 2
     assert log.read_text().strip() == f"error: {tmp_path / 'missing.json'}: no such trace file"
+
+
+def test_a_truncated_minified_trace_is_one_line(tmp_path):
+    # another tool's minified layout goes through ijson, whose parse errors draw a multi-line caret diagram
+    data = json.dumps({"traceEvents": GOOD}, separators=(",", ":"))
+    bad = tmp_path / "minified.json"
+    bad.write_text(data[: len(data) // 2])
+    with pytest.raises(InputError) as err:
+        kineto.normalize(bad)
+    assert "minified.json" in str(err.value) and "\n" not in str(err.value)
+    assert_one_line_error(ngbench("normalize", "--trace", str(bad), "--out", str(tmp_path / "o.parquet")))

@@ -221,6 +221,12 @@ _UNREADABLE = (
 )
 
 
+def _first_line(exc: BaseException) -> str:
+    """The error's type and first line (ijson's parse errors go on to draw a caret diagram)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".strip()
+
+
 def iter_event_batches(path: str | Path) -> tuple[str, Iterator[list[Event]]]:
     """(parser used, batches of events) of the ``traceEvents`` array of a trace file (gzipped or not)."""
     p = Path(path)
@@ -233,7 +239,7 @@ def iter_event_batches(path: str | Path) -> tuple[str, Iterator[list[Event]]]:
         except InputError as exc:
             raise InputError(f"{p}: {exc}" if not str(exc).startswith(str(p)) else str(exc)) from exc
         except _READ_ERRORS as exc:
-            raise InputError(f"{p}: {_UNREADABLE}: {type(exc).__name__}: {exc}") from exc
+            raise InputError(f"{p}: {_UNREADABLE}: {_first_line(exc)}") from exc
 
     try:
         fast = _kineto_batches(_open(p))
@@ -243,7 +249,7 @@ def iter_event_batches(path: str | Path) -> tuple[str, Iterator[list[Event]]]:
     except InputError:
         raise
     except _READ_ERRORS as exc:
-        raise InputError(f"{p}: {_UNREADABLE}: {type(exc).__name__}: {exc}") from exc
+        raise InputError(f"{p}: {_UNREADABLE}: {_first_line(exc)}") from exc
     return "ijson (generic)", guarded(_generic_batches(_open(p), prefix))
 
 

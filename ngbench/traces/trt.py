@@ -32,7 +32,7 @@ from typing import Any
 
 from ngbench import table as optable
 from ngbench import taxonomy as tax
-from ngbench.errors import MAX_DURATION_US, InputError, finite_number
+from ngbench.errors import MAX_DURATION_US, InputError, finite_number, json_type
 from ngbench.traces.onnx_graph import NodeInfo
 from ngbench.traces.scopes import common_chain
 
@@ -117,8 +117,8 @@ def read_layers(path: str | Path) -> dict[str, dict[str, Any]]:
         for key, kind in _LAYER_FIELDS.items():
             if key in layer and layer[key] is not None and not isinstance(layer[key], kind):
                 raise InputError(
-                    f"{path}: layer {i} ({layer['Name'][:60]!r}): {key!r} is a {type(layer[key]).__name__}, "
-                    f"expected a {kind.__name__}"
+                    f"{path}: layer {i} ({layer['Name'][:60]!r}): {key!r} is {json_type(layer[key])} "
+                    f"{str(layer[key])[:40]!r}, expected {json_type(kind())}"
                 )
         for tensor in layer.get("Inputs") or []:
             if not isinstance(tensor, dict) or not isinstance(tensor.get("Dimensions", []), list):
