@@ -22,7 +22,7 @@ def test_shipped_config_is_valid_and_defaults_fill_in():
     validate(cfg, SCHEMA, set_default=True)
     assert cfg["backends"]["torch"]["iterations"] == 10
     assert cfg["backends"]["torch"]["warmup"] == 3
-    assert cfg["platforms"] == {"cpu": {"device": "cpu"}}
+    assert cfg["platforms"] == {"cpu": {"device": "cpu", "backends": None}}  # None: every enabled backend
     assert cfg["on_error"] == "record"
     validate(shipped(), SCHEMA, set_default=True)
 
@@ -108,3 +108,17 @@ def test_shipped_config_covers_the_seventeen_paper_models():
     assert len(shown) == 17
     bases = {study.model_settings(cfg, m)["spec"].name for m in cfg["models"]}
     assert bases == set(shown) | {"llama3"}  # Llama-3-8B: the quantization study's model (fig9), not in fig6
+
+
+def test_gpu_smoke_config_on_top_of_the_shipped_one():
+    """config/gpu-smoke.yaml is used as --configfile on top of config.yaml (Snakemake deep-merges them)."""
+
+    def merge(base, over):
+        for key, value in over.items():
+            base[key] = merge(base.get(key) or {}, value) if isinstance(value, dict) else value
+        return base
+
+    cfg = merge(shipped(), yaml.safe_load((REPO / "config" / "gpu-smoke.yaml").read_text()))
+    validate(cfg, SCHEMA, set_default=True)
+    assert cfg["platforms"]["gpu"]["device"] == "cuda" and cfg["platforms"]["cpu"]["backends"] == ["torch"]
+    assert set(cfg["only_models"]) <= set(cfg["models"])
