@@ -15,7 +15,9 @@ validate(config, "../schemas/config.schema.yaml", set_default=True)
 if config["only_models"] is not None:
     unknown = sorted(set(config["only_models"]) - set(config["models"]))
     if unknown:
-        raise ValueError(f"only_models: {unknown} are not under models: ({sorted(config['models'])})")
+        raise ValueError(
+            f"only_models: {unknown} are not under models: ({sorted(config['models'])})"
+        )
     config["models"] = {m: config["models"][m] for m in config["only_models"]}
 
 PLATFORMS = sorted(config["platforms"])
@@ -104,6 +106,18 @@ def copied_in_runs():
 def op_tables(wildcards=None):
     runs = sorted(set(configured_runs()) | set(copied_in_runs()))
     return [f"results/ops/{p}/{b}/{m}/bs{bs}.parquet" for p, b, m, bs in runs]
+
+
+def torch_tables(wildcards=None):
+    """PyTorch eager op tables: Table I compares aten operators and their input shapes, which only the
+    eager runs have (ORT's nodes and Inductor's kernels would shadow them under the same model@bs).
+    """
+    runs = sorted(set(configured_runs()) | set(copied_in_runs()))
+    return [
+        f"results/ops/{p}/{b}/{m}/bs{bs}.parquet"
+        for p, b, m, bs in runs
+        if b == "torch"
+    ]
 
 
 def fig8_tables(wildcards=None):

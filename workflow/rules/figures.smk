@@ -63,7 +63,7 @@ rule make_table2:
 
 rule make_table1:
     input:
-        op_tables,
+        torch_tables,
     output:
         csv="figures/table1.csv",
         md=report(

@@ -4,7 +4,7 @@ from ngbench.bridge import start
 start(snakemake)
 from ngbench import figures, table  # noqa: E402
 
-ops = {}
+ops = {}  # model@bs -> its PyTorch eager op table (the rule's inputs are eager runs only)
 for path in sorted(map(str, snakemake.input)):
     df = table.read(path)
     if len(df):
