@@ -122,3 +122,13 @@ def test_gpu_smoke_config_on_top_of_the_shipped_one():
     validate(cfg, SCHEMA, set_default=True)
     assert cfg["platforms"]["gpu"]["device"] == "cuda" and cfg["platforms"]["cpu"]["backends"] == ["torch"]
     assert set(cfg["only_models"]) <= set(cfg["models"])
+
+
+@pytest.mark.parametrize("section", ["models", "platforms", "custom_models"])
+@pytest.mark.parametrize("name", ["..", "../x", "a/b", ".hidden", ""])
+def test_names_that_could_leave_results_are_rejected(section, name):
+    cfg = {"models": {"gpt2": None}}
+    cfg[section] = {**cfg.get(section, {}), name: {"device": "cpu"} if section == "platforms" else None}
+    with pytest.raises(Exception, match="does not match") as err:
+        validate(cfg, SCHEMA, set_default=True)
+    assert repr(name) in str(err.value) or name in str(err.value)

@@ -38,11 +38,11 @@ TRACE_FILES = study.NORMALIZERS
 MEASUREMENT_THREADS = 1024
 
 
-wildcard_constraints:
+wildcard_constraints:  # the schema's name pattern: no wildcard can climb out of results/
     bs=r"\d+",
-    model=r"[^/]+",
-    platform=r"[^/]+",
-    backend=r"[^/]+",
+    model=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    platform=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    backend=r"[A-Za-z0-9][A-Za-z0-9._-]*",
 
 
 def model_settings(model):
