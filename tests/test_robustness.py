@@ -33,7 +33,8 @@ SETTINGS = {
     "derandomize": True,
     "database": None,
     "deadline": 5000,
-    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+    # the module-scoped ORT profiles are read-only: sharing them across examples is safe
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 }
 
 NASTY = st.one_of(
@@ -213,11 +214,7 @@ def ort_profiles(tmp_path_factory):
     return {"cpu": cpu, "cuda": cuda}
 
 
-@settings(
-    max_examples=120,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-    **{k: v for k, v in SETTINGS.items() if k != "suppress_health_check"},
-)
+@settings(max_examples=120, **SETTINGS)
 @given(data=st.data())
 def test_onnxruntime_on_damaged_profiles(ort_profiles, data):
     which = data.draw(st.sampled_from(sorted(ort_profiles)), label="source")
