@@ -121,3 +121,16 @@ def test_normalize_a_users_ort_profile_with_its_graphs(tmp_path):
     assert df.iteration.nunique() == 2
     assert set(df[df.op == "LayerNormalization"].group) == {"Normalization"}
     assert set(df[df.module_type == "Linear"].group) == {"GEMM"}
+
+
+def test_the_installed_command_is_the_cli():
+    """`pip install .` installs `ngbench` (pyproject's console script) -> ngbench.cli:main, whose return
+    value is the exit code."""
+    import importlib
+    import tomllib
+
+    target = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]["ngbench"]
+    module, func = target.split(":")
+    main = getattr(importlib.import_module(module), func)
+    assert main(["models", "--no-params", "--format", "csv"]) == 0
+    assert main(["normalize", "--trace", "/nonexistent.json", "--out", "/tmp/never.parquet"]) == 2
