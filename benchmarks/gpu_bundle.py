@@ -35,10 +35,6 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def wheel_project(wheel: Path) -> str:
-    return canonical(wheel.name.split("-")[0])
-
-
 def closure(names: list[str]) -> dict[str, str]:
     """project -> version of ``names`` and everything they require (as installed here, markers evaluated for
     Python 3.12 on Linux), from this environment's metadata."""

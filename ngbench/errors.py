@@ -16,6 +16,19 @@ MAX_DURATION_US = 1e12
 MAX_TIMESTAMP_US = 1e17
 
 
+def implausible_time(ts: float, dur: float) -> bool:
+    """An event time no profiler writes (also NaN: every comparison with it is False)."""
+    return not (0.0 <= dur < MAX_DURATION_US and -MAX_TIMESTAMP_US < ts < MAX_TIMESTAMP_US)
+
+
+def bad_event_time(path: object, index: int, name: str, cat: object, ts: float, dur: float) -> InputError:
+    """The one message for an event with an implausible time, in every trace format."""
+    return InputError(
+        f"{path}: event {index} ({name[:60]!r}, cat {cat!r}) has ts={ts!r}, dur={dur!r}: expected microseconds "
+        f"with 0 <= dur < {MAX_DURATION_US:g} and |ts| < {MAX_TIMESTAMP_US:g}"
+    )
+
+
 class InputError(ValueError):
     """Bad input. ``str()`` is always a single line (newlines in wrapped messages are folded)."""
 

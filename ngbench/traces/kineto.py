@@ -57,7 +57,7 @@ import msgspec
 
 from ngbench import table as optable
 from ngbench import taxonomy as tax
-from ngbench.errors import MAX_DURATION_US, MAX_TIMESTAMP_US, InputError
+from ngbench.errors import MAX_DURATION_US, MAX_TIMESTAMP_US, InputError, bad_event_time
 from ngbench.traces.intervals import split_busy_time, union_length
 
 log = logging.getLogger(__name__)
@@ -280,13 +280,6 @@ def _kind(cat: str | None, name: str, marker: re.Pattern | None, transparent: re
     return OP
 
 
-def _bad_time(path: str | Path, index: int, ev: Event) -> InputError:
-    return InputError(
-        f"{path}: event {index} ({ev.name[:60]!r}, cat {ev.cat!r}) has ts={ev.ts!r}, dur={ev.dur!r}: expected "
-        f"microseconds with 0 <= dur < {MAX_DURATION_US:g} and |ts| < {MAX_TIMESTAMP_US:g}"
-    )
-
-
 def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Taxonomy | None = None) -> ParsedTrace:
     transparent = (taxonomy or tax.load()).transparent
     pt = ParsedTrace()
@@ -313,7 +306,7 @@ def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Ta
             kind, name = known  # one shared string per distinct name: the event's own copy is freed
             ts, dur = ev.ts, ev.dur
             if not (0.0 <= dur < max_dur and -max_ts < ts < max_ts):  # also NaN: every comparison is False
-                raise _bad_time(path, pt.n_events + batch.index(ev), ev)
+                raise bad_event_time(path, pt.n_events + batch.index(ev), ev.name, ev.cat, ts, dur)
             end = ts + dur
             if kind == MARKER:  # markers are clipped to the recorded span instead of bounding it
                 pt.markers.append((ts, end, name))

@@ -30,7 +30,7 @@ import msgspec
 
 from ngbench import table as optable
 from ngbench import taxonomy as tax
-from ngbench.errors import MAX_DURATION_US, MAX_TIMESTAMP_US, InputError
+from ngbench.errors import InputError, bad_event_time, implausible_time
 from ngbench.traces.intervals import split_busy_time, union_length
 from ngbench.traces.onnx_graph import NodeInfo
 
@@ -81,11 +81,8 @@ def _check_events(path: str | Path, events: list[_Event]) -> None:
     for i, e in enumerate(events):
         if e.cat not in _TIMED_CATS:
             continue
-        if not (0 <= e.dur < MAX_DURATION_US and -MAX_TIMESTAMP_US < e.ts < MAX_TIMESTAMP_US):
-            raise InputError(
-                f"{path}: event {i} ({e.name[:60]!r}, cat {e.cat!r}) has ts={e.ts!r}, dur={e.dur!r}: expected "
-                f"microseconds with 0 <= dur < {MAX_DURATION_US:g} and |ts| < {MAX_TIMESTAMP_US:g}"
-            )
+        if implausible_time(e.ts, e.dur):
+            raise bad_event_time(path, i, e.name, e.cat, e.ts, e.dur)
         key = (e.cat, e.name, e.ts, e.dur)
         if key in seen:
             raise InputError(

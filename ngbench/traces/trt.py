@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -233,9 +232,7 @@ def normalize(
         log.warning(
             "%s: %d profiled layer(s) missing from %s, e.g. %s", profile_path, len(unmatched), layers_path, shown
         )
-    total = sum(cols["time_us"])
-    if not math.isfinite(total):
-        raise InputError(f"{profile_path}: the layer times add up to {total}: expected a finite total")
+    total = sum(cols["time_us"])  # finite: each average is below MAX_DURATION_US (read_profile)
     cols["seq"].append(len(records))
     optable.append_idle_row(cols, 0.0)  # per-layer averages: nothing between layers is measured
     df = optable.frame(
