@@ -8,7 +8,8 @@
 #   results/latency/{platform}/{backend}/{model}/bs{bs}.json   unprofiled end-to-end latency samples
 #   results/ops/{platform}/{backend}/{model}/bs{bs}.parquet    the unified op table
 #   results/energy/{platform}/{model}/bs{bs}.json              energy per inference (n/a with the reason)
-#   results/shares.parquet, results/unknown_ops.csv            group shares; ops the taxonomy does not know
+#   results/shares/{platform}/{backend}/{model}/bs{bs}.parquet group shares of one run (+ .unknown.csv)
+#   results/shares.parquet, results/unknown_ops.csv            every run's shares; ops the taxonomy does not know
 #   figures/                                                   the paper's figures and tables
 
 

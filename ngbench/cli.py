@@ -11,8 +11,8 @@ from ngbench.errors import InputError
 
 
 def _normalize(args: argparse.Namespace) -> int:
+    from ngbench import catalog
     from ngbench import table as optable
-    from ngbench.traces import kineto
 
     out = Path(args.out)
     try:
@@ -25,14 +25,10 @@ def _normalize(args: argparse.Namespace) -> int:
             "batch_size": args.batch_size,
             "seq_len": args.seq_len,
         }
-        if args.backend in ("torch", "inductor", "torch-int8"):
-            df, info = kineto.normalize_many(args.trace, iteration_marker=args.iteration_marker, **labels)
-        elif args.backend in ("ort", "ort-opt"):
-            df, info = _normalize_ort(args, labels)
-        elif args.backend == "trt":
-            df, info = _normalize_trt(args, labels)
-        else:
-            raise InputError(f"--backend {args.backend!r}: expected torch, inductor, torch-int8, ort, ort-opt or trt")
+        trace_format = catalog.get(args.backend).trace_format
+        df, info = {"kineto": _normalize_kineto, "ort": _normalize_ort, "trt": _normalize_trt}[trace_format](
+            args, labels
+        )
         optable.write(df, out, run={"normalize": info, "status": "ok", "platform": args.platform})
     except BaseException:
         if out.is_file():  # never leave an older table that looks like this run's
@@ -45,8 +41,15 @@ def _normalize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _normalize_kineto(args: argparse.Namespace, labels: dict):
+    from ngbench.traces import kineto
+
+    return kineto.normalize_many(args.trace, iteration_marker=args.iteration_marker, **labels)
+
+
 def _normalize_ort(args: argparse.Namespace, labels: dict):
-    from ngbench.traces import onnx_graph, ort
+    from ngbench import onnx_graph
+    from ngbench.traces import ort
 
     if len(args.trace) != 1:
         raise InputError("--backend ort takes one profile file per run")
@@ -63,7 +66,8 @@ def _normalize_ort(args: argparse.Namespace, labels: dict):
 
 
 def _normalize_trt(args: argparse.Namespace, labels: dict):
-    from ngbench.traces import onnx_graph, trt
+    from ngbench import onnx_graph
+    from ngbench.traces import trt
 
     if len(args.trace) != 1:
         raise InputError("--backend trt takes one per-layer profile (trtexec --exportProfile)")
@@ -72,7 +76,7 @@ def _normalize_trt(args: argparse.Namespace, labels: dict):
 
 
 def _shares(args: argparse.Namespace) -> int:
-    from ngbench import shares
+    from ngbench.analysis import shares
 
     df, unknown = shares.aggregate(args.tables)
     print(shares.format_table(df))
@@ -117,6 +121,8 @@ def _vocab(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ngbench import catalog
+
     p = argparse.ArgumentParser(prog="python -m ngbench", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the traceback of an input error")
@@ -126,8 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument(
         "--backend",
         default="torch",
-        help="trace format: torch / inductor (Kineto Chrome-trace JSON, .gz or not); ort / ort-opt (ONNX Runtime "
-        "profile JSON); trt (TensorRT per-layer profile JSON, with --layers)",
+        help="the backend that wrote the trace, which says its format: "
+        + "; ".join(f"{b.name} ({b.trace_format})" for b in catalog.BACKENDS.values())
+        + ". kineto: PyTorch profiler Chrome-trace JSON, .gz or not; ort: ONNX Runtime profile JSON; trt: "
+        "TensorRT per-layer profile JSON, with --layers",
     )
     n.add_argument(
         "--trace", required=True, nargs="+", help="the profiler's output file(s): several for one run's cycles"

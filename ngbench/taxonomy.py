@@ -48,6 +48,7 @@ class Constituent(NamedTuple):
 class Taxonomy:
     def __init__(self, data: dict):
         self.groups: dict[str, dict] = data["groups"]
+        self.class_colors: dict[str, str] = data.get("class_colors") or {}
         for required in (GEMM, OTHER, IDLE) + ((QUANTIZATION,) if data.get("quantization_scopes") else ()):
             if required not in self.groups:
                 raise ValueError(f"taxonomy: group {required!r} must be defined under 'groups'")
@@ -205,6 +206,11 @@ class Taxonomy:
     @property
     def palette(self) -> dict[str, str]:
         return {name: spec["color"] for name, spec in self.groups.items()}
+
+    @property
+    def class_palette(self) -> dict[str, str]:
+        """Colours of the time classes: GEMM and Idle as their groups, the others from ``class_colors``."""
+        return {GEMM: self.groups[GEMM]["color"], **self.class_colors, IDLE: self.groups[IDLE]["color"]}
 
     @property
     def order(self) -> list[str]:

@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from ngbench import shares
+from ngbench import onnx_graph
+from ngbench.analysis import shares
 from ngbench import table as optable
 from ngbench.errors import InputError
-from ngbench.traces import kineto, onnx_graph, ort, trt
+from ngbench.traces import kineto, ort, trt
 
 
 def ngbench(*args):

@@ -75,10 +75,10 @@ def test_snakemake_reports_a_bad_key_before_running_anything(tmp_path):
 
 
 def test_unknown_model_name_is_a_clear_error():
-    from ngbench import study
+    from ngbench.jobs import settings as study_settings
 
     with pytest.raises(ValueError, match="unknown model 'gpt3'"):
-        study.model_settings({"models": {"gpt3": None}}, "gpt3")
+        study_settings.model_settings({"models": {"gpt3": None}}, "gpt3")
 
 
 def test_paper_config_undoes_every_truncation():
@@ -87,26 +87,26 @@ def test_paper_config_undoes_every_truncation():
     cfg = shipped()
     update_config(cfg, yaml.safe_load((REPO / "config" / "paper.yaml").read_text()))
     validate(cfg, SCHEMA, set_default=True)
-    from ngbench import study
+    from ngbench.jobs import settings as study_settings
 
     for model, over in cfg["models"].items():
         if over.get("figures") is False:
             continue  # Table I's debug-size variants
-        s = study.model_settings(cfg, model)
+        s = study_settings.model_settings(cfg, model)
         assert s["layers"] is None, model
         assert s["batch_sizes"] == [1, 2, 4, 8], model
     assert cfg["backends"]["torch"]["profile_iterations"] == 50
-    assert study.model_settings(cfg, "gpt2-xl")["seq_len"] == 512
-    assert study.model_settings(cfg, "llama2")["seq_len"] == 2048
+    assert study_settings.model_settings(cfg, "gpt2-xl")["seq_len"] == 512
+    assert study_settings.model_settings(cfg, "llama2")["seq_len"] == 2048
 
 
 def test_shipped_config_covers_the_seventeen_paper_models():
-    from ngbench import study
+    from ngbench.jobs import settings as study_settings
 
     cfg = shipped()
     shown = [m for m, o in cfg["models"].items() if not (o and o.get("figures") is False)]
     assert len(shown) == 17
-    bases = {study.model_settings(cfg, m)["spec"].name for m in cfg["models"]}
+    bases = {study_settings.model_settings(cfg, m)["spec"].name for m in cfg["models"]}
     assert bases == set(shown) | {"llama3"}  # Llama-3-8B: the quantization study's model (fig9), not in fig6
 
 

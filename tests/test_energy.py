@@ -125,7 +125,8 @@ def test_nvml_error_is_na_with_the_reason(monkeypatch):
 
 
 def test_energy_job_on_a_machine_without_counters_builds_nothing(tmp_path, monkeypatch):
-    from ngbench import registry, study
+    from ngbench import registry
+    from ngbench.jobs import direct
 
     monkeypatch.setattr(registry, "build", lambda *a, **k: pytest.fail("built a model with no counter to read"))
     config = {
@@ -133,7 +134,7 @@ def test_energy_job_on_a_machine_without_counters_builds_nothing(tmp_path, monke
         "models": {"swin-t": None},
         "energy": {"powercap_root": str(tmp_path / "none")},
     }
-    rec = study.measure_energy(config, "cpu", "swin-t", 1, str(tmp_path / "in.pt"), str(tmp_path / "e.json"))
+    rec = direct.measure_energy(config, "cpu", "swin-t", 1, str(tmp_path / "in.pt"), str(tmp_path / "e.json"))
     assert rec["status"] == "ok" and rec["cpu"]["status"] == "n/a" and rec["gpu"]["reason"] == "no GPU on this platform"
 
 

@@ -70,11 +70,13 @@ def test_trt_jobs_run_without_torch(tmp_path):
 import sys, json
 sys.modules["torch"] = None  # any 'import torch' now raises ImportError
 sys.path.insert(0, {str(REPO)!r})
-from ngbench import study
-config = {{"platforms": {{"gpu": {{"device": "cuda"}}}}, "models": {{"swin-t": None}}, "backends": {{"trt": {{}}}}}}
-meta = study.run_trt(config, "gpu", "swin-t", 1, plan={str(tmp_path / "bs1.fp16.plan")!r},
-    modules_path={str(tmp_path / "modules.json")!r}, feed_path={str(tmp_path / "feed.npz")!r},
-    input_path={str(tmp_path / "in.pt")!r}, trace_dir={str(tmp_path / "trace")!r},
+from ngbench.jobs import run_trt
+params = {{"platform": "gpu", "device": "cuda", "backend": "trt", "model": {{"name": "swin-t", "seq_len": None}},
+    "settings": {{"warmup": 1, "iterations": 1, "profile_iterations": 1, "cuda_graph": True}}, "options": {{}},
+    "on_error": "record"}}
+files = {{"batch": {str(tmp_path / "in.pt")!r}, "plan": {str(tmp_path / "bs1.fp16.plan")!r},
+    "modules": {str(tmp_path / "modules.json")!r}, "feed": {str(tmp_path / "feed.npz")!r}}}
+meta = run_trt.run(params, batch_size=1, files=files, trace_dir={str(tmp_path / "trace")!r},
     latency_out={str(tmp_path / "lat.json")!r})
 print(json.dumps(meta["reason"]))
 """

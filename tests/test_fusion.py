@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ngbench import fusion
+from ngbench import names
+from ngbench.analysis import classes, fusion
 from ngbench import table as optable
 from ngbench.backends import inductor as inductor_backend
 from ngbench.backends import torch_eager
@@ -66,11 +67,11 @@ TRT_ROWS = [
 
 def test_time_classes_keep_fused_gemm_non_gemm_apart():
     df = _table("trt", TRT_ROWS)
-    classes = fusion.time_classes(df).iloc[0]
-    assert classes[fusion.FUSED_MIXED] == pytest.approx(0.040)  # the Conv+BN+ReLU layer, never pure GEMM
-    assert classes["GEMM"] == 0.0
-    assert classes["non-GEMM"] == pytest.approx(0.035) and classes["Idle"] == pytest.approx(0.025)
-    assert classes.sum() == pytest.approx(0.1)
+    per_class = classes.class_times(df).iloc[0]
+    assert per_class[names.FUSED_MIXED] == pytest.approx(0.040)  # the Conv+BN+ReLU layer, never pure GEMM
+    assert per_class["GEMM"] == 0.0
+    assert per_class["non-GEMM"] == pytest.approx(0.035) and per_class["Idle"] == pytest.approx(0.025)
+    assert per_class.sum() == pytest.approx(0.1)
 
 
 def test_the_eight_fusion_rates_by_hand():
@@ -170,7 +171,7 @@ def test_inductor_kernels_are_attributed_to_their_ops_and_modules(tmp_path):
     record = compile_and_profile(ConvBlock(), {"x": torch.randn(2, 3, 8, 8)}, tmp_path)
     assert record["compile"]["graphs"] == 1 and record["compile"]["compile_s"] > 0
     df, _ = kineto.normalize_many(sorted(tmp_path.glob("trace.*.json.gz")), backend="inductor")
-    info = inductor.attribute(df, tmp_path / inductor_backend.ARTIFACT_DIR)
+    info = inductor.attribute(df, tmp_path / names.INDUCTOR_ARTIFACT_DIR)
     optable.check(df)
     kernels = df[df.op.str.contains("cpp_fused")]
     assert len(kernels) and info["kernels_with_provenance"] == info["kernels"]  # every kernel traced back
@@ -248,7 +249,7 @@ def test_masked_softmax_kernel_live_compile(tmp_path):
     inputs = {"q": torch.randn(2, 16, 8), "k": torch.randn(2, 64, 8), "pixel_mask": pixel_mask}
     compile_and_profile(MaskedSoftmaxAttention(), inputs, tmp_path, iterations=1)
     df, _ = kineto.normalize_many(sorted(tmp_path.glob("trace.*.json.gz")), backend="inductor")
-    inductor.attribute(df, tmp_path / inductor_backend.ARTIFACT_DIR)
+    inductor.attribute(df, tmp_path / names.INDUCTOR_ARTIFACT_DIR)
     optable.check(df)
     softmax = df[df.op.str.contains("cpp_fused") & df.op.str.contains("softmax")]
     assert len(softmax) and (softmax.group == "Logit").all()
@@ -277,7 +278,7 @@ def test_graphs_with_same_kernel_names_stay_apart(tmp_path):
     # compile id of the Torch-Compiled Region around each.
     torch.manual_seed(0)
     compile_and_profile(TwoBlocks(), {"x": torch.randn(4, 8)}, tmp_path, iterations=1)
-    art_dir = tmp_path / inductor_backend.ARTIFACT_DIR
+    art_dir = tmp_path / names.INDUCTOR_ARTIFACT_DIR
     graphs = inductor.load_artifacts(art_dir)
     assert len(graphs) == 2 and len({g.compile_id for g in graphs.values()}) == 2
     shared = {k for k in set.intersection(*(set(g.kernels) for g in graphs.values())) if k.startswith("cpp_")}

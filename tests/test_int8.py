@@ -4,8 +4,9 @@ the LM head is not."""
 
 import pytest
 
-from ngbench import study
+from ngbench import normalize
 from ngbench import table as optable
+from ngbench.jobs import direct
 
 TINY_LLAMA = {
     "source": "transformers",
@@ -42,10 +43,10 @@ CONFIG = {
 def runs(tmp_path_factory):
     work = tmp_path_factory.mktemp("int8")
     batch = work / "bs1.pt"
-    study.make_inputs(CONFIG, "tiny-llama", 1, str(batch))
+    direct.make_inputs(CONFIG, "tiny-llama", 1, str(batch))
     out = {}
     for backend in ("torch", "torch-int8"):
-        meta = study.run_torch(
+        meta = direct.profile(
             CONFIG,
             "cpu",
             "tiny-llama",
@@ -55,7 +56,7 @@ def runs(tmp_path_factory):
             str(work / f"{backend}.json"),
             backend=backend,
         )
-        study.normalize_run(
+        normalize.normalize_run(
             str(work / backend),
             str(work / f"{backend}.parquet"),
             platform="cpu",

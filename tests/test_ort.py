@@ -12,12 +12,12 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from ngbench import registry
+from ngbench import onnx_graph, registry
 from ngbench import table as optable
 from ngbench.backends import onnx_export
 from ngbench.backends import ort as ort_backend
 from ngbench.errors import InputError
-from ngbench.traces import onnx_graph, ort
+from ngbench.traces import ort
 
 
 # -- a small model whose module structure we know -------------------------------------------------------------
@@ -89,7 +89,7 @@ def test_ort_profile_one_row_per_onnx_node_and_closure(net_export, tmp_path):
     record = ort_backend.run(
         out,
         inputs,
-        backend="ort",
+        optimized=False,
         device="cpu",
         trace_dir=tmp_path,
         warmup=2,
@@ -149,7 +149,7 @@ def test_ort_opt_fused_nodes_carry_their_constituents(tmp_path):
     record = ort_backend.run(
         path,
         inputs,
-        backend="ort-opt",
+        optimized=True,
         device="cpu",
         trace_dir=tmp_path / "run",
         warmup=1,
@@ -429,8 +429,8 @@ def test_fp16_copy_of_a_model_past_the_protobuf_limit(tmp_path):
 def test_gpu_profile_without_kernel_events_is_marked_host_timed(tmp_path):
     """Stock onnxruntime-gpu wheels profile no CUDA kernels: node times are host Compute() spans. Such a run
     is marked in its info, its shares rows and every figure label, never silently set beside device time."""
-    from ngbench import shares
-    from ngbench.figures import HOST_TIMED, _bar_label
+    from ngbench.analysis import shares
+    from ngbench.figures.style import HOST_TIMED, bar_label
 
     events = [
         _ev("model_run", "Session", 0, 100),
@@ -440,7 +440,7 @@ def test_gpu_profile_without_kernel_events_is_marked_host_timed(tmp_path):
     assert info["host_timed_on_device"] and (df.device == "cuda").all()
     rows = shares.shares_of(df, {"normalize": info, "status": "ok"})
     assert rows.host_timed.all() and rows.time_basis.str.startswith("host-side").all()
-    assert _bar_label(rows.iloc[0]).endswith(HOST_TIMED)
+    assert bar_label(rows.iloc[0]).endswith(HOST_TIMED)
     cpu = [{**e, "args": {**e["args"], "provider": "CPUExecutionProvider"}} for e in events]
     _, cpu_info = ort.normalize(_write(tmp_path, cpu))
     assert not cpu_info["host_timed_on_device"]  # on a CPU the host time is the time

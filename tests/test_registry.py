@@ -46,10 +46,10 @@ def test_parameter_counts_near_the_papers(name):
 
 
 def test_table2_flags_the_papers_vit_b_value():
-    from ngbench import figures
+    from ngbench.figures import table2
 
     specs = {k: SPECS[k] for k in ("vit-b", "vit-l", "llama3")}
-    t = figures.table2(specs, registry.count_parameters).set_index("model")
+    t = table2.table(specs, registry.count_parameters).set_index("model")
     assert t.loc["vit-b", "ratio_to_paper"] == pytest.approx(86.567656 / 307, abs=1e-3)
     assert "wrong" in t.loc["vit-b", "note"] and t.loc["vit-l", "note"] == ""
     assert "not in the paper" in t.loc["llama3", "note"]

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from ngbench import study
+from ngbench.jobs import direct
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def config():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_a_cuda_run_without_a_gpu_is_skipped_before_building_anything(config, tmp_path):
-    meta = study.run_torch(
+    meta = direct.profile(
         config,
         "gpu",
         "swin-t",
@@ -47,8 +47,15 @@ def test_tensorrt_missing_skips_the_engine_and_its_run(config, tmp_path):
     onnx = tmp_path / "m.fp16.onnx"
     onnx.write_bytes(b"not empty")
     plan = tmp_path / "engines" / "m.fp16.plan"
-    record = study.build_trt_engine(
-        config, "gpu", "swin-t", 1, str(modules), str(onnx), str(plan), str(tmp_path / "b.log")
+    record = direct.build_trt_engine(
+        config,
+        "gpu",
+        "swin-t",
+        1,
+        modules_path=str(modules),
+        onnx_path=str(onnx),
+        plan=str(plan),
+        log_path=str(tmp_path / "b.log"),
     )
     assert record["status"] == "skipped" and "tensorrt is not installed" in record["reason"]
     assert plan.is_file() and plan.stat().st_size == 0  # the declared output exists: the DAG goes on

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import tiny_gpt2
 
-from ngbench import registry
+from ngbench import names, registry
 from ngbench.backends import torch_eager
 from ngbench.traces import kineto
 
@@ -43,9 +43,9 @@ def test_record_has_latency_and_overhead(profiled):
 
 def test_trace_holds_module_scopes_and_classifies_by_them(profiled):
     out, _ = profiled
-    traces = sorted(out.glob(torch_eager.TRACE_GLOB))
+    traces = sorted(out.glob(names.KINETO_TRACE_GLOB))
     assert len(traces) == 2  # one profiler cycle per measured iteration
-    df, info = kineto.normalize_many(traces, shapes_trace=out / torch_eager.SHAPES_FILE)
+    df, info = kineto.normalize_many(traces, shapes_trace=out / names.SHAPES_FILE)
     assert info["iterations"] == 2
     assert "1 iteration(s) matched, 0 did not" == info["input_shapes"].split(": ")[1]
     gelu = df[df.module_type == "NewGELUActivation"]
@@ -80,7 +80,8 @@ def test_cuda_platform_without_gpu_says_so(tmp_path):
 
 
 def test_failure_becomes_a_record_or_a_failed_job(tmp_path):
-    from ngbench import inputs, study
+    from ngbench import inputs
+    from ngbench.jobs import direct
 
     broken = {**TINY_GPT2, "config": {**TINY_GPT2["config"], "n_head": 3}}  # 32 not divisible by 3
     cfg = {
@@ -92,11 +93,11 @@ def test_failure_becomes_a_record_or_a_failed_job(tmp_path):
     }
     inputs.save({"input_ids": torch.zeros(1, 16, dtype=torch.long)}, {"source": "test"}, tmp_path / "in.pt")
     args = ("cpu", "broken", 1, str(tmp_path / "in.pt"), str(tmp_path / "trace"), str(tmp_path / "lat.json"))
-    meta = study.run_torch(cfg, *args)
+    meta = direct.profile(cfg, *args)
     assert meta["status"] == "failed" and "divisible" in meta["reason"]
     assert json.loads((tmp_path / "lat.json").read_text())["status"] == "failed"
     with pytest.raises(ValueError, match="divisible"):
-        study.run_torch({**cfg, "on_error": "fail"}, *args)
+        direct.profile({**cfg, "on_error": "fail"}, *args)
 
 
 def test_fast_and_generic_parsers_agree(profiled, tmp_path):
@@ -106,7 +107,7 @@ def test_fast_and_generic_parsers_agree(profiled, tmp_path):
     from ngbench.traces import kineto as k
 
     out, _ = profiled
-    trace = sorted(out.glob(torch_eager.TRACE_GLOB))[0]
+    trace = sorted(out.glob(names.KINETO_TRACE_GLOB))[0]
     fast, fast_info = k.normalize(trace)
     minified = tmp_path / "minified.json"
     minified.write_text(json.dumps(json.load(gzip.open(trace))))
@@ -120,7 +121,7 @@ def test_fast_parser_reads_across_chunk_boundaries(profiled, monkeypatch):
     from ngbench.traces import kineto as k
 
     out, _ = profiled
-    trace = sorted(out.glob(torch_eager.TRACE_GLOB))[0]
+    trace = sorted(out.glob(names.KINETO_TRACE_GLOB))[0]
     whole, _ = k.normalize(trace)
     monkeypatch.setattr(k, "CHUNK_BYTES", 4096)  # many chunks, boundaries everywhere
     chunked, info = k.normalize(trace)
@@ -129,7 +130,7 @@ def test_fast_parser_reads_across_chunk_boundaries(profiled, monkeypatch):
 
 
 def test_failed_inputs_carry_their_reason_into_the_run(tmp_path):
-    from ngbench import study
+    from ngbench.jobs import direct
 
     cfg = {
         "models": {"swin-t": {"batch_sizes": [1]}},
@@ -138,9 +139,9 @@ def test_failed_inputs_carry_their_reason_into_the_run(tmp_path):
         "on_error": "record",
         "backends": {"torch": {"warmup": 0, "iterations": 1, "profile_iterations": 1}},
     }
-    prov = study.make_inputs(cfg, "swin-t", 1, str(tmp_path / "in.pt"))
+    prov = direct.make_inputs(cfg, "swin-t", 1, str(tmp_path / "in.pt"))
     assert prov["status"] == "failed" and "inputs.image_dir" in prov["reason"]
-    meta = study.run_torch(
+    meta = direct.profile(
         cfg, "cpu", "swin-t", 1, str(tmp_path / "in.pt"), str(tmp_path / "t"), str(tmp_path / "l.json")
     )
     assert meta["status"] == "failed" and "inputs.image_dir" in meta["reason"]

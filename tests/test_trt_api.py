@@ -37,8 +37,10 @@ ONLY_BEFORE_11 = {"FP16"}  # BuilderFlag.FP16: used only with typing=weak, guard
 
 
 def tensorrt_names_used() -> set[str]:
-    names = {n.attr for n in ast.walk(ast.parse(SOURCE.read_text())) if isinstance(n, ast.Attribute)}
-    return {n for n in names if n not in NOT_TENSORRT and not n.startswith("cuda")}
+    ours = ("names",)  # ngbench.names: the run directory's file names
+    attrs = [n for n in ast.walk(ast.parse(SOURCE.read_text())) if isinstance(n, ast.Attribute)]
+    used = {n.attr for n in attrs if not (isinstance(n.value, ast.Name) and n.value.id in ours)}
+    return {n for n in used if n not in NOT_TENSORRT and not n.startswith("cuda")}
 
 
 def bindings_module(version: str) -> bytes:

@@ -8,8 +8,8 @@ import pytest
 
 from ngbench import table as optable
 from ngbench.errors import InputError
+from ngbench.onnx_graph import NodeInfo
 from ngbench.traces import trt
-from ngbench.traces.onnx_graph import NodeInfo
 
 CONV_TYPES = {"CaskConvolution", "CudaDepthwiseConvolution"}
 

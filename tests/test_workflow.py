@@ -46,12 +46,21 @@ def snakemake(workdir, *args):
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
 
 
-def planned_jobs(workdir):
-    res = snakemake(workdir, "-n", "--cores", "2")
+def planned_jobs(workdir, *targets, by_backend=False):
+    """Jobs a dry run plans, per rule (``by_backend``: per rule and backend, ``profile:ort``)."""
+    res = snakemake(workdir, "-n", "--cores", "2", *targets)
     assert res.returncode == 0, res.stdout + res.stderr
     out = res.stdout + res.stderr
-    stats = out.split("Job stats:")[1] if "Job stats:" in out else ""
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m.group(1) != "total"}
+    if not by_backend:
+        stats = out.split("Job stats:")[1] if "Job stats:" in out else ""
+        return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m.group(1) != "total"}
+    jobs: dict[str, int] = {}
+    for block in re.split(r"^(?:local)?rule ", out, flags=re.M)[1:]:
+        rule = block.split(":", 1)[0]
+        backend = re.search(r"^\s+wildcards:.*\bbackend=([\w.-]+)", block, re.M)
+        key = f"{rule}:{backend.group(1)}" if backend else rule
+        jobs[key] = jobs.get(key, 0) + 1
+    return jobs
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +141,7 @@ def test_failed_model_is_marked_not_dropped(study):
     assert set(fig.model) == {"tiny-gpt2", "swin-t", "broken"}
     assert "failed" in (study / "figures/table4.md").read_text()
     assert "cannot build" in (study / "figures/table2.md").read_text()  # table2 keeps the broken entry's row
-    log = (study / "logs/profile_torch/cpu/broken/bs1.log").read_text()
+    log = (study / "logs/profile/cpu/torch/broken/bs1.log").read_text()
     assert "divisible" in log
 
 
@@ -148,7 +157,7 @@ def test_changing_a_torch_setting_reruns_only_torch_jobs(study):
     n_runs = 2 + 1 + 1  # tiny-gpt2 bs1, bs2; swin-t bs1; broken bs1
     assert jobs.pop("prepare_inputs", 0) == 0
     assert jobs == {
-        "profile_torch": n_runs,
+        "profile": n_runs,
         "normalize_trace": n_runs,
         "aggregate_shares": 1,
         "plot_fig6": 1,
@@ -190,10 +199,10 @@ def test_a_gpu_platform_plans_tensorrt_jobs(study):
     cfg["backends"]["trt"] = {"models": ["tiny-gpt2"]}
     (study / "config.yaml").write_text(yaml.safe_dump(cfg))
     try:
-        jobs = planned_jobs(study)
+        jobs = planned_jobs(study, by_backend=True)
     finally:
         (study / "config.yaml").write_text(yaml.safe_dump(CONFIG))
-    assert jobs["build_engine"] == 2 and jobs["profile_trt"] == 2  # tiny-gpt2 bs1, bs2 on platform gpu
+    assert jobs["build_engine"] == 2 and jobs["profile:trt"] == 2  # tiny-gpt2 bs1, bs2 on platform gpu
     assert jobs["convert_onnx_fp16"] == 2  # strongly typed fp16 engines build from the fp16 copy
     assert "export_onnx" not in jobs  # the existing exports are reused
 
@@ -203,12 +212,20 @@ def test_changing_an_ort_run_setting_reruns_ort_runs_not_exports(study):
     cfg["backends"]["ort"]["iterations"] = 4
     (study / "config.yaml").write_text(yaml.safe_dump(cfg))
     try:
-        jobs = planned_jobs(study)
+        jobs = planned_jobs(study, by_backend=True)
     finally:
         (study / "config.yaml").write_text(yaml.safe_dump(CONFIG))
-    n_runs = 2 * (2 + 1)  # ort and ort-opt: tiny-gpt2 bs1, bs2; broken bs1
-    assert "export_onnx" not in jobs and "profile_torch" not in jobs
-    assert jobs["profile_ort"] == n_runs and jobs["normalize_trace"] == n_runs
+    n_runs = 2 + 1  # tiny-gpt2 bs1, bs2; broken bs1; under ort and ort-opt each
+    # only ORT's runs, the union file and the one figure that draws ORT (fig7); no export, no other backend
+    assert jobs == {
+        "profile:ort": n_runs,
+        "profile:ort-opt": n_runs,
+        "normalize_trace:ort": n_runs,
+        "normalize_trace:ort-opt": n_runs,
+        "aggregate_shares": 1,
+        "plot_fig7": 1,
+        "all": 1,
+    }
 
 
 def test_results_copied_from_another_machine_join_without_rerunning(study):
@@ -220,7 +237,7 @@ def test_results_copied_from_another_machine_join_without_rerunning(study):
     (dst / "meta.json").write_text(json.dumps(meta))
     try:
         jobs = planned_jobs(study)
-        assert "profile_torch" not in jobs and "prepare_inputs" not in jobs
+        assert "profile" not in jobs and "prepare_inputs" not in jobs
         assert jobs["normalize_trace"] == 1 and jobs["aggregate_shares"] == 1
         res = snakemake(study, "--cores", "2")
         assert res.returncode == 0, res.stderr[-3000:]

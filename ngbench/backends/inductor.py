@@ -32,13 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ngbench import names
+
 log = logging.getLogger(__name__)
-ARTIFACT_DIR = "inductor"
-PRE_GRAD_FILE = "pre_grad_nodes.json"
-PROVENANCE_FILE = "inductor_provenance_tracking_node_mappings.json"
-POST_GRAD_FILE = "fx_graph_transformed.py"
-OUTPUT_CODE_FILE = "output_code.py"
-GRAPH_FILE = "graph.json"  # ours: the compiled graph's Dynamo compile id and Inductor graph id
 _SELF = re.compile(r"^L\['self'\]\.?")
 
 
@@ -76,7 +72,7 @@ def make_compiler(cache_dir: str | Path, *, freezing: bool = False, mode: str | 
         import torch._inductor.config as inductor_config
         from torch._inductor.compile_fx import compile_fx
 
-        out_root = Path(trace_dir) / ARTIFACT_DIR
+        out_root = Path(trace_dir) / names.INDUCTOR_ARTIFACT_DIR
         debug_root = out_root / "_debug"
         graphs: list[Path] = []
 
@@ -85,9 +81,11 @@ def make_compiler(cache_dir: str | Path, *, freezing: bool = False, mode: str | 
             graph_dir = debug_root / f"compile_{k}"
             graphs.append(graph_dir)
             graph_dir.mkdir(parents=True, exist_ok=True)
-            (graph_dir / PRE_GRAD_FILE).write_text(json.dumps(pre_grad_nodes(gm), indent=1))
+            (graph_dir / names.INDUCTOR_PRE_GRAD_FILE).write_text(json.dumps(pre_grad_nodes(gm), indent=1))
             compile_id = torch._guards.CompileContext.current_compile_id()  # "0/1": names its profiler range
-            (graph_dir / GRAPH_FILE).write_text(json.dumps({"compile_id": str(compile_id) if compile_id else None}))
+            (graph_dir / names.INDUCTOR_GRAPH_FILE).write_text(
+                json.dumps({"compile_id": str(compile_id) if compile_id else None})
+            )
             with inductor_config.patch({"trace.debug_dir": str(graph_dir)}):
                 return compile_fx(gm, example_inputs)
 
@@ -128,15 +126,18 @@ def _collect(graph_dir: Path, out_root: Path) -> int | None:
     whatever its kernels are named) with ``graph.json``: its Dynamo compile id (the id in its
     ``Torch-Compiled Region: <id>`` profiler range) and the graph id Inductor baked into its C++ kernel
     names (``graph_<id>_cpp_fused_*``; Triton kernels carry none)."""
-    found = {name: next(graph_dir.rglob(name), None) for name in (PROVENANCE_FILE, POST_GRAD_FILE, OUTPUT_CODE_FILE)}
-    code = found[OUTPUT_CODE_FILE].read_text() if found[OUTPUT_CODE_FILE] else ""
+    found = {
+        name: next(graph_dir.rglob(name), None)
+        for name in (names.INDUCTOR_PROVENANCE_FILE, names.INDUCTOR_POST_GRAD_FILE, names.INDUCTOR_OUTPUT_CODE_FILE)
+    }
+    code = found[names.INDUCTOR_OUTPUT_CODE_FILE].read_text() if found[names.INDUCTOR_OUTPUT_CODE_FILE] else ""
     m = re.search(r"\bgraph_(\d+)_(?:cpp|triton)_", code)
     graph_id = int(m.group(1)) if m else None
     dest = out_root / graph_dir.name
     dest.mkdir(parents=True, exist_ok=True)
-    meta = json.loads((graph_dir / GRAPH_FILE).read_text())
-    (dest / GRAPH_FILE).write_text(json.dumps({**meta, "graph_id": graph_id}))
-    shutil.copy(graph_dir / PRE_GRAD_FILE, dest / PRE_GRAD_FILE)
+    meta = json.loads((graph_dir / names.INDUCTOR_GRAPH_FILE).read_text())
+    (dest / names.INDUCTOR_GRAPH_FILE).write_text(json.dumps({**meta, "graph_id": graph_id}))
+    shutil.copy(graph_dir / names.INDUCTOR_PRE_GRAD_FILE, dest / names.INDUCTOR_PRE_GRAD_FILE)
     for name, path in found.items():
         if path is not None:
             shutil.copy(path, dest / name)

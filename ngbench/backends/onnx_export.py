@@ -124,8 +124,8 @@ FP32_GROUPS = ("Normalization", "Logit")
 def fp32_nodes(model, taxonomy=None) -> list[str]:
     """Nodes of an exported graph that stay float32 in its fp16 copy: those the taxonomy puts in a group of
     ``FP32_GROUPS`` (by their innermost module, else their op type)."""
+    from ngbench import onnx_graph
     from ngbench import taxonomy as tax
-    from ngbench.traces import onnx_graph
 
     taxonomy = taxonomy or tax.load()
     infos = onnx_graph.node_modules(model)

@@ -21,15 +21,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ngbench import names, onnx_graph
 from ngbench.backends import onnx_export
 from ngbench.backends.timing import summarize, time_iterations
 from ngbench.errors import Unavailable
-from ngbench.traces import onnx_graph
 
 log = logging.getLogger(__name__)
-PROFILE_FILE = "profile.json"
-NODES_FILE = "nodes.json"
-BACKENDS = ("ort", "ort-opt")
 
 
 class ProviderUnavailable(Unavailable):
@@ -96,7 +93,7 @@ def run(
     onnx_path: str | Path,
     inputs: dict,
     *,
-    backend: str,
+    optimized: bool,
     device: str,
     trace_dir: str | Path,
     warmup: int,
@@ -110,9 +107,6 @@ def run(
     """Latency, then a profiled session; writes ``profile.json`` and ``nodes.json`` to ``trace_dir``."""
     import onnxruntime as ort
 
-    if backend not in BACKENDS:
-        raise ValueError(f"backend {backend!r}: expected one of {BACKENDS}")
-    optimized = backend == "ort-opt"
     trace_dir = Path(trace_dir)
     trace_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = Path(onnx_path)
@@ -149,13 +143,13 @@ def run(
             profiled = time_iterations(runner.run, lambda: None, profile_iterations)
         finally:
             written = runner.session.end_profiling()
-        shutil.move(written, trace_dir / PROFILE_FILE)
+        shutil.move(written, trace_dir / names.ORT_PROFILE_FILE)
         original = onnx_graph.load_graph(model_path)
         optimized_graph = onnx_graph.load_graph(scratch / "optimized.onnx") if optimized else None
         nodes = onnx_graph.node_table(original, optimized_graph)
         onnx_graph.write_nodes(
             nodes,
-            trace_dir / NODES_FILE,
+            trace_dir / names.NODES_FILE,
             source=str(onnx_path),
             optimized_graph=optimized,
             fused_nodes=sum(1 for n in nodes.values() if n.fused),

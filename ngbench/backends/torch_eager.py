@@ -27,14 +27,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ngbench import names
 from ngbench.backends.timing import summarize, time_iterations
 from ngbench.errors import Unavailable
-from ngbench.traces.kineto import MODULE_SCOPE_PREFIX
 
 log = logging.getLogger(__name__)
-TRACE_FILE = "trace.{cycle}.json.gz"  # one per measured iteration
-TRACE_GLOB = "trace.*.json.gz"
-SHAPES_FILE = "shapes.json.gz"
 
 
 class DeviceUnavailable(Unavailable):
@@ -47,12 +44,12 @@ def module_scopes(model) -> Iterator[None]:
     import torch
     from torch.nn.modules import module as nn_module
 
-    names = {id(m): (n or "<root>") for n, m in model.named_modules()}
+    paths = {id(m): (n or "<root>") for n, m in model.named_modules()}
     open_ranges: list[Any] = []
     fast = getattr(torch._C._profiler, "_RecordFunctionFast", None)
 
     def pre(mod, args):
-        label = f"{MODULE_SCOPE_PREFIX}{names.get(id(mod), '<unnamed>')}::{type(mod).__name__}"
+        label = f"{names.MODULE_SCOPE_PREFIX}{paths.get(id(mod), '<unnamed>')}::{type(mod).__name__}"
         rf = fast(label) if fast is not None else torch.autograd.profiler.record_function(label)
         rf.__enter__()
         open_ranges.append(rf)
@@ -160,7 +157,7 @@ def run(
         exported: list[str] = []
 
         def export(prof):
-            path = trace_dir / TRACE_FILE.format(cycle=len(exported))
+            path = trace_dir / names.KINETO_TRACE_FILE.format(cycle=len(exported))
             prof.export_chrome_trace(str(path))
             exported.append(path.name)
 
@@ -187,7 +184,7 @@ def run(
             ):
                 step()
                 sync()
-            shapes_prof.export_chrome_trace(str(trace_dir / SHAPES_FILE))
+            shapes_prof.export_chrome_trace(str(trace_dir / names.SHAPES_FILE))
     profiled = profiled[1::2]  # each cycle's warm-up step is not measured
     lat, prof_stats = summarize(latency), summarize(profiled)
     return {
@@ -204,7 +201,7 @@ def run(
         "profiled": prof_stats,
         "profiler_overhead_ratio": prof_stats["median_ms"] / lat["median_ms"] if lat and prof_stats else None,
         "module_scopes": "forward pre/post hooks -> record_function ranges" if scope_modules else "none",
-        "shapes": f"separate record_shapes pass ({SHAPES_FILE})" if shapes_pass else "not recorded",
+        "shapes": f"separate record_shapes pass ({names.SHAPES_FILE})" if shapes_pass else "not recorded",
         "profiler_activities": [a.name for a in activities],
         "sync": "torch.cuda.synchronize before and after each iteration" if cuda else "none needed (CPU)",
         **({"compile": compiled} if compiler is not None else {}),

@@ -31,10 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ngbench import names
 from ngbench.errors import Unavailable
 
-PROFILE_FILE = "profile.json"
-LAYERS_FILE = "layers.json"
 PRECISIONS = ("fp16", "fp32", "tf32")
 
 
@@ -267,7 +266,7 @@ def run(
     if engine is None:
         raise RuntimeError(f"{plan_path}: TensorRT could not deserialize the engine (version or GPU mismatch?)")
     inspector = engine.create_engine_inspector()
-    (trace_dir / LAYERS_FILE).write_text(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
+    (trace_dir / names.TRT_LAYERS_FILE).write_text(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
     context = engine.create_execution_context()
     stream = _check(cudart.cudaStreamCreate())
     handle = int(stream)  # TensorRT takes the stream as an integer handle
@@ -334,7 +333,7 @@ def run(
         }
         for name, v in per_layer.items()
     ]
-    (trace_dir / PROFILE_FILE).write_text(json.dumps(records, indent=1))
+    (trace_dir / names.TRT_PROFILE_FILE).write_text(json.dumps(records, indent=1))
     return {
         "tensorrt": trt.__version__,
         "latency_samples_ms": samples,

@@ -57,6 +57,11 @@ class ModelSpec:
         return self.input.get("kind") == "text"
 
 
+def spec_from_dict(fields: dict[str, Any]) -> ModelSpec:
+    """The spec back from ``dataclasses.asdict`` (how workflow params carry it)."""
+    return ModelSpec(**{**fields, "batch_sizes": tuple(fields["batch_sizes"])})
+
+
 def _spec(name: str, entry: Any, where: str) -> ModelSpec:
     if not isinstance(entry, dict):
         raise RegistryError(f"{where}: model {name!r}: expected a mapping of fields, got {type(entry).__name__}")

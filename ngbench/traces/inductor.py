@@ -30,10 +30,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ngbench import names
 from ngbench import table as optable
 from ngbench import taxonomy as tax
 from ngbench.errors import InputError
-from ngbench.traces.scopes import common_chain
+from ngbench.scopes import common_chain
 
 log = logging.getLogger(__name__)
 _KERNEL = re.compile(r"^(?:graph_(?P<graph>\d+)_)?(?P<name>(?:cpp|triton)_\w+)$")
@@ -91,14 +92,6 @@ def _aten(op: str) -> str:
 def load_artifacts(artifact_dir: str | Path) -> dict[str, GraphArtifacts]:
     """Folder name -> artifacts of each compiled graph under ``<trace_dir>/inductor/`` (``compile_<k>/`` with
     ``graph.json``; runs saved before it, ``graph_<id>/``, keep their id from the folder name)."""
-    from ngbench.backends.inductor import (
-        GRAPH_FILE,
-        OUTPUT_CODE_FILE,
-        POST_GRAD_FILE,
-        PRE_GRAD_FILE,
-        PROVENANCE_FILE,
-    )
-
     out: dict[str, GraphArtifacts] = {}
     for graph_dir in sorted(Path(artifact_dir).glob("*")):
         if not graph_dir.is_dir():
@@ -106,24 +99,24 @@ def load_artifacts(artifact_dir: str | Path) -> dict[str, GraphArtifacts]:
         art = out[graph_dir.name] = GraphArtifacts()
         m = re.fullmatch(r"graph_(\d+)", graph_dir.name)
         art.graph_id = int(m.group(1)) if m else None
-        meta_path = graph_dir / GRAPH_FILE
+        meta_path = graph_dir / names.INDUCTOR_GRAPH_FILE
         if meta_path.is_file():
             meta = _json(meta_path)
             art.graph_id = meta.get("graph_id", art.graph_id) if isinstance(meta, dict) else art.graph_id
             art.compile_id = (meta.get("compile_id") or "") if isinstance(meta, dict) else ""
-        prov_path = graph_dir / PROVENANCE_FILE
+        prov_path = graph_dir / names.INDUCTOR_PROVENANCE_FILE
         if prov_path.is_file():
             prov = _json(prov_path)
             for kernel, nodes in (prov.get("cppCodeToPost") or {}).items():
                 art.kernels[kernel.split(":")[0]] = list(nodes)
             art.post_to_pre.update(prov.get("postToPre") or {})
-        post = graph_dir / POST_GRAD_FILE
+        post = graph_dir / names.INDUCTOR_POST_GRAD_FILE
         if post.is_file():
             _read_post_grad(post.read_text(), art)
-        code = graph_dir / OUTPUT_CODE_FILE
+        code = graph_dir / names.INDUCTOR_OUTPUT_CODE_FILE
         if code.is_file():
             art.gemm_kernels.update(_gemm_kernels(code.read_text()))
-        pre = graph_dir / PRE_GRAD_FILE
+        pre = graph_dir / names.INDUCTOR_PRE_GRAD_FILE
         if pre.is_file():
             art.pre.update(_json(pre))
     return out
@@ -143,14 +136,14 @@ def _read_post_grad(code: str, art: GraphArtifacts) -> None:
     """Each post-grad node's aten op and its users (the nodes whose arguments name it), and the nodes the
     graph returns, from Inductor's ``fx_graph_transformed.py``."""
     lines = list(_POST_GRAD_LINE.finditer(code))
-    names = {m.group("node") for m in lines}
+    node_names = {m.group("node") for m in lines}
     for m in lines:
         node = m.group("node")
         art.post_ops[node] = _aten(m.group("op"))
-        for arg in set(_NAME.findall(m.group("args"))) & names:
+        for arg in set(_NAME.findall(m.group("args"))) & node_names:
             art.users.setdefault(arg, set()).add(node)
     for m in _RETURN_LINE.finditer(code):
-        art.returned.update(set(_NAME.findall(m.group("names"))) & names)
+        art.returned.update(set(_NAME.findall(m.group("names"))) & node_names)
 
 
 def _gemm_kernels(code: str) -> set[str]:

@@ -55,6 +55,7 @@ from typing import IO, Any
 import ijson
 import msgspec
 
+from ngbench import names
 from ngbench import table as optable
 from ngbench import taxonomy as tax
 from ngbench.errors import MAX_DURATION_US, MAX_TIMESTAMP_US, InputError, bad_event_time
@@ -62,7 +63,6 @@ from ngbench.traces.intervals import split_busy_time, union_length
 
 log = logging.getLogger(__name__)
 
-MODULE_SCOPE_PREFIX = "ngb.module::"
 _NN_MODULE = re.compile(r"^nn\.Module: (?P<cls>[A-Za-z_][\w]*?)(?:_\d+)?$")
 _PROFILER_STEP = re.compile(r"^ProfilerStep#(\d+)$")
 DEVICE_CATS = {"kernel", "gpu_memcpy", "gpu_memset", "Kernel", "Memcpy", "Memset"}
@@ -271,7 +271,7 @@ def _kind(cat: str | None, name: str, marker: re.Pattern | None, transparent: re
         return SKIP
     if _PROFILER_STEP.match(name) or (marker is not None and marker.search(name)):
         return MARKER
-    if name.startswith(MODULE_SCOPE_PREFIX) or (cat == "python_function" and _NN_MODULE.match(name)):
+    if name.startswith(names.MODULE_SCOPE_PREFIX) or (cat == "python_function" and _NN_MODULE.match(name)):
         return SCOPE
     if transparent.search(name):  # wrappers and composite ops: their children are the rows
         return SCOPE
@@ -349,8 +349,8 @@ COMPILED_REGION = re.compile(r"^Torch-Compiled Region: (?P<id>\S+)")  # torch.co
 def _scope_module(name: str) -> tuple[str, str] | str | None:
     """(module path, module class) of a module scope; the compile id of a compiled region (a str); None for
     other wrappers."""
-    if name.startswith(MODULE_SCOPE_PREFIX):
-        path, _, cls = name[len(MODULE_SCOPE_PREFIX) :].rpartition("::")
+    if name.startswith(names.MODULE_SCOPE_PREFIX):
+        path, _, cls = name[len(names.MODULE_SCOPE_PREFIX) :].rpartition("::")
         return path, cls
     m = _NN_MODULE.match(name)
     if m:
@@ -742,8 +742,8 @@ def _device_iterations(pt: ParsedTrace, windows, thread_rows, row_starts, decide
         ordered = [rows[i] for i in order]
         for r in ordered:
             if not r.op:  # a launch outside any op: name it after its kernel(s)
-                names = [n for c in r.correlations for (_, _, n) in pt.device.get(c, ())]
-                r.op = names[0] if names else "unattributed launch"
+                kernel_names = [n for c in r.correlations for (_, _, n) in pt.device.get(c, ())]
+                r.op = kernel_names[0] if kernel_names else "unattributed launch"
         host_times = [(r.end - r.ts if w.start - _EPS <= r.ts < w.end else 0.0) if r.host else None for r in ordered]
         kernels = [kernels_by_row.get(row_index[id(r)]) if r.host else {r.op: 1.0} for r in ordered]
         _emit(

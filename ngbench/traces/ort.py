@@ -13,7 +13,7 @@ The profile is a JSON array of trace events. What it holds, per ``InferenceSessi
 
 Rows: ``op`` = the ONNX op type, ``node`` = the node name; per run, Σ node time + an explicit
 ``session overhead`` row (group ``Idle``) = ``model_run``. With the exporter's node table
-(:mod:`ngbench.traces.onnx_graph`), each node gets its module, and each fused node its constituents
+(:mod:`ngbench.onnx_graph`), each node gets its module, and each fused node its constituents
 (``fused_ops``), and the group follows the same rule as PyTorch's.
 """
 
@@ -31,8 +31,8 @@ import msgspec
 from ngbench import table as optable
 from ngbench import taxonomy as tax
 from ngbench.errors import InputError, bad_event_time, implausible_time
+from ngbench.onnx_graph import NodeInfo
 from ngbench.traces.intervals import split_busy_time, union_length
-from ngbench.traces.onnx_graph import NodeInfo
 
 log = logging.getLogger(__name__)
 SESSION_OVERHEAD = "session overhead"

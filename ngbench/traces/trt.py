@@ -32,8 +32,8 @@ from typing import Any
 from ngbench import table as optable
 from ngbench import taxonomy as tax
 from ngbench.errors import MAX_DURATION_US, InputError, finite_number, json_type
-from ngbench.traces.onnx_graph import NodeInfo
-from ngbench.traces.scopes import common_chain
+from ngbench.onnx_graph import NodeInfo
+from ngbench.scopes import common_chain
 
 log = logging.getLogger(__name__)
 _ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]\x1e]+)\]")

@@ -1,6 +1,8 @@
+# Every run's shares in one file, for users (figures read only the per-run files they draw).
 rule aggregate_shares:
     input:
-        op_tables,
+        shares=all_shares,
+        unknown=all_unknown,
     output:
         shares="results/shares.parquet",
         unknown=report(

@@ -19,6 +19,6 @@ rule build_engine:
     resources:
         profiling_slot=1,
     params:
-        settings=trt_run_params,
+        settings=engine_params,
     script:
         "../scripts/build_engine.py"

@@ -1,6 +1,6 @@
 rule plot_fig6:
     input:
-        shares="results/shares.parquet",
+        shares=figure_shares("fig6"),
     output:
         png=report(
             "figures/fig6.png",
@@ -13,15 +13,13 @@ rule plot_fig6:
         "logs/plot_fig6.log",
     conda:
         "../../envs/torch.yaml"
-    params:
-        hidden=hidden_models(),
     script:
         "../scripts/plot_fig6.py"
 
 
 rule make_table4:
     input:
-        shares="results/shares.parquet",
+        shares=figure_shares("table4"),
     output:
         csv="figures/table4.csv",
         md=report(
@@ -34,8 +32,6 @@ rule make_table4:
         "logs/make_table4.log",
     conda:
         "../../envs/torch.yaml"
-    params:
-        hidden=hidden_models(),
     script:
         "../scripts/make_table4.py"
 
@@ -63,7 +59,7 @@ rule make_table2:
 
 rule make_table1:
     input:
-        torch_tables,
+        tables=figure_op_tables("table1"),
     output:
         csv="figures/table1.csv",
         md=report(
@@ -83,7 +79,7 @@ rule make_table1:
 
 rule plot_fig7:
     input:
-        shares="results/shares.parquet",
+        shares=figure_shares("fig7"),
     output:
         png=report(
             "figures/fig7.png",
@@ -97,14 +93,14 @@ rule plot_fig7:
     conda:
         "../../envs/torch.yaml"
     params:
-        models=config["figures"]["fig7"]["models"],
+        models=figure_models("fig7"),
     script:
         "../scripts/plot_fig7.py"
 
 
 rule plot_fig8:
     input:
-        tables=fig8_tables,
+        shares=figure_shares("fig8"),
     output:
         png=report(
             "figures/fig8.png",
@@ -118,14 +114,14 @@ rule plot_fig8:
     conda:
         "../../envs/torch.yaml"
     params:
-        models=config["figures"]["fig8"]["models"],
+        models=figure_models("fig8"),
     script:
         "../scripts/plot_fig8.py"
 
 
 rule make_table5:
     input:
-        tables=fig8_tables,
+        tables=figure_op_tables("table5"),
     output:
         csv="figures/table5.csv",
         md=report(
@@ -145,7 +141,7 @@ rule make_table5:
 
 rule plot_fig1:
     input:
-        shares="results/shares.parquet",
+        shares=figure_shares("fig1"),
     output:
         png=report(
             "figures/fig1.png",
@@ -159,7 +155,7 @@ rule plot_fig1:
     conda:
         "../../envs/torch.yaml"
     params:
-        models=config["figures"]["fig1"]["models"],
+        models=figure_models("fig1"),
     script:
         "../scripts/plot_fig1.py"
 
@@ -185,8 +181,8 @@ rule plot_fig5:
 
 rule plot_fig9:
     input:
-        shares="results/shares.parquet",
-        tables=fig9_tables,
+        shares=figure_shares("fig9"),
+        tables=figure_op_tables("fig9"),
     output:
         png=report(
             "figures/fig9.png",
@@ -201,6 +197,6 @@ rule plot_fig9:
     conda:
         "../../envs/torch.yaml"
     params:
-        models=config["figures"]["fig9"]["models"],
+        models=figure_models("fig9"),
     script:
         "../scripts/plot_fig9.py"

@@ -1,9 +1,12 @@
+# One job per run turns the profiler's files into the op table and, from it, the run's group shares.
 rule normalize_trace:
     input:
         trace_dir="results/traces/{platform}/{backend}/{model}/bs{bs}",
         taxonomy=TAXONOMY_FILE,  # a taxonomy edit re-classifies, it never re-profiles
     output:
         ops="results/ops/{platform}/{backend}/{model}/bs{bs}.parquet",
+        shares="results/shares/{platform}/{backend}/{model}/bs{bs}.parquet",
+        unknown="results/shares/{platform}/{backend}/{model}/bs{bs}.unknown.csv",
     log:
         "logs/normalize_trace/{platform}/{backend}/{model}/bs{bs}.log",
     conda:

@@ -2,9 +2,9 @@ import _pkg  # noqa: F401
 from ngbench.bridge import start
 
 start(snakemake)
-from ngbench import study  # noqa: E402
+from ngbench.jobs import run_trt  # noqa: E402
 
-study.convert_onnx_fp16(
+run_trt.convert_fp16(
     snakemake.input.onnx,
     snakemake.input.modules,
     snakemake.output.onnx,

@@ -2,9 +2,8 @@ import _pkg  # noqa: F401
 from ngbench.bridge import start
 
 start(snakemake)
-from ngbench import figures, registry  # noqa: E402
+from ngbench import registry  # noqa: E402
+from ngbench.figures import table2, tables  # noqa: E402
 
-table = figures.table2(registry.load(snakemake.params.custom_models), registry.count_parameters)
-figures.write_table(
-    table, snakemake.output.csv, snakemake.output.md, "Table II: parameters per model", figures.TABLE2_TEXT
-)
+table = table2.table(registry.load(snakemake.params.custom_models), registry.count_parameters)
+tables.write(table, snakemake.output.csv, snakemake.output.md, table2.TITLE, table2.NOTES)

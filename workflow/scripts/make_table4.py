@@ -2,16 +2,8 @@ import _pkg  # noqa: F401
 from ngbench.bridge import start
 
 start(snakemake)
-import pandas as pd  # noqa: E402
+from ngbench.analysis import shares  # noqa: E402
+from ngbench.figures import table4, tables  # noqa: E402
 
-from ngbench import figures  # noqa: E402
-
-shares = pd.read_parquet(snakemake.input.shares)
-table = figures.table4(shares[~shares["model"].isin(snakemake.params.hidden)])
-figures.write_table(
-    table,
-    snakemake.output.csv,
-    snakemake.output.md,
-    "Table IV: most time-consuming non-GEMM group per model",
-    figures.TABLE4_NOTES,
-)
+table = table4.table(shares.read(snakemake.input.shares))
+tables.write(table, snakemake.output.csv, snakemake.output.md, table4.TITLE, table4.NOTES)

@@ -2,13 +2,8 @@ import _pkg  # noqa: F401
 from ngbench.bridge import start
 
 start(snakemake)
-from ngbench import figures, fusion  # noqa: E402
+from ngbench.figures import table5, tables  # noqa: E402
 
-fusion.table5(snakemake.input.tables).to_csv(snakemake.output.full, index=False)
-figures.write_table(
-    figures.table5(snakemake.input.tables),
-    snakemake.output.csv,
-    snakemake.output.md,
-    "Table V: non-GEMM latency before/after fusion and the non-GEMM fusion rate",
-    figures.TABLE5_NOTES,
-)
+everything = table5.full(snakemake.input.tables)
+everything.to_csv(snakemake.output.full, index=False)
+tables.write(table5.table(everything), snakemake.output.csv, snakemake.output.md, table5.TITLE, table5.NOTES)

@@ -2,7 +2,11 @@ import _pkg  # noqa: F401
 from ngbench.bridge import start
 
 start(snakemake)
-from ngbench import study  # noqa: E402
+from ngbench.jobs import energy  # noqa: E402
 
-w = snakemake.wildcards
-study.measure_energy(snakemake.config, w.platform, w.model, int(w.bs), snakemake.input.batch, snakemake.output.energy)
+energy.measure(
+    snakemake.params.settings,
+    batch_size=int(snakemake.wildcards.bs),
+    input_path=snakemake.input.batch,
+    out=snakemake.output.energy,
+)

@@ -2,10 +2,11 @@ import _pkg  # noqa: F401
 from ngbench.bridge import start
 
 start(snakemake)
-from ngbench import study  # noqa: E402
+from ngbench import normalize  # noqa: E402
+from ngbench.analysis import shares  # noqa: E402
 
 w = snakemake.wildcards
-study.normalize_run(
+normalize.normalize_run(
     snakemake.input.trace_dir,
     snakemake.output.ops,
     platform=w.platform,
@@ -13,3 +14,4 @@ study.normalize_run(
     model=w.model,
     batch_size=int(w.bs),
 )
+shares.write_run(snakemake.output.ops, snakemake.output.shares, snakemake.output.unknown)

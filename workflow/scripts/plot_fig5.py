@@ -5,7 +5,7 @@ start(snakemake)
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from ngbench import figures  # noqa: E402
+from ngbench.figures import fig5  # noqa: E402
 
 records = [json.loads(Path(p).read_text()) for p in snakemake.input.records]
-figures.plot_fig5(records, snakemake.output.png, snakemake.output.csv)
+fig5.plot(records, snakemake.output.png, snakemake.output.csv)

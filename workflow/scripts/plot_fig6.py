@@ -2,10 +2,7 @@ import _pkg  # noqa: F401
 from ngbench.bridge import start
 
 start(snakemake)
-import pandas as pd  # noqa: E402
+from ngbench.analysis import shares  # noqa: E402
+from ngbench.figures import fig6  # noqa: E402
 
-from ngbench import figures  # noqa: E402
-
-shares = pd.read_parquet(snakemake.input.shares)
-shares = shares[~shares["model"].isin(snakemake.params.hidden)]
-figures.plot_fig6(shares, snakemake.output.png, snakemake.output.csv)
+fig6.plot(shares.read(snakemake.input.shares), snakemake.output.png, snakemake.output.csv)

@@ -2,10 +2,12 @@ import _pkg  # noqa: F401
 from ngbench.bridge import start
 
 start(snakemake)
-import pandas as pd  # noqa: E402
+from ngbench.analysis import shares  # noqa: E402
+from ngbench.figures import fig7  # noqa: E402
 
-from ngbench import figures  # noqa: E402
-
-figures.plot_fig7(
-    pd.read_parquet(snakemake.input.shares), snakemake.output.png, snakemake.output.csv, models=snakemake.params.models
+fig7.plot(
+    shares.read(snakemake.input.shares),
+    snakemake.output.png,
+    snakemake.output.csv,
+    models=snakemake.params.models,
 )

@@ -2,6 +2,12 @@ import _pkg  # noqa: F401
 from ngbench.bridge import start
 
 start(snakemake)
-from ngbench import figures  # noqa: E402
+from ngbench.analysis import shares  # noqa: E402
+from ngbench.figures import fig8  # noqa: E402
 
-figures.plot_fig8(snakemake.input.tables, snakemake.output.png, snakemake.output.csv, models=snakemake.params.models)
+fig8.plot(
+    shares.read(snakemake.input.shares),
+    snakemake.output.png,
+    snakemake.output.csv,
+    models=snakemake.params.models,
+)

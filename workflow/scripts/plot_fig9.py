@@ -2,10 +2,13 @@ import _pkg  # noqa: F401
 from ngbench.bridge import start
 
 start(snakemake)
-import pandas as pd  # noqa: E402
+from ngbench.analysis import shares  # noqa: E402
+from ngbench.figures import fig9  # noqa: E402
 
-from ngbench import figures  # noqa: E402
-
-shares = pd.read_parquet(snakemake.input.shares)
-figures.plot_fig9(shares, snakemake.output.png, snakemake.output.csv, models=snakemake.params.models)
-figures.fig9_summary(snakemake.input.tables).to_csv(snakemake.output.summary, index=False)
+fig9.plot(
+    shares.read(snakemake.input.shares),
+    snakemake.output.png,
+    snakemake.output.csv,
+    models=snakemake.params.models,
+)
+fig9.summary(snakemake.input.tables).to_csv(snakemake.output.summary, index=False)

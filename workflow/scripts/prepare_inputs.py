@@ -2,6 +2,11 @@ import _pkg  # noqa: F401
 from ngbench.bridge import start
 
 start(snakemake)
-from ngbench import study  # noqa: E402
+from ngbench.jobs import make_inputs  # noqa: E402
 
-study.make_inputs(snakemake.config, snakemake.wildcards.model, int(snakemake.wildcards.bs), snakemake.output.batch)
+make_inputs.make(
+    snakemake.params.settings,
+    model=snakemake.wildcards.model,
+    batch_size=int(snakemake.wildcards.bs),
+    out=snakemake.output.batch,
+)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ngbench.errors import InputError
-from ngbench.traces.scopes import common_chain
+from ngbench.scopes import common_chain
 
 NAME_SCOPES = "pkg.torch.onnx.name_scopes"
 CLASS_HIERARCHY = "pkg.torch.onnx.class_hierarchy"

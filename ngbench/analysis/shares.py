@@ -1,12 +1,14 @@
-"""Aggregation: op tables -> group shares per platform/backend/model/batch (``results/shares.parquet``).
+"""Group shares of one run (``results/shares/{platform}/{backend}/{model}/bs{bs}.parquet``), and the union
+of runs (``results/shares.parquet``, a convenience for users; figures read only the runs they draw).
 
 Per measured iteration, each group's time is summed; shares are per-iteration fractions of the measured
 iteration time (``pct``, Idle included, so the groups of an iteration add to 100) and of the attributed op
 time (``pct_of_ops``, Idle excluded: the paper's view). Spread over iterations: median, p10, p90; the mean
 share is kept too because means, unlike medians, add up to 100 across groups (stacked bars use it).
 Rows with ``level == "class"`` hold GEMM / non-GEMM / Idle totals (class Idle: the Idle group plus groups
-of framework work that is no operator, such as Runtime: TorchDynamo guard checks). Failed runs appear as one row with
-``status == "failed"`` and the reason, so figures can mark the cell.
+of framework work that is no operator, such as Runtime: TorchDynamo guard checks); rows with
+``level == "fusion"`` split GEMM into pure GEMM and fused GEMM+non-GEMM work (:mod:`ngbench.analysis.classes`).
+Failed runs appear as one row with ``status == "failed"`` and the reason, so figures can mark the cell.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from ngbench import names
 from ngbench import table as optable
 from ngbench import taxonomy as tax
+from ngbench.analysis.classes import class_times
 
 KEYS = ["platform", "device", "backend", "model", "batch_size", "seq_len"]
-NON_GEMM = "non-GEMM"
+UNKNOWN_COLUMNS = ["backend", "op", "module_type", "instances", "time_us", "models"]
 
 
 def _q(s: pd.Series, q: float) -> float:
@@ -55,16 +59,19 @@ def shares_of(df: pd.DataFrame, meta: dict, taxonomy: tax.Taxonomy | None = None
         return pd.DataFrame([row])
     per_iter = df.groupby(KEYS + ["iteration", "group"], dropna=False)["time_us"].sum().unstack("group", fill_value=0.0)
     iter_time = df.groupby(KEYS + ["iteration"], dropna=False)["iteration_time_us"].first()
-    groups = list(per_iter.columns)
-    classes = pd.DataFrame(index=per_iter.index)
-    gemm_cols = [g for g in groups if taxonomy.is_gemm(g)]
-    non_gemm_cols = [g for g in groups if not taxonomy.is_gemm(g) and not taxonomy.is_overhead(g)]
-    overhead_cols = [g for g in groups if taxonomy.is_overhead(g)]
-    classes[tax.GEMM] = per_iter[gemm_cols].sum(axis=1)
-    classes[NON_GEMM] = per_iter[non_gemm_cols].sum(axis=1)
-    classes[tax.IDLE] = per_iter[overhead_cols].sum(axis=1)  # idle + framework runtime: no operator work
+    overhead_cols = [g for g in per_iter.columns if taxonomy.is_overhead(g)]
+    # class times per iteration (us), aligned to the group table's index (one run: KEYS are constant)
+    fusion = class_times(df, taxonomy).mul(1e3).reindex(per_iter.index.get_level_values("iteration"))
+    fusion.index = per_iter.index
+    classes = pd.DataFrame(
+        {
+            tax.GEMM: fusion[tax.GEMM] + fusion[names.FUSED_MIXED],
+            names.NON_GEMM: fusion[names.NON_GEMM],
+            tax.IDLE: fusion[tax.IDLE],  # idle + framework runtime: no operator work
+        }
+    )
     out = []
-    for level, frame in (("group", per_iter), ("class", classes)):
+    for level, frame in (("group", per_iter), ("class", classes), ("fusion", fusion)):
         total = iter_time.reindex(frame.index)
         ops_total = total - per_iter[overhead_cols].sum(axis=1)
         for name in frame.columns:
@@ -95,28 +102,45 @@ def shares_of(df: pd.DataFrame, meta: dict, taxonomy: tax.Taxonomy | None = None
     return pd.DataFrame(out)
 
 
-def aggregate(op_tables: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(shares, unknown ops) over every op table given."""
-    shares, unknown = [], []
-    for path in op_tables:
-        df = optable.read(path)
-        meta = optable.read_run_metadata(path)
-        shares.append(shares_of(df, meta))
-        other = df[df["group"] == tax.OTHER]
-        if len(other):
-            unknown.append(
-                other.groupby(["backend", "op", "module_type"], dropna=False)
-                .agg(
-                    instances=("op", "size"),
-                    time_us=("time_us", "sum"),
-                    models=("model", lambda s: ",".join(sorted(set(s)))),
-                )
-                .reset_index()
-            )
-    shares_df = pd.concat(shares, ignore_index=True) if shares else pd.DataFrame()
-    cols = ["backend", "op", "module_type", "instances", "time_us", "models"]
-    unknown_df = (
-        pd.concat(unknown, ignore_index=True)
+def unknown_of(df: pd.DataFrame) -> pd.DataFrame:
+    """Operators of one op table that the taxonomy does not know (group Other), with their time."""
+    other = df[df["group"] == tax.OTHER]
+    if other.empty:
+        return pd.DataFrame(columns=UNKNOWN_COLUMNS)
+    return (
+        other.groupby(["backend", "op", "module_type"], dropna=False)
+        .agg(instances=("op", "size"), time_us=("time_us", "sum"), models=("model", lambda s: ",".join(sorted(set(s)))))
+        .reset_index()
+    )
+
+
+def of_run(op_table: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(shares, unknown ops) of one run's op table."""
+    df = optable.read(op_table)
+    return shares_of(df, optable.read_run_metadata(op_table)), unknown_of(df)
+
+
+def write_run(op_table: str | Path, shares_out: str | Path, unknown_out: str | Path) -> None:
+    """The per-run files: ``shares_out`` (parquet) and ``unknown_out`` (CSV)."""
+    shares_df, unknown_df = of_run(op_table)
+    Path(shares_out).parent.mkdir(parents=True, exist_ok=True)
+    shares_df.to_parquet(shares_out, index=False)
+    unknown_df.to_csv(unknown_out, index=False)
+
+
+def read(shares_files: Iterable[str | Path]) -> pd.DataFrame:
+    """The shares of the given runs, one frame."""
+    return read_frames([pd.read_parquet(p) for p in shares_files])
+
+
+def merge_unknown(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Unknown ops of several runs: instances and time summed per (backend, op, module), models joined."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=UNKNOWN_COLUMNS)
+    return (
+        pd.concat(frames, ignore_index=True)
+        .fillna({"module_type": ""})
         .groupby(["backend", "op", "module_type"], dropna=False)
         .agg(
             instances=("instances", "sum"),
@@ -125,16 +149,29 @@ def aggregate(op_tables: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFra
         )
         .reset_index()
         .sort_values("time_us", ascending=False)
-        if unknown
-        else pd.DataFrame(columns=cols)
     )
-    return shares_df, unknown_df
 
 
-def write(shares_df: pd.DataFrame, unknown_df: pd.DataFrame, shares_out: str, unknown_out: str) -> None:
+def aggregate(op_tables: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(shares, unknown ops) over every op table given (``ngbench shares``)."""
+    runs = [of_run(p) for p in op_tables]
+    return read_frames([r[0] for r in runs]), merge_unknown(r[1] for r in runs)
+
+
+def read_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*KEYS, "level", "group"])
+
+
+def write_union(
+    shares_files: Iterable[str | Path],
+    unknown_files: Iterable[str | Path],
+    shares_out: str | Path,
+    unknown_out: str | Path,
+) -> None:
+    """``results/shares.parquet`` and ``results/unknown_ops.csv`` from the per-run files."""
     Path(shares_out).parent.mkdir(parents=True, exist_ok=True)
-    shares_df.to_parquet(shares_out, index=False)
-    unknown_df.to_csv(unknown_out, index=False)
+    read(shares_files).to_parquet(shares_out, index=False)
+    merge_unknown(pd.read_csv(p, keep_default_na=False) for p in unknown_files).to_csv(unknown_out, index=False)
 
 
 def format_table(shares_df: pd.DataFrame) -> str:

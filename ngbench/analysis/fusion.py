@@ -23,10 +23,9 @@ import pandas as pd
 
 from ngbench import table as optable
 from ngbench import taxonomy as tax
+from ngbench.analysis.classes import class_times, constituent_kind, is_gemm_op
+from ngbench.names import FUSED_MIXED, NON_GEMM, STATUS_OK
 
-FUSED_MIXED = "fused GEMM+non-GEMM"
-NON_GEMM = "non-GEMM"
-CLASSES = [tax.GEMM, FUSED_MIXED, NON_GEMM, tax.IDLE]
 HEADLINE = "fused / original non-GEMM"
 BATCH_NORM_OPS = {
     "BatchNormalization",
@@ -46,38 +45,12 @@ BATCH_NORM_MODULES = {
 }
 
 
-def _is_gemm_op(op: str, taxonomy: tax.Taxonomy, kind: str) -> bool:
-    return taxonomy.op_group(op, kind) == tax.GEMM  # type: ignore[arg-type]
-
-
-def _kind(backend: str) -> str:
-    return "torch" if backend in ("torch", "inductor") else "onnx"
-
-
-def time_classes(df: pd.DataFrame, taxonomy: tax.Taxonomy | None = None) -> pd.DataFrame:
-    """Per iteration: ms in each of :data:`CLASSES` (they add up to the iteration)."""
-    taxonomy = taxonomy or tax.load()
-    kind = _kind(str(df["backend"].iloc[0])) if len(df) else "torch"
-
-    def mixed(fused) -> bool:
-        return any(not _is_gemm_op(optable.parse_fused(f).op, taxonomy, kind) for f in fused)
-
-    cls = pd.Series(NON_GEMM, index=df.index)
-    overhead = df["group"].map(taxonomy.is_overhead)
-    cls[overhead] = tax.IDLE
-    gemm = df["is_gemm"] & ~overhead
-    cls[gemm] = tax.GEMM
-    cls[gemm & df["fused_ops"].map(lambda f: len(f) > 0 and mixed(f))] = FUSED_MIXED
-    out = df.assign(cls=cls).groupby(["iteration", "cls"])["time_us"].sum().unstack(fill_value=0.0) / 1e3
-    return out.reindex(columns=CLASSES, fill_value=0.0)
-
-
 def constituents(df: pd.DataFrame, taxonomy: tax.Taxonomy | None = None) -> pd.DataFrame:
     """One row per constituent of the first iteration's rows: op, module class, gemm, row size, fused with."""
     taxonomy = taxonomy or tax.load()
     if df.empty:
         return pd.DataFrame(columns=["op", "module", "module_type", "gemm", "fused", "with_gemm"])
-    kind = _kind(str(df["backend"].iloc[0]))
+    kind = constituent_kind(str(df["backend"].iloc[0]))
     first = df[(df["iteration"] == df["iteration"].min()) & ~df["group"].map(taxonomy.is_overhead)]
     rows = []
     for r in first.itertuples():
@@ -86,7 +59,7 @@ def constituents(df: pd.DataFrame, taxonomy: tax.Taxonomy | None = None) -> pd.D
         ]
         # a GEMM op is GEMM work only in a row that is GEMM: in Inductor's layout-copy kernels
         # (cpp_fused_convolution_*) the convolution node names the copy, not a matmul
-        gemm = [bool(r.is_gemm) and _is_gemm_op(p.op, taxonomy, kind) for p in parts]
+        gemm = [bool(r.is_gemm) and is_gemm_op(p.op, taxonomy, kind) for p in parts]
         for p, g in zip(parts, gemm):
             rows.append(
                 {
@@ -104,14 +77,14 @@ def constituents(df: pd.DataFrame, taxonomy: tax.Taxonomy | None = None) -> pd.D
 def fusion_rates(df: pd.DataFrame, original_ops: dict[str, int] | None, taxonomy: tax.Taxonomy | None = None) -> dict:
     """The eight fusion rates (labelled) and the counts behind them."""
     taxonomy = taxonomy or tax.load()
-    kind = _kind(str(df["backend"].iloc[0])) if len(df) else "torch"
+    kind = constituent_kind(str(df["backend"].iloc[0])) if len(df) else "torch"
     c = constituents(df, taxonomy)
     ng = c[~c["gemm"]] if len(c) else c
     fused = int(ng["fused"].sum()) if len(ng) else 0
     with_gemm = int((ng["fused"] & ng["with_gemm"]).sum()) if len(ng) else 0
     with_ng = fused - with_gemm
     kept_ng = len(ng)
-    orig_ng = sum(n for op, n in original_ops.items() if not _is_gemm_op(op, taxonomy, kind)) if original_ops else None
+    orig_ng = sum(n for op, n in original_ops.items() if not is_gemm_op(op, taxonomy, kind)) if original_ops else None
 
     def ratio(a, b):
         return 100.0 * a / b if b else float("nan")
@@ -177,7 +150,7 @@ def table5(op_tables: Iterable[str | Path], fused_backends: Iterable[str] = ("in
                 row["status"], row["reason"] = "missing", problem
                 out.append(row)
                 continue
-            tb, ta = time_classes(before[0], taxonomy).median(), time_classes(after[0], taxonomy).median()
+            tb, ta = class_times(before[0], taxonomy).median(), class_times(after[0], taxonomy).median()
             nb, na = tb[NON_GEMM] + tb[FUSED_MIXED], ta[NON_GEMM]
             stats = fusion_rates(after[0], after[1].get("normalize", {}).get("original_ops"), taxonomy)
             row.update(
@@ -209,41 +182,8 @@ def _problem(run, backend: str) -> str:
     return ""
 
 
-def fig8_data(op_tables: Iterable[str | Path], models: list[str], backends: list[str]) -> pd.DataFrame:
-    """Long table behind fig8: mean share and median ms of each time class per run."""
-    taxonomy = tax.load()
-    rows = []
-    for (platform, model, bs), by_backend in optable.read_runs(op_tables).items():
-        if model not in models:
-            continue
-        for backend, (df, meta) in by_backend.items():
-            if backend not in backends:
-                continue
-            base = {
-                "platform": platform,
-                "device": meta.get("device", ""),
-                "backend": backend,
-                "model": model,
-                "batch_size": bs,
-                "seq_len": meta.get("seq_len"),
-                "layers": (meta.get("model_provenance") or {}).get("layers"),
-                "full_depth": (meta.get("model_provenance") or {}).get("full_depth"),
-                "status": meta.get("status", "ok"),
-                "reason": meta.get("reason") or "",
-            }
-            if base["status"] != "ok" or df.empty:
-                rows.append({**base, "group": None})
-                continue
-            ms = time_classes(df, taxonomy)
-            pct = ms.div(ms.sum(axis=1), axis=0) * 100.0
-            for cls in CLASSES:
-                rows.append(
-                    {
-                        **base,
-                        "group": cls,
-                        "pct_mean": float(pct[cls].mean()),
-                        "ms_median": float(ms[cls].median()),
-                        "iteration_ms_median": float(ms.sum(axis=1).median()),
-                    }
-                )
-    return pd.DataFrame(rows)
+def fig8_data(shares: pd.DataFrame, models: list[str], backends: list[str]) -> pd.DataFrame:
+    """Long table behind fig8: each run's time classes (shares level ``fusion``: GEMM, fused GEMM+non-GEMM,
+    non-GEMM, Idle) with mean share and median ms; failed runs keep their one status row."""
+    df = shares[shares["model"].isin(models) & shares["backend"].isin(backends)]
+    return df[(df["level"] == "fusion") | (df["status"] != STATUS_OK)].reset_index(drop=True)

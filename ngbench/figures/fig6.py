@@ -1,0 +1,71 @@
+"""fig6: per-model stacked group shares under PyTorch eager, CPU-only vs CPU+GPU panels, one row per
+platform, one bar per model and batch size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ngbench import names
+from ngbench import taxonomy as tax
+from ngbench.figures import style
+from ngbench.figures.specs import FIGURES
+
+SPEC = FIGURES["fig6"]
+COLUMNS = [
+    "platform",
+    "device",
+    "model",
+    "batch_size",
+    "seq_len",
+    "layers",
+    "full_depth",
+    "weights",
+    "status",
+    "reason",
+    "group",
+    "ms_median",
+    "pct_mean",
+    "pct_median",
+    "pct_p10",
+    "pct_p90",
+    "pct_of_ops_median",
+    "latency_ms_median",
+    "profiler_overhead_ratio",
+    "time_basis",
+    "host_timed",
+]
+
+
+def data(shares: pd.DataFrame, backend: str = SPEC.backends[0]) -> pd.DataFrame:
+    """Long table behind fig6: one row per platform/model/batch/group, share of the measured iteration."""
+    df = shares[(shares["backend"] == backend) & ((shares["level"] == "group") | (shares["status"] != names.STATUS_OK))]
+    return df.reindex(columns=COLUMNS).sort_values(["device", "platform", "model", "batch_size"]).reset_index(drop=True)
+
+
+def plot(shares: pd.DataFrame, png: str | Path, csv: str | Path, backend: str = SPEC.backends[0]) -> pd.DataFrame:
+    taxonomy = tax.load()
+    table = data(shares, backend)
+    table.to_csv(csv, index=False)
+    keys = ["model", "batch_size"]
+
+    def draw(ax, rows: pd.DataFrame, kind: str) -> list[str]:
+        bars = []
+        for bar in rows.drop_duplicates(keys).sort_values(keys).itertuples():
+            cell = rows[(rows["model"] == bar.model) & (rows["batch_size"] == bar.batch_size)]
+            bars.append((style.bar_label(bar), cell, bar.status, bar.reason))
+        notes = style.draw_bars(ax, bars, taxonomy.order, taxonomy.palette)
+        ax.set_xlabel("model / batch size")
+        return notes
+
+    style.panel_grid(
+        table,
+        png,
+        draw,
+        bars_per_panel=lambda rows: rows.drop_duplicates(keys).shape[0],
+        title=f"fig6: operator-group share of the measured iteration, backend {backend}",
+        legend=style.legend_for(taxonomy.order, taxonomy.palette),
+        bar_width=0.62,
+    )
+    return table

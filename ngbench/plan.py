@@ -1,0 +1,92 @@
+"""Which runs exist: the runs this machine's config asks for, runs copied in from other platforms, and the
+runs each figure draws. The workflow's input functions are these, so ``snakemake figures/fig6.png`` plans
+exactly fig6's runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from ngbench import catalog
+from ngbench.figures.specs import FIGURES
+from ngbench.jobs.settings import model_settings
+
+
+class Run(NamedTuple):
+    platform: str
+    backend: str
+    model: str
+    bs: int
+
+
+def hidden_models(config: dict) -> list[str]:
+    """Configured models with ``figures: false`` (kept in results/shares.parquet, not drawn)."""
+    return sorted(m for m, o in config["models"].items() if o and o.get("figures") is False)
+
+
+def drawn_models(config: dict) -> list[str]:
+    """Configured models shown in the breakdown figures (the default model set of most backends)."""
+    hidden = set(hidden_models(config))
+    return [m for m in config["models"] if m not in hidden]
+
+
+def _models(config: dict, entry: catalog.Backend, block: dict) -> list[str]:
+    if block.get("models"):
+        return list(block["models"])
+    return {"all": list(config["models"]), "drawn": drawn_models(config), "none": []}[entry.default_models]
+
+
+def configured_runs(config: dict) -> list[Run]:
+    """Every (platform, backend, model, batch) this machine runs under ``config`` (validated, defaults set)."""
+    runs = []
+    for entry in catalog.BACKENDS.values():
+        block = config["backends"][entry.settings]
+        if not block["enabled"] or (entry.variant and entry.name not in block["variants"]):
+            continue
+        platforms = [
+            p
+            for p, spec in config["platforms"].items()
+            if entry.runs_on(spec["device"]) and (spec.get("backends") is None or entry.name in spec["backends"])
+        ]
+        for model in _models(config, entry, block):
+            sizes = model_settings(config, model)["batch_sizes"]
+            if block.get("batch_sizes"):
+                sizes = [b for b in sizes if b in block["batch_sizes"]]
+            runs += [Run(p, entry.name, model, bs) for bs in sizes for p in sorted(platforms)]
+    return runs
+
+
+def figure_models(config: dict, figure: str) -> list[str]:
+    """The models a figure or table draws."""
+    spec = FIGURES[figure]
+    if spec.models == "drawn":
+        return drawn_models(config)
+    if spec.models == "table1":
+        from ngbench.figures.table1 import run_models
+
+        return sorted(run_models() & set(config["models"]))
+    source = spec.models.partition(":")[2] or figure
+    return list(config["figures"][source]["models"])
+
+
+def figure_runs(figure: str, config: dict, runs: Iterable[Run]) -> list[Run]:
+    """Of ``runs``, those the figure draws: its backends, its models, its batch sizes."""
+    spec = FIGURES[figure]
+    models = set(figure_models(config, figure))
+    return sorted(
+        r
+        for r in set(runs)
+        if r.backend in spec.backends and r.model in models and (spec.batch_sizes is None or r.bs in spec.batch_sizes)
+    )
+
+
+def shares_path(run: Run) -> str:
+    return f"results/shares/{run.platform}/{run.backend}/{run.model}/bs{run.bs}.parquet"
+
+
+def unknown_path(run: Run) -> str:
+    return f"results/shares/{run.platform}/{run.backend}/{run.model}/bs{run.bs}.unknown.csv"
+
+
+def ops_path(run: Run) -> str:
+    return f"results/ops/{run.platform}/{run.backend}/{run.model}/bs{run.bs}.parquet"
