@@ -53,7 +53,9 @@ def planned_jobs(workdir, *targets, by_backend=False):
     out = res.stdout + res.stderr
     if not by_backend:
         stats = out.split("Job stats:")[1] if "Job stats:" in out else ""
-        return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m.group(1) != "total"}
+        return {
+            m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m.group(1) != "total"
+        }
     jobs: dict[str, int] = {}
     for block in re.split(r"^(?:local)?rule ", out, flags=re.M)[1:]:
         rule = block.split(":", 1)[0]

@@ -159,7 +159,11 @@ def aggregate(op_tables: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFra
 
 
 def read_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*KEYS, "level", "group"])
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=[*KEYS, "status", "reason", "level", "group"])
+    )
 
 
 def write_union(

@@ -24,6 +24,7 @@ FIGURES: dict[str, FigureSpec] = {
     "fig8": FigureSpec(backends=("torch", "inductor", "trt"), models="config"),
     "fig9": FigureSpec(backends=("torch", "torch-int8"), models="config", reads=("shares", "ops")),
     "table1": FigureSpec(backends=("torch",), models="table1", reads=("ops",)),
+    "table2": FigureSpec(backends=(), models="drawn", reads=()),  # from the registry alone: no run
     "table4": FigureSpec(backends=("torch",), models="drawn"),
     "table5": FigureSpec(backends=("torch", "inductor", "trt"), models="config:fig8", reads=("ops",)),
 }

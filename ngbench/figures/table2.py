@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ngbench.figures import paper
+
 TITLE = "Table II: parameters per model"
 NOTES = (
     "parameters: counted on PyTorch's meta device from the full-depth architecture config in the registry "

@@ -1,0 +1,177 @@
+"""The package's layers and its one table of backends: what a new engineer relies on when adding a backend."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO
+
+from ngbench import catalog, names, plan
+from ngbench import table as optable
+from ngbench.jobs import settings
+
+PACKAGE = REPO / "ngbench"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every ngbench module a file imports, at any depth of the file (lazy imports count)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ngbench"):
+            found |= {f"{node.module}.{a.name}" for a in node.names} | {node.module}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("ngbench")}
+    return found
+
+
+@pytest.mark.parametrize(
+    "layer, forbidden",
+    [
+        ("traces", ("ngbench.backends", "ngbench.jobs", "ngbench.analysis", "ngbench.figures", "ngbench.catalog")),
+        ("backends", ("ngbench.traces", "ngbench.jobs", "ngbench.analysis", "ngbench.figures", "ngbench.catalog")),
+        ("analysis", ("ngbench.jobs", "ngbench.figures", "ngbench.backends")),
+        ("figures", ("ngbench.jobs", "ngbench.backends", "ngbench.traces")),
+    ],
+)
+def test_layers_never_point_back_up(layer, forbidden):
+    for path in sorted((PACKAGE / layer).glob("*.py")):
+        bad = sorted(m for m in imported_modules(path) if m.startswith(forbidden))
+        assert not bad, f"{path.relative_to(REPO)} imports {bad}"
+
+
+def test_the_bottom_module_imports_nothing_of_ours():
+    assert imported_modules(PACKAGE / "names.py") == set()
+
+
+def test_every_catalog_entry_resolves_and_the_schema_knows_it():
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    blocks = schema["properties"]["backends"]["properties"]
+    platform_enum = schema["properties"]["platforms"]["additionalProperties"]["properties"]["backends"]["items"]["enum"]
+    assert set(platform_enum) == set(catalog.BACKENDS)
+    for entry in catalog.BACKENDS.values():
+        assert callable(entry.load_runner()) and callable(entry.load_normalizer())
+        assert entry.settings in blocks, entry.name
+        assert entry.trace_format in catalog.TRACE_FORMATS
+        assert (REPO / entry.conda_env).is_file()
+    variants = blocks["ort"]["properties"]["variants"]["items"]["enum"]
+    assert set(variants) == {b.name for b in catalog.BACKENDS.values() if b.variant}
+
+
+def test_no_rule_or_script_spells_a_backend_name():
+    """Rules and scripts read the catalog; a backend's name appears in them only as data (the TensorRT engine
+    rules read their own settings block, ``config["backends"]["trt"]``)."""
+    pattern = {f'"{name}"' for name in catalog.BACKENDS} | {f"'{name}'" for name in catalog.BACKENDS}
+    for path in [*sorted((REPO / "workflow/rules").glob("*.smk")), *sorted((REPO / "workflow/scripts").glob("*.py"))]:
+        text = path.read_text().replace('config["backends"]["trt"]', "")
+        assert not [p for p in pattern if p in text], path.name
+
+
+# -- a toy backend: one catalog entry, its runner and its normalizer -------------------------------------------------
+TOY_EVENTS = [("aten::linear", "GEMM", 30.0), ("aten::gelu", "Activation", 10.0), ("aten::view", "Memory", 5.0)]
+TOY_ITERATION_US = 50.0
+
+
+def toy_runner(params, *, batch_size, files, trace_dir, latency_out, threads=None):
+    """Writes a raw 'trace' of its own format: one JSON list of (op, us) per iteration."""
+    trace_dir = Path(trace_dir)
+    trace_dir.mkdir(parents=True)
+    (trace_dir / "toy.json").write_text(json.dumps([[op, us] for op, _, us in TOY_EVENTS]))
+    meta = {"platform": params["platform"], "device": params["device"], "backend": params["backend"],
+            "model": params["model"]["name"], "batch_size": batch_size, "seq_len": None, "status": names.STATUS_OK,
+            "run": {"latency": {"median_ms": TOY_ITERATION_US / 1e3}}}  # fmt: skip
+    (trace_dir / names.META_FILE).write_text(json.dumps(meta))
+    Path(latency_out).write_text(json.dumps({"status": names.STATUS_OK}))
+    return meta
+
+
+def toy_normalizer(trace_dir, meta, labels):
+    """Two iterations of the toy trace, each closed by an Idle row, built with the op table's own helpers."""
+    from ngbench import taxonomy as tax
+
+    taxonomy = tax.load()
+    events = json.loads((Path(trace_dir) / "toy.json").read_text())
+    cols: dict[str, list] = {c: [] for c in optable.COLUMNS if c not in labels and c != "device"}
+    for it in range(2):
+        for seq, (op, us) in enumerate(events):
+            group = taxonomy.op_group(op, "torch") or tax.OTHER
+            row = {"iteration": it, "seq": seq, "op": op, "node": "", "module": "", "module_type": "",
+                   "group": group, "group_source": "op", "is_gemm": taxonomy.is_gemm(group), "time_us": us,
+                   "device_time_us": None, "host_time_us": us, "iteration_time_us": TOY_ITERATION_US,
+                   "input_shapes": "", "fused_ops": []}  # fmt: skip
+            for key, value in row.items():
+                cols[key].append(value)
+        cols["iteration"].append(it)
+        cols["seq"].append(len(events))
+        cols["iteration_time_us"].append(TOY_ITERATION_US)
+        optable.append_idle_row(cols, TOY_ITERATION_US - sum(us for _, us in events))
+    df = optable.frame(cols, device="cpu", **labels)
+    return df, {"iterations": 2, "iteration_source": "toy", "time_basis": "toy host time"}
+
+
+def test_a_toy_backend_is_one_entry_plus_its_runner_and_normalizer(tmp_path, monkeypatch):
+    from ngbench import normalize
+    from ngbench.analysis import shares
+
+    toy = catalog.Backend(
+        name="toy",
+        label="Toy runtime",
+        settings="torch",  # reuses a settings block: a new block would be one more schema entry
+        devices=("cpu",),
+        runner=f"{__name__}:toy_runner",
+        normalizer=f"{__name__}:toy_normalizer",
+        trace_format="kineto",
+        taxonomy_kind="torch",
+        raw_files=("toy.json",),
+    )
+    monkeypatch.setitem(catalog.BACKENDS, "toy", toy)
+    config = settings.with_defaults({"models": {"swin-t": {"batch_sizes": [1]}}})
+    assert plan.Run("cpu", "toy", "swin-t", 1) in plan.configured_runs(config)
+    params = settings.run_params(config, "cpu", "toy", "swin-t")
+    trace = tmp_path / "trace"
+    catalog.get("toy").load_runner()(params, batch_size=1, files={}, trace_dir=trace, latency_out=tmp_path / "l.json")
+    normalize.normalize_run(
+        trace, tmp_path / "ops.parquet", platform="cpu", backend="toy", model="swin-t", batch_size=1
+    )
+    s, unknown = shares.of_run(tmp_path / "ops.parquet")
+    groups = s[s.level == "group"].set_index("group")
+    assert groups.loc["GEMM", "ms_median"] == pytest.approx(0.030)
+    assert groups.loc["Idle", "ms_median"] == pytest.approx(0.005)
+    assert groups["pct_mean"].sum() == pytest.approx(100.0)
+    assert unknown.empty
+
+
+# -- which runs each figure draws (the shipped config) -------------------------------------------------------------
+SHIPPED = settings.with_defaults(yaml.safe_load((REPO / "config.yaml").read_text()))
+
+
+def count_by_backend(runs):
+    out: dict[str, int] = {}
+    for r in runs:
+        out[r.backend] = out.get(r.backend, 0) + 1
+    return out
+
+
+def test_each_figure_draws_only_its_runs():
+    runs = plan.configured_runs(SHIPPED)
+    # the 17 paper models; those with a second batch size in the registry give 23 eager runs
+    drawn = plan.drawn_models(SHIPPED)
+    assert len(drawn) == 17
+    expected_eager = sum(len(settings.model_settings(SHIPPED, m)["batch_sizes"]) for m in drawn)
+    assert count_by_backend(plan.figure_runs("fig6", SHIPPED, runs)) == {"torch": expected_eager}
+    assert count_by_backend(plan.figure_runs("table4", SHIPPED, runs)) == {"torch": expected_eager}
+    # fig1: gpt2-xl and swin-t at batch 1 only
+    assert plan.figure_runs("fig1", SHIPPED, runs) == [
+        plan.Run("cpu", "torch", "gpt2-xl", 1),
+        plan.Run("cpu", "torch", "swin-t", 1),
+    ]
+    # fig7: gpt2-xl and llama2 (batch 1) under torch, ort, ort-opt
+    assert count_by_backend(plan.figure_runs("fig7", SHIPPED, runs)) == {"torch": 2, "ort": 2, "ort-opt": 2}
+    # fig8: swin-t (bs1, bs2), swin-b, detr (1, 2), segformer (1, 2) eager; Inductor at batch 1; no TensorRT here
+    assert count_by_backend(plan.figure_runs("fig8", SHIPPED, runs)) == {"torch": 7, "inductor": 4}
+    assert count_by_backend(plan.figure_runs("fig9", SHIPPED, runs)) == {"torch": 2, "torch-int8": 2}
+    assert plan.figure_runs("table2", SHIPPED, runs) == []
