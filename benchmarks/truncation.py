@@ -26,7 +26,8 @@ DTYPE = {"mixtral": "bfloat16"}
 def child(model: str, layers: int, seq_len: int, iterations: int) -> dict:
     import torch
 
-    from ngbench import inputs, registry, shares
+    from ngbench import inputs, names, registry
+    from ngbench.analysis import shares
     from ngbench.backends import torch_eager
     from ngbench.traces import kineto
 
@@ -47,7 +48,7 @@ def child(model: str, layers: int, seq_len: int, iterations: int) -> dict:
             dtype=DTYPE.get(model, "float32"),
             shapes_pass=False,
         )
-        df, _ = kineto.normalize_many(sorted(Path(tmp).glob(torch_eager.TRACE_GLOB)), model=model, batch_size=1)
+        df, _ = kineto.normalize_many(sorted(Path(tmp).glob(names.KINETO_TRACE_GLOB)), model=model, batch_size=1)
     s = shares.shares_of(df, {"model_provenance": prov})
     groups = s[s["level"] == "group"].set_index("group")["pct_mean"].round(2).to_dict()
     group_ms = s[s["level"] == "group"].set_index("group")["ms_median"].round(4).to_dict()

@@ -6,7 +6,6 @@ import ast
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 from conftest import REPO
@@ -175,3 +174,39 @@ def test_each_figure_draws_only_its_runs():
     assert count_by_backend(plan.figure_runs("fig8", SHIPPED, runs)) == {"torch": 7, "inductor": 4}
     assert count_by_backend(plan.figure_runs("fig9", SHIPPED, runs)) == {"torch": 2, "torch-int8": 2}
     assert plan.figure_runs("table2", SHIPPED, runs) == []
+
+
+PLANNED = {  # a fresh checkout, the shipped config: jobs per rule (and backend) of `snakemake -n <target>`
+    "figures/fig6.png": {"prepare_inputs": 23, "profile:torch": 23, "normalize_trace:torch": 23, "plot_fig6": 1},
+    "figures/fig1.png": {"prepare_inputs": 2, "profile:torch": 2, "normalize_trace:torch": 2, "plot_fig1": 1},
+    "figures/fig7.png": {"prepare_inputs": 2, "export_onnx": 2, "profile:torch": 2, "profile:ort": 2,
+                         "profile:ort-opt": 2, "normalize_trace:torch": 2, "normalize_trace:ort": 2,
+                         "normalize_trace:ort-opt": 2, "plot_fig7": 1},
+    "figures/fig8.png": {"prepare_inputs": 7, "profile:torch": 7, "profile:inductor": 4, "normalize_trace:torch": 7,
+                         "normalize_trace:inductor": 4, "plot_fig8": 1},
+    "figures/table2.md": {"make_table2": 1},
+}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", list(PLANNED))
+def test_a_figure_plans_only_the_jobs_it_draws(target, tmp_path):
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--snakefile", str(REPO / "Snakefile"),
+         "--directory", str(tmp_path), target],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    jobs: dict[str, int] = {}
+    for block in re.split(r"^(?:local)?rule ", res.stdout + res.stderr, flags=re.M)[1:]:
+        rule = block.split(":", 1)[0]
+        backend = re.search(r"^\s+wildcards:.*\bbackend=([\w.-]+)", block, re.M)
+        key = f"{rule}:{backend.group(1)}" if backend else rule
+        jobs[key] = jobs.get(key, 0) + 1
+    assert jobs == PLANNED[target]

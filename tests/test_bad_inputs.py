@@ -14,8 +14,8 @@ import pytest
 from conftest import REPO
 
 from ngbench import onnx_graph
-from ngbench.analysis import shares
 from ngbench import table as optable
+from ngbench.analysis import shares
 from ngbench.errors import InputError
 from ngbench.traces import kineto, ort, trt
 

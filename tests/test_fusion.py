@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from ngbench import names
-from ngbench.analysis import classes, fusion
 from ngbench import table as optable
+from ngbench.analysis import classes, fusion
 from ngbench.backends import inductor as inductor_backend
 from ngbench.backends import torch_eager
 from ngbench.traces import inductor, kineto

@@ -127,7 +127,8 @@ def run_conda_env(wildcards):
 def trt_engine_onnx(wildcards):
     """The graph an engine is built from: the fp16 copy for a strongly typed fp16 engine, else the export."""
     fp16 = (
-        wildcards.precision == "fp16" and config["backends"]["trt"]["typing"] == "strong"
+        wildcards.precision == "fp16"
+        and config["backends"]["trt"]["typing"] == "strong"
     )
     return (
         f"results/onnx/{wildcards.model}/bs{wildcards.bs}.{'fp16.' if fp16 else ''}onnx"
