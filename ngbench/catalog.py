@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ngbench import names
@@ -54,76 +54,64 @@ _ONNX_INPUTS = {
 }
 _KINETO = (names.KINETO_TRACE_GLOB, names.SHAPES_FILE)
 
+_TORCH = Backend(
+    name="torch",
+    label="PyTorch eager",
+    settings="torch",
+    devices=("cpu", "cuda"),
+    runner="ngbench.jobs.run_torch:run",
+    normalizer="ngbench.normalize:kineto_run",
+    trace_format="kineto",
+    taxonomy_kind="torch",
+    raw_files=_KINETO,
+    default_models="all",
+)
+# the other backends are variations of these two: only what differs is spelled out
+_ORT = Backend(
+    name="ort",
+    label="ONNX Runtime (graph optimizations off)",
+    settings="ort",
+    devices=("cpu", "cuda"),
+    runner="ngbench.jobs.run_ort:run",
+    normalizer="ngbench.normalize:ort_run",
+    trace_format="ort",
+    taxonomy_kind="onnx",
+    raw_files=(names.ORT_PROFILE_FILE, names.NODES_FILE),
+    inputs=_ONNX_INPUTS,
+    requires=("onnxruntime",),
+    variant=True,
+    options={"graph_optimization": "disable"},
+)
+
 BACKENDS: dict[str, Backend] = {
     b.name: b
     for b in (
-        Backend(
-            name="torch",
-            label="PyTorch eager",
-            settings="torch",
-            devices=("cpu", "cuda"),
-            runner="ngbench.jobs.run_torch:run",
-            normalizer="ngbench.normalize:kineto_run",
-            trace_format="kineto",
-            taxonomy_kind="torch",
-            raw_files=_KINETO,
-            default_models="all",
-        ),
-        Backend(
+        _TORCH,
+        replace(
+            _TORCH,
             name="inductor",
             label="TorchInductor",
             settings="inductor",
-            devices=("cpu", "cuda"),
-            runner="ngbench.jobs.run_torch:run",
             normalizer="ngbench.normalize:inductor_run",
-            trace_format="kineto",
-            taxonomy_kind="torch",
             raw_files=(names.KINETO_TRACE_GLOB, f"{names.INDUCTOR_ARTIFACT_DIR}/**"),
+            default_models="drawn",
             fused=True,
             options={"compile": True, "scope_modules": False, "shapes_pass": False},
         ),
-        Backend(
+        replace(
+            _TORCH,
             name="torch-int8",
             label="LLM.int8 (bitsandbytes)",
             settings="torch-int8",
-            devices=("cpu", "cuda"),
-            runner="ngbench.jobs.run_torch:run",
-            normalizer="ngbench.normalize:kineto_run",
-            trace_format="kineto",
-            taxonomy_kind="torch",
-            raw_files=_KINETO,
             requires=("bitsandbytes",),
             default_models="none",
             options={"quantize": "llm.int8"},
         ),
-        Backend(
-            name="ort",
-            label="ONNX Runtime (graph optimizations off)",
-            settings="ort",
-            devices=("cpu", "cuda"),
-            runner="ngbench.jobs.run_ort:run",
-            normalizer="ngbench.normalize:ort_run",
-            trace_format="ort",
-            taxonomy_kind="onnx",
-            raw_files=(names.ORT_PROFILE_FILE, names.NODES_FILE),
-            inputs=_ONNX_INPUTS,
-            requires=("onnxruntime",),
-            variant=True,
-            options={"graph_optimization": "disable"},
-        ),
-        Backend(
+        _ORT,
+        replace(
+            _ORT,
             name="ort-opt",
             label="ONNX Runtime (ORT_ENABLE_ALL)",
-            settings="ort",
-            devices=("cpu", "cuda"),
-            runner="ngbench.jobs.run_ort:run",
-            normalizer="ngbench.normalize:ort_run",
-            trace_format="ort",
-            taxonomy_kind="onnx",
-            raw_files=(names.ORT_PROFILE_FILE, names.NODES_FILE),
-            inputs=_ONNX_INPUTS,
-            requires=("onnxruntime",),
-            variant=True,
             fused=True,
             options={"graph_optimization": "all"},
         ),

@@ -72,6 +72,31 @@ def complete_cells(df: pd.DataFrame, backends: list[str]) -> pd.DataFrame:
     return df.sort_values(["device", "platform", "model", "batch_size", "backend"]).reset_index(drop=True)
 
 
+def figure(
+    figure: str, shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list[str], level: str, title: str
+) -> pd.DataFrame:
+    """A comparison figure from its spec: the rows of ``level`` (group: the taxonomy's groups; class: GEMM /
+    non-GEMM / Idle; fusion: the four time classes) for the spec's backends and batch sizes."""
+    from ngbench import taxonomy as tax
+    from ngbench.analysis.classes import CLASSES
+    from ngbench.figures.specs import FIGURES
+
+    spec = FIGURES[figure]
+    if spec.batch_sizes:
+        shares = shares[shares["batch_size"].isin(spec.batch_sizes)]
+    data = select(shares, models=models, backends=list(spec.backends), level=level)
+    data.to_csv(csv, index=False)
+    taxonomy = tax.load()
+    order = {
+        "group": taxonomy.order,
+        "class": [tax.GEMM, names.NON_GEMM, tax.IDLE],
+        "fusion": CLASSES,
+    }[level]
+    palette = taxonomy.palette if level == "group" else taxonomy.class_palette
+    plot(data, png, order=order, palette=palette, title=title)
+    return data
+
+
 def plot(data: pd.DataFrame, png: str | Path, *, order: list[str], palette: dict[str, str], title: str) -> None:
     """Draw :func:`select`'s table."""
     keys = ["model", "batch_size", "backend"]

@@ -9,33 +9,12 @@ import pandas as pd
 
 from ngbench import names
 from ngbench import taxonomy as tax
-from ngbench.figures import style
+from ngbench.figures import comparison, style
 from ngbench.figures.specs import FIGURES
 
 SPEC = FIGURES["fig6"]
-COLUMNS = [
-    "platform",
-    "device",
-    "model",
-    "batch_size",
-    "seq_len",
-    "layers",
-    "full_depth",
-    "weights",
-    "status",
-    "reason",
-    "group",
-    "ms_median",
-    "pct_mean",
-    "pct_median",
-    "pct_p10",
-    "pct_p90",
-    "pct_of_ops_median",
-    "latency_ms_median",
-    "profiler_overhead_ratio",
-    "time_basis",
-    "host_timed",
-]
+# comparison's columns without backend (one backend) and with the share of op time (Table IV's denominator)
+COLUMNS = [c for c in comparison.COLUMNS if c != "backend"] + ["pct_of_ops_median"]
 
 
 def data(shares: pd.DataFrame, backend: str = SPEC.backends[0]) -> pd.DataFrame:

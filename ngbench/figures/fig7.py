@@ -7,22 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ngbench import taxonomy as tax
 from ngbench.figures import comparison
-from ngbench.figures.specs import FIGURES
 
-SPEC = FIGURES["fig7"]
+TITLE = "fig7: PyTorch eager vs ONNX Runtime (ort: graph optimizations off; ort-opt: ORT_ENABLE_ALL)"
 
 
 def plot(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list[str]) -> pd.DataFrame:
-    taxonomy = tax.load()
-    data = comparison.select(shares, models=models, backends=list(SPEC.backends), level="group")
-    data.to_csv(csv, index=False)
-    comparison.plot(
-        data,
-        png,
-        order=taxonomy.order,
-        palette=taxonomy.palette,
-        title="fig7: PyTorch eager vs ONNX Runtime (ort: graph optimizations off; ort-opt: ORT_ENABLE_ALL)",
-    )
-    return data
+    return comparison.figure("fig7", shares, png, csv, models=models, level="group", title=TITLE)

@@ -7,23 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ngbench import taxonomy as tax
-from ngbench.analysis.classes import CLASSES
 from ngbench.figures import comparison
-from ngbench.figures.specs import FIGURES
 
-SPEC = FIGURES["fig8"]
+TITLE = "fig8: operator fusion - PyTorch eager vs TorchInductor vs TensorRT (share of the measured iteration)"
 
 
 def plot(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list[str]) -> pd.DataFrame:
-    taxonomy = tax.load()
-    data = comparison.select(shares, models=models, backends=list(SPEC.backends), level="fusion")
-    data.to_csv(csv, index=False)
-    comparison.plot(
-        data,
-        png,
-        order=CLASSES,
-        palette=taxonomy.class_palette,
-        title="fig8: operator fusion - PyTorch eager vs TorchInductor vs TensorRT (share of the measured iteration)",
-    )
-    return data
+    return comparison.figure("fig8", shares, png, csv, models=models, level="fusion", title=TITLE)

@@ -8,26 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from ngbench import taxonomy as tax
 from ngbench.analysis import quantization
 from ngbench.figures import comparison, paper
-from ngbench.figures.specs import FIGURES
 
-SPEC = FIGURES["fig9"]
+TITLE = "fig9: fp (torch) vs LLM.int8 (torch-int8), same checkpoint, per sequence length"
 
 
 def plot(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list[str]) -> pd.DataFrame:
-    taxonomy = tax.load()
-    data = comparison.select(shares, models=models, backends=list(SPEC.backends), level="group")
-    data.to_csv(csv, index=False)
-    comparison.plot(
-        data,
-        png,
-        order=taxonomy.order,
-        palette=taxonomy.palette,
-        title="fig9: fp (torch) vs LLM.int8 (torch-int8), same checkpoint, per sequence length",
-    )
-    return data
+    return comparison.figure("fig9", shares, png, csv, models=models, level="group", title=TITLE)
 
 
 def summary(op_tables: Iterable[str | Path]) -> pd.DataFrame:
