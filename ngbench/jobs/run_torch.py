@@ -29,6 +29,8 @@ def run(params: dict, *, batch_size: int, files: dict, trace_dir: str, latency_o
             built, meta["quantization"] = int8.quantize(
                 built, device=device, dtype=dtype, threshold=settings["llm_int8_threshold"]
             )
+        # scope_modules / record_shapes exist only in the torch block; the catalog's options switch them off
+        # for Inductor (no module hooks inside a compiled graph, one shapes pass would recompile)
         record = torch_eager.run(
             built,
             tensors,

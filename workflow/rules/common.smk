@@ -121,7 +121,7 @@ def run_inputs(wildcards):
 
 
 def run_conda_env(wildcards):
-    return "../../" + catalog.get(wildcards.backend).conda_env
+    return f"../../{catalog.get(wildcards.backend).conda_env}"
 
 
 def trt_engine_onnx(wildcards):
