@@ -1,4 +1,4 @@
-"""Command line: ``python -m ngbench normalize | shares | models``."""
+"""Command line: ``python -m ngbench normalize | shares | archive | models | vocab``."""
 
 from __future__ import annotations
 
@@ -86,6 +86,22 @@ def _shares(args: argparse.Namespace) -> int:
     return 0
 
 
+def _archive(args: argparse.Namespace) -> int:
+    from ngbench import archive
+
+    if args.action == "export":
+        if not args.platform:
+            raise InputError("archive export needs --platform NAME (the platform whose results to pack)")
+        manifest = archive.export(args.platform, args.file, results=args.results)
+        size = sum(f["bytes"] for f in manifest["files"])
+        print(f"{args.file}: platform {args.platform}, {len(manifest['files'])} files, {size / 1e6:.1f} MB")
+    else:
+        done = archive.import_(args.file, results=args.results)
+        state = "already here, identical: nothing to do" if done["already_here"] else "imported"
+        print(f"{args.file}: platform {done['platform']}, {done['files']} files {state}")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -160,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("shares", parents=[common], help="print group shares of one or more op tables")
     s.add_argument("tables", nargs="+")
     s.set_defaults(func=_shares)
+
+    a = sub.add_parser(
+        "archive", parents=[common], help="move one platform's results between checkouts (export / import)"
+    )
+    a.add_argument("action", choices=["export", "import"])
+    a.add_argument("file", help="the archive (.tar.gz) to write or read")
+    a.add_argument("--platform", help="export: the platform whose results to pack")
+    a.add_argument("--results", default="results", help="the results directory (default: results)")
+    a.set_defaults(func=_archive)
 
     m = sub.add_parser("models", parents=[common], help="list the registered models")
     m.add_argument("--format", choices=["table", "csv"], default="table")

@@ -120,6 +120,12 @@ def run_inputs(wildcards):
     return {"batch": f"results/inputs/{wildcards.model}/bs{wildcards.bs}.pt", **extra}
 
 
+def gpus(wildcards):
+    """One GPU for a measurement on a CUDA platform, none elsewhere (the resource the SLURM executor
+    plugin turns into --gpus; locally it limits nothing unless --resources gpu=N is given)."""
+    return int(wildcards.platform in CUDA_PLATFORMS)
+
+
 def run_conda_env(wildcards):
     return f"../../{catalog.get(wildcards.backend).conda_env}"
 

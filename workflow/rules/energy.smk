@@ -12,6 +12,7 @@ rule measure_energy:
     threads: MEASUREMENT_THREADS
     resources:
         profiling_slot=1,
+        gpu=gpus,
     params:
         settings=energy_params,
     script:

@@ -18,6 +18,7 @@ rule build_engine:
     threads: MEASUREMENT_THREADS
     resources:
         profiling_slot=1,
+        gpu=gpus,
     params:
         settings=engine_params,
     script:

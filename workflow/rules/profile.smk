@@ -17,6 +17,7 @@ rule profile:
     threads: MEASUREMENT_THREADS
     resources:
         profiling_slot=1,
+        gpu=gpus,
     params:
         settings=run_params,
     script:

@@ -1,0 +1,203 @@
+"""The study on a real SLURM cluster through Snakemake's executor plugin and our profile (profiles/slurm).
+
+A one-node cluster on this machine: munged, slurmctld and slurmd from Debian's slurm-wlm (``.ci/run``
+installs them), a slurm.conf written for localhost with no accounting (the plugin reads job status with
+squeue; MinJobAge keeps finished jobs listed). A tiny study (tiny GPT-2, PyTorch eager, 2 iterations) runs
+with ``snakemake --profile profiles/slurm``; every job must have gone through sbatch, and the op tables and
+fig6 must have the structure of the same study run locally. Skipped where this is not root or the daemons
+or the plugin are missing. Marked slow.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, tiny_gpt2
+
+from ngbench import table as optable
+
+pytestmark = pytest.mark.slow
+
+DAEMONS = ("munged", "slurmctld", "slurmd")
+CLIENTS = ("sbatch", "squeue", "sinfo", "scancel")
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "the SLURM daemons need root (slurmd runs jobs as their user)"
+    absent = [b for b in DAEMONS + CLIENTS if shutil.which(b) is None]
+    if absent:
+        return f"SLURM is not installed here (no {', '.join(absent)}; Debian: apt-get install slurm-wlm munge)"
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        return "snakemake-executor-plugin-slurm is not installed (requirements-dev.txt)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _slurm_conf(root: Path) -> str:
+    host = socket.gethostname()
+    mem_mb = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 - 1024
+    return "\n".join(
+        [
+            "ClusterName=ngbench-test",
+            f"SlurmctldHost={host}",
+            "SlurmUser=root",
+            "SlurmdUser=root",
+            "AuthType=auth/munge",
+            "CredType=cred/munge",
+            f"AuthInfo=socket={root}/munge/munge.socket",
+            f"StateSaveLocation={root}/state",
+            f"SlurmdSpoolDir={root}/spool",
+            f"SlurmctldPidFile={root}/slurmctld.pid",
+            f"SlurmdPidFile={root}/slurmd.pid",
+            f"SlurmctldLogFile={root}/log/slurmctld.log",
+            f"SlurmdLogFile={root}/log/slurmd.log",
+            f"SlurmctldPort={_free_port()}",
+            f"SlurmdPort={_free_port()}",
+            # no cgroups, no accounting: runs in a container without systemd or slurmdbd
+            "ProctrackType=proctrack/linuxproc",
+            "TaskPlugin=task/none",
+            "JobAcctGatherType=jobacct_gather/none",
+            "AccountingStorageType=accounting_storage/none",
+            "SchedulerType=sched/backfill",
+            "SelectType=select/cons_tres",
+            "SelectTypeParameters=CR_CPU_Memory",
+            "MinJobAge=3600",  # finished jobs stay visible to squeue: the plugin's status source here
+            "ReturnToService=2",
+            "MpiDefault=none",
+            f"NodeName={host} CPUs={os.cpu_count()} RealMemory={mem_mb} State=UNKNOWN",
+            "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
+            "",
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("slurm")
+    for sub in ("munge", "state", "spool", "log"):
+        (root / sub).mkdir()
+    key = root / "munge" / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o400)
+    conf = root / "slurm.conf"
+    conf.write_text(_slurm_conf(root))
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    m = root / "munge"
+    subprocess.run(
+        ["munged", f"--key-file={key}", f"--socket={m}/munge.socket", f"--pid-file={m}/munged.pid",
+         f"--log-file={m}/munged.log", f"--seed-file={m}/seed", "--force"],
+        check=True, env=env, timeout=30,
+    )  # fmt: skip
+    pids = {"munged": m / "munged.pid", "slurmctld": root / "slurmctld.pid", "slurmd": root / "slurmd.pid"}
+    try:
+        subprocess.run(["slurmctld", "-f", str(conf)], check=True, env=env, timeout=30)
+        subprocess.run(["slurmd", "-f", str(conf)], check=True, env=env, timeout=30)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, env=env).stdout
+            if state.strip() == "idle":
+                break
+            time.sleep(1)
+        else:
+            pytest.fail(f"the one-node cluster never became idle: sinfo says {state!r}; see {root}/log")
+        yield env
+    finally:
+        subprocess.run(["scancel", "--full", "--user=root"], env=env, capture_output=True)
+        for name in ("slurmd", "slurmctld", "munged"):
+            try:
+                os.kill(int(pids[name].read_text()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+        time.sleep(1)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+CONFIG = {
+    "platforms": {"cpu": {"device": "cpu"}},
+    "models": {"tiny-gpt2": None},
+    "custom_models": {"tiny-gpt2": tiny_gpt2(seq_len=16, batch_sizes=[1], width=32)},
+    "backends": {
+        "torch": {"warmup": 1, "iterations": 2, "profile_iterations": 2, "threads": 1},
+        "ort": {"enabled": False},
+        "inductor": {"enabled": False},
+        "torch-int8": {"enabled": False},
+    },
+    "energy": {"enabled": False},
+}
+# the node here has a few CPUs and GBs: the profile's cluster-sized requests are lowered on the command line
+SMALL_NODE = [
+    "--set-threads", "profile=1", "export_onnx=1", "measure_energy=1",
+    "--set-resources", "profile:cpus_per_task=1", "profile:mem_mb=2000", "profile:runtime=20",
+    "--default-resources", "mem_mb=2000", "runtime=20", "cpus_per_task=1",
+]  # fmt: skip
+
+
+def _snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    return subprocess.run([*cmd, *args], cwd=workdir, capture_output=True, text=True, timeout=900, env=env)
+
+
+def test_the_study_runs_through_sbatch_like_it_runs_here(cluster, tmp_path):
+    slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
+    for d in (slurm_dir, local_dir):
+        d.mkdir()
+        (d / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    started = time.monotonic()
+    res = _snakemake(
+        slurm_dir,
+        "--profile", str(REPO / "profiles/slurm"),
+        "--slurm-no-account",
+        "--slurm-status-command", "squeue",
+        "--slurm-init-seconds-before-status-checks", "2",
+        *SMALL_NODE,
+        "figures/fig6.png",
+        env=cluster,
+    )  # fmt: skip
+    wall = time.monotonic() - started
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    # every job went through sbatch: slurm knows them (squeue keeps finished jobs for MinJobAge) and the
+    # plugin kept a log per rule
+    names = subprocess.run(
+        ["squeue", "--states=all", "-h", "-o", "%T %k"], capture_output=True, text=True, env=cluster
+    ).stdout.split("\n")
+    rules = {"prepare_inputs", "profile", "normalize_trace", "plot_fig6"}
+    finished = [line for line in names if line.startswith("COMPLETED")]
+    assert len(finished) >= len(rules), names
+    logs = {p.name for p in (slurm_dir / ".snakemake/slurm_logs").glob("rule_*")}
+    assert {f"rule_{r}" for r in rules} <= logs, logs
+    # the same study, locally
+    local = _snakemake(local_dir, "--cores", "2", "figures/fig6.png")
+    assert local.returncode == 0, local.stderr[-3000:]
+    on_slurm = sorted(p.relative_to(slurm_dir) for p in (slurm_dir / "results/ops").rglob("*.parquet"))
+    here = sorted(p.relative_to(local_dir) for p in (local_dir / "results/ops").rglob("*.parquet"))
+    assert on_slurm == here and on_slurm
+    for rel in on_slurm:
+        a, b = optable.read(slurm_dir / rel), optable.read(local_dir / rel)
+        optable.check(a, source=str(rel))
+        assert list(a.columns) == list(b.columns) and a.iteration.nunique() == b.iteration.nunique() == 2
+        assert set(a.group) == set(b.group) and len(a) == len(b)  # the same ops, timed elsewhere
+    fig_slurm, fig_here = pd.read_csv(slurm_dir / "figures/fig6.csv"), pd.read_csv(local_dir / "figures/fig6.csv")
+    assert list(fig_slurm.columns) == list(fig_here.columns)
+    assert set(zip(fig_slurm.model, fig_slurm.group)) == set(zip(fig_here.model, fig_here.group))
+    print(f"SLURM study: {wall:.0f} s wall for {len(finished)} sbatch jobs")
