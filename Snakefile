@@ -10,6 +10,7 @@
 #   results/energy/{platform}/{model}/bs{bs}.json              energy per inference (n/a with the reason)
 #   results/shares/{platform}/{backend}/{model}/bs{bs}.parquet group shares of one run (+ .unknown.csv)
 #   results/shares.parquet, results/unknown_ops.csv            every run's shares; ops the taxonomy does not know
+#   results/failures.csv                                       runs that failed or were skipped: job, reason, log
 #   figures/                                                   the paper's figures and tables
 
 
@@ -30,6 +31,10 @@ include: "workflow/rules/energy.smk"
 include: "workflow/rules/figures.smk"
 
 
+onstart:
+    check_devices()
+
+
 rule all:
     default_target: True
     input:
@@ -44,3 +49,4 @@ rule all:
         "figures/table2.md",
         "figures/table1.md",
         "results/unknown_ops.csv",
+        "results/failures.csv",

@@ -90,3 +90,42 @@ def unknown_path(run: Run) -> str:
 
 def ops_path(run: Run) -> str:
     return f"results/ops/{run.platform}/{run.backend}/{run.model}/bs{run.bs}.parquet"
+
+
+MEASUREMENT_RULES = ("profile", "measure_energy", "build_engine")  # jobs that need the platform's device
+
+
+def cuda_visible() -> bool:
+    """Whether this machine can run a CUDA platform's measurements (torch sees a GPU)."""
+    try:
+        import torch
+    except ImportError:  # the TensorRT env: NVML is the next best witness
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            return pynvml.nvmlDeviceGetCount() > 0
+        except Exception:  # noqa: BLE001 - no driver, no library: no GPU
+            return False
+    return torch.cuda.is_available()
+
+
+def absent_devices(config: dict, planned: Iterable[tuple[str, str]], has_cuda: bool) -> str | None:
+    """Why the planned (rule, platform) measurements cannot run on this machine, or None. A CUDA platform's
+    jobs need a GPU here; results imported from its machine (``ngbench archive import``) plan no job."""
+    if has_cuda:
+        return None
+    cuda = sorted(
+        {
+            p
+            for rule, p in planned
+            if rule in MEASUREMENT_RULES and config["platforms"].get(p, {}).get("device", "").startswith("cuda")
+        }
+    )
+    if not cuda:
+        return None
+    return (
+        f"platform(s) {', '.join(cuda)}: device cuda, but no CUDA GPU is visible on this machine; run them on "
+        "a GPU machine and bring the results here with `ngbench archive export/import`, or drop them from "
+        "config platforms:"
+    )

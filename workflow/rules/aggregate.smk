@@ -10,6 +10,11 @@ rule aggregate_shares:
             caption="../report/unknown_ops.rst",
             category="Taxonomy",
         ),
+        failures=report(
+            "results/failures.csv",
+            caption="../report/failures.rst",
+            category="Failures",
+        ),
     log:
         "logs/aggregate_shares.log",
     conda:

@@ -1,6 +1,7 @@
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -122,7 +123,8 @@ def run_inputs(wildcards):
 
 def gpus(wildcards):
     """One GPU for a measurement on a CUDA platform, none elsewhere (the resource the SLURM executor
-    plugin turns into --gpus; locally it limits nothing unless --resources gpu=N is given)."""
+    plugin turns into --gpus; locally it limits nothing unless --resources gpu=N is given).
+    """
     return int(wildcards.platform in CUDA_PLATFORMS)
 
 
@@ -150,3 +152,16 @@ def energy_records(wildcards=None):
     models = ENERGY["models"] or plan.drawn_models(config)
     bs = ENERGY["batch_size"]
     return [f"results/energy/{p}/{m}/bs{bs}.json" for p in PLATFORMS for m in models]
+
+
+def check_devices():
+    """Before any job runs: a measurement on a CUDA platform needs a GPU here (fail fast, one message)."""
+    planned = [
+        (job.rule.name, job.wildcards.get("platform", ""))
+        for job in workflow.dag.needrun_jobs()
+    ]
+    if not any(rule in plan.MEASUREMENT_RULES for rule, _ in planned):
+        return
+    problem = plan.absent_devices(config, planned, plan.cuda_visible())
+    if problem:
+        raise WorkflowError(problem)

@@ -9,4 +9,5 @@ shares.write_union(
     snakemake.input.unknown,
     snakemake.output.shares,
     snakemake.output.unknown,
+    snakemake.output.failures,
 )
