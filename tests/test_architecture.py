@@ -6,6 +6,7 @@ import ast
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import REPO
@@ -210,3 +211,38 @@ def test_a_figure_plans_only_the_jobs_it_draws(target, tmp_path):
         key = f"{rule}:{backend.group(1)}" if backend else rule
         jobs[key] = jobs.get(key, 0) + 1
     assert jobs == PLANNED[target]
+
+
+def test_failures_name_the_job_that_failed():
+    from ngbench.analysis import failures
+
+    shares = pd.DataFrame(
+        [
+            {"platform": "cpu", "backend": "torch", "model": "a", "batch_size": 1, "status": "ok", "reason": ""},
+            {"platform": "cpu", "backend": "torch", "model": "b", "batch_size": 2, "status": "failed",
+             "reason": "ValueError: 32 is not divisible by 3\nmore"},
+            {"platform": "cpu", "backend": "ort", "model": "b", "batch_size": 2, "status": "failed",
+             "reason": "ONNX export: ValueError: 32 is not divisible by 3"},
+            {"platform": "gpu", "backend": "trt", "model": "a", "batch_size": 1, "status": "skipped",
+             "reason": "tensorrt is not installed"},
+            {"platform": "cpu", "backend": "torch", "model": "c", "batch_size": 1, "status": "failed",
+             "reason": "inputs: config inputs.image_dir: /x is not a directory of images"},
+        ]
+    )  # fmt: skip
+    rows = failures.from_shares(shares).set_index(["platform", "backend", "model"])
+    assert len(rows) == 4
+    assert rows.loc[("cpu", "torch", "b"), "job"] == "profile"
+    assert rows.loc[("cpu", "torch", "b"), "log"] == "logs/profile/cpu/torch/b/bs2.log"
+    assert rows.loc[("cpu", "torch", "b"), "reason"] == "ValueError: 32 is not divisible by 3"  # first line
+    assert rows.loc[("cpu", "ort", "b"), "log"] == "logs/export_onnx/b/bs2.log"
+    assert rows.loc[("cpu", "torch", "c"), "job"] == "prepare_inputs"
+    assert rows.loc[("gpu", "trt", "a"), "status"] == "skipped"
+
+
+def test_a_cuda_measurement_without_a_gpu_is_named_before_anything_runs():
+    config = {"platforms": {"cpu": {"device": "cpu"}, "gpu": {"device": "cuda"}}}
+    planned = [("prepare_inputs", ""), ("profile", "cpu"), ("profile", "gpu"), ("normalize_trace", "gpu")]
+    assert "platform(s) gpu: device cuda" in plan.absent_devices(config, planned, has_cuda=False)
+    assert plan.absent_devices(config, planned, has_cuda=True) is None
+    # imported results plan no measurement: only their figures and normalizations may run
+    assert plan.absent_devices(config, [("normalize_trace", "gpu"), ("plot_fig6", "")], has_cuda=False) is None

@@ -246,6 +246,7 @@ def test_results_copied_from_another_machine_join_without_rerunning(study):
     finally:
         shutil.rmtree(dst)
         shutil.rmtree(study / "results/ops/a100", ignore_errors=True)
+        shutil.rmtree(study / "results/shares/a100", ignore_errors=True)
 
 
 def test_report_bundles_figures_and_tables(study):
@@ -255,3 +256,139 @@ def test_report_bundles_figures_and_tables(study):
 
     names = zipfile.ZipFile(study / "report.zip").namelist()
     assert any(n.endswith("fig6.png") for n in names) and any(n.endswith("table4.md") for n in names)
+
+
+def test_failures_csv_names_the_job_the_reason_and_the_log(study):
+    failures = pd.read_csv(study / "results/failures.csv")
+    assert set(failures.model) == {"broken"} and (failures.status == "failed").all()
+    torch_row = failures[failures.backend == "torch"].iloc[0]
+    assert torch_row.job == "profile" and "divisible" in torch_row.reason
+    ort_rows = failures[failures.backend.isin(["ort", "ort-opt"])]
+    assert len(ort_rows) == 2 and (ort_rows.job == "export_onnx").all()  # the export failed, not ORT
+    for log in failures.log:
+        assert (study / log).is_file(), log
+        assert "divisible" in (study / log).read_text()
+
+
+def test_an_archive_from_this_checkout_joins_another_and_reruns_nothing(study, tmp_path):
+    from ngbench import archive
+
+    archive.export("cpu", tmp_path / "cpu.tar.gz", results=study / "results")
+    other = tmp_path / "laptop"
+    other.mkdir()
+    config = {
+        "platforms": {"laptop": {"device": "cpu"}},
+        "models": {"tiny-gpt2": None},
+        "custom_models": {"tiny-gpt2": TINY_GPT2},
+        "backends": {
+            "torch": CONFIG["backends"]["torch"],
+            "ort": {"enabled": False},
+            "inductor": {"enabled": False},
+            "torch-int8": {"enabled": False},
+        },
+        "energy": {"enabled": False},
+    }
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    archive.import_(tmp_path / "cpu.tar.gz", results=other / "results")
+    dry = snakemake(other, "-n", "--cores", "2", "figures/fig6.png")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "platform=cpu" not in dry.stdout + dry.stderr  # nothing of the imported platform reruns
+    res = snakemake(other, "--cores", "2", "figures/fig6.png")
+    assert res.returncode == 0, res.stderr[-3000:]
+    fig6 = pd.read_csv(other / "figures/fig6.csv")
+    assert set(fig6.platform) == {"cpu", "laptop"} and set(fig6.model) == {"tiny-gpt2"}
+    imported = optable.read(other / "results/ops/cpu/torch/tiny-gpt2/bs1.parquet")
+    assert imported.equals(optable.read(study / "results/ops/cpu/torch/tiny-gpt2/bs1.parquet"))
+
+
+def test_with_on_error_fail_keep_going_renders_every_figure_that_does_not_need_the_failure(tmp_path):
+    config = {
+        "platforms": {"cpu": {"device": "cpu"}},
+        "models": {"tiny-gpt2": {"batch_sizes": [1]}, "broken": None},
+        "custom_models": CONFIG["custom_models"],
+        "backends": {
+            "torch": CONFIG["backends"]["torch"],
+            "ort": {"enabled": False},
+            "inductor": {"enabled": False},
+            "torch-int8": {"enabled": False},
+        },
+        "energy": {"enabled": False},
+        "figures": {"fig1": {"models": ["tiny-gpt2"]}, "fig8": {"models": ["tiny-gpt2"]}},
+        "on_error": "fail",
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    res = snakemake(tmp_path, "--cores", "2", "--keep-going")
+    assert res.returncode != 0  # the broken model's profile job failed
+    assert "divisible" in (tmp_path / "logs/profile/cpu/torch/broken/bs1.log").read_text()
+    for made in ("figures/fig1.png", "figures/fig8.png", "figures/table2.md", "figures/fig5.png"):
+        assert (tmp_path / made).is_file(), made  # none of these draws the broken run
+    for blocked in ("figures/fig6.png", "figures/table4.md", "results/shares.parquet"):
+        assert not (tmp_path / blocked).exists(), blocked
+
+
+def _start(workdir, *args):
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    return subprocess.Popen([*cmd, *args], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+
+
+def _kill_when(proc, condition, timeout=300):
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if condition():
+            os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its job, as a power cut or an OOM kill would
+            proc.wait()
+            return True
+        time.sleep(0.02)
+    proc.kill()
+    return False
+
+
+@pytest.fixture
+def copy_of_study(study, tmp_path):
+    work = tmp_path / "study"
+    shutil.copytree(study, work, symlinks=True)
+    return work
+
+
+def test_a_profile_killed_midway_asks_for_rerun_incomplete_and_redoes_it(copy_of_study):
+    work = copy_of_study
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    cfg["backends"]["torch"]["profile_iterations"] = 30  # a long enough profiling phase to land in
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    run_dir = work / "results/traces/cpu/torch/tiny-gpt2/bs1"
+    target = "results/ops/cpu/torch/tiny-gpt2/bs1.parquet"
+    proc = _start(work, "--cores", "1", "--forcerun", "profile", target)
+    killed = _kill_when(proc, lambda: (run_dir / "trace.2.json.gz").exists() and not (run_dir / "meta.json").exists())
+    assert killed, "the profile finished before it could be killed"
+    assert not (run_dir / "meta.json").exists()  # the run never recorded itself: it is not a result
+    again = snakemake(work, "--cores", "1", target)
+    assert again.returncode != 0 and "--rerun-incomplete" in again.stdout + again.stderr
+    redo = snakemake(work, "--cores", "1", "--rerun-incomplete", target)
+    assert redo.returncode == 0, redo.stderr[-3000:]
+    df = optable.read(work / target)
+    optable.check(df)
+    assert df.iteration.nunique() == 30
+
+
+def test_a_missing_op_table_is_always_rebuilt(copy_of_study):
+    work = copy_of_study
+    ops = work / "results/ops/cpu/torch/tiny-gpt2/bs1.parquet"
+    shares = work / "results/shares/cpu/torch/tiny-gpt2/bs1.parquet"
+    # killed during a forced normalize_trace: Snakemake removed the old outputs before the job started
+    proc = _start(work, "--cores", "1", "--forcerun", "normalize_trace", str(shares.relative_to(work)))
+    assert _kill_when(proc, lambda: not ops.exists())
+    assert not ops.exists()
+    res = snakemake(work, "--cores", "2", "figures/fig6.png")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert ops.is_file() and shares.is_file()
+    # the op table alone deleted (its shares still there and newer): it is rebuilt too
+    ops.unlink()
+    jobs = planned_jobs(work, "figures/fig6.png")
+    assert jobs.get("normalize_trace") == 1, jobs
+    res = snakemake(work, "--cores", "2", "figures/fig6.png")
+    assert res.returncode == 0 and ops.is_file()
