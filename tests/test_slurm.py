@@ -170,6 +170,7 @@ def test_the_study_runs_through_sbatch_like_it_runs_here(cluster, tmp_path):
         "--slurm-no-account",
         "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "2",
+        "--slurm-keep-successful-logs",
         *SMALL_NODE,
         "figures/fig6.png",
         env=cluster,
@@ -178,13 +179,14 @@ def test_the_study_runs_through_sbatch_like_it_runs_here(cluster, tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     # every job went through sbatch: slurm knows them (squeue keeps finished jobs for MinJobAge) and the
     # plugin kept a log per rule
-    names = subprocess.run(
-        ["squeue", "--states=all", "-h", "-o", "%T %k"], capture_output=True, text=True, env=cluster
-    ).stdout.split("\n")
+    # (the plugin puts rule and wildcards in each job's comment: %k)
+    listed = subprocess.run(
+        ["squeue", "--states=all", "-h", "-o", "%T|%k"], capture_output=True, text=True, env=cluster
+    ).stdout.splitlines()
     rules = {"prepare_inputs", "profile", "normalize_trace", "plot_fig6"}
-    finished = [line for line in names if line.startswith("COMPLETED")]
-    assert len(finished) >= len(rules), names
-    logs = {p.name for p in (slurm_dir / ".snakemake/slurm_logs").glob("rule_*")}
+    finished = [line.split("|", 1)[1] for line in listed if line.startswith("COMPLETED|")]
+    assert {c.split("_wildcards_")[0].removeprefix("rule_") for c in finished} == rules, listed
+    logs = {p.parent.name for p in (slurm_dir / ".snakemake/slurm_logs").rglob("*.log")}
     assert {f"rule_{r}" for r in rules} <= logs, logs
     # the same study, locally
     local = _snakemake(local_dir, "--cores", "2", "figures/fig6.png")
