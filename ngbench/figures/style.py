@@ -20,7 +20,7 @@ DEVICE_PANELS = {"cpu": "CPU-only", "cuda": "CPU+GPU"}
 NO_GPU = "no GPU on this platform"
 NO_CPU = "no CPU-only platform configured"
 HOST_TIMED = "host-timed"  # a GPU cell whose op times are host-side (see analysis.shares: host_timed)
-REASON_CHARS = 60  # of a hatched bar's reason; the full reason is in the figure's note and its CSV
+REASON_CHARS = 40  # of a hatched bar's reason; the full reason is in the figure's note and its CSV
 
 
 def device_kind(device: str) -> str:
@@ -104,10 +104,11 @@ def panel_grid(
     # a panel's width follows its bars; a column without data stays narrow
     widths = [b if platforms[k] else max(3, 0.25 * sum(bars)) for b, k in zip(bars, DEVICE_PANELS)]
     sns.set_theme(style="whitegrid", font_scale=0.8)
+    width_in, height_in = max(9, 2.0 + bar_width * sum(widths)), 4.7 * nrows
     fig, axes = plt.subplots(
         nrows,
         len(DEVICE_PANELS),
-        figsize=(max(9, 2.0 + bar_width * sum(widths)), 4.7 * nrows),
+        figsize=(width_in, height_in),
         squeeze=False,
         gridspec_kw={"width_ratios": widths},
     )
@@ -123,16 +124,19 @@ def panel_grid(
             notes += [f"{platform}: {n}" for n in draw(ax, data[data["platform"] == platform], kind)]
             ax.set_title(f"{DEVICE_PANELS[kind]} - platform {platform}")
     handles, labels = legend
-    fig.suptitle(title, y=0.995, fontsize=10)
-    fig.legend(
-        handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.96), ncol=min(7, len(handles)), frameon=False
-    )
+    # as many legend columns as the width holds (about 1.7 in each), the panels below the legend's rows
+    ncol = max(1, min(len(handles), int(width_in // 1.7)))
+    legend_rows = -(-len(handles) // ncol)
+    top = 1.0 - (0.35 + 0.17 * legend_rows) / height_in
+    fig.suptitle(title, y=1.0 - 0.05 / height_in, va="top", fontsize=10)
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1.0 - 0.3 / height_in), ncol=ncol,
+               frameon=False)  # fmt: skip
     bottom = 0.0
     if notes:  # the full reason of every hatched cell, under the panels
         text = "\n".join(dict.fromkeys(notes))
-        fig.text(0.01, 0.005, text, ha="left", va="bottom", fontsize=6, wrap=True)
-        bottom = min(0.5, 0.02 + 0.11 * len(set(notes)) / (4.7 * nrows))
-    fig.tight_layout(rect=(0, bottom, 1, 0.88))
+        fig.text(0.01, 0.005, text, ha="left", va="bottom", fontsize=6)
+        bottom = min(0.5, (0.1 + 0.12 * len(dict.fromkeys(notes))) / height_in)
+    fig.tight_layout(rect=(0, bottom, 1, top))
     fig.savefig(png, dpi=130)
     plt.close(fig)
 
