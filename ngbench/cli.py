@@ -15,6 +15,8 @@ def _normalize(args: argparse.Namespace) -> int:
     from ngbench import table as optable
 
     out = Path(args.out)
+    if args.metric == "compat":
+        return _normalize_compat(args, out)
     try:
         if out.is_dir():
             raise InputError(f"--out {out}: is a directory; expected the path of the op table to write (.parquet)")
@@ -38,6 +40,22 @@ def _normalize(args: argparse.Namespace) -> int:
         f"{out}: {len(df)} rows, {info['iterations']} iteration(s) from {info['iteration_source']}; "
         f"{info['time_basis']}"
     )
+    return 0
+
+
+def _normalize_compat(args: argparse.Namespace, out: Path) -> int:
+    """The original study's metric: one row per op name (CSV), its pct and gng views printed."""
+    from ngbench import catalog
+    from ngbench.traces import compat
+
+    if catalog.get(args.backend).trace_format != "kineto":
+        raise InputError(f"--metric compat reads PyTorch profiler traces; --backend {args.backend!r} is not one")
+    switches = compat.Switches(**{flaw: False for flaw in args.compat_off or []})
+    ops, view = compat.shares(args.trace, switches)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ops.to_csv(out, index=False)
+    print(f"{out}: {len(ops)} op names over {len(args.trace)} trace(s); compat metric, {switches}")
+    print(view.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return 0
 
 
@@ -157,6 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--trace", required=True, nargs="+", help="the profiler's output file(s): several for one run's cycles"
     )
     n.add_argument("--out", required=True, help="op table to write (.parquet)")
+    n.add_argument(
+        "--metric",
+        choices=["attributed", "compat"],
+        default="attributed",
+        help="attributed (ours: the op table, closing to the measured iteration) or compat (the original study's "
+        "per-op latency: inclusive host + device time per name, summed over iterations; --out gets a CSV)",
+    )
+    n.add_argument(
+        "--compat-off",
+        action="append",
+        choices=["host_plus_device", "inclusive", "drop_unknown", "frozen_bn_nowhere", "attention_as_gemm"],
+        help="compat: turn off one of the original's choices (repeatable)",
+    )
     n.add_argument("--iteration-marker", help="regex naming the per-iteration ranges when there are no ProfilerStep#N")
     n.add_argument("--onnx", help="ort, trt: the ONNX model that ran (node -> module scopes from the dynamo exporter)")
     n.add_argument("--layers", help="trt: the engine's layer information JSON (trtexec --exportLayerInfo)")
