@@ -48,5 +48,6 @@ rule all:
         "figures/table4.md",
         "figures/table2.md",
         "figures/table1.md",
+        "figures/scorecard.md",
         "results/unknown_ops.csv",
         "results/failures.csv",

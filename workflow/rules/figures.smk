@@ -200,3 +200,28 @@ rule plot_fig9:
         models=figure_models("fig9"),
     script:
         "../scripts/plot_fig9.py"
+
+
+rule make_scorecard:
+    input:
+        shares=all_shares,
+        traces=torch_trace_dirs,  # the original's metric (compat) is computed from the raw traces
+        table1="figures/table1.csv",
+        table2="figures/table2.csv",
+        table4="figures/table4.csv",
+        table5="figures/table5_all_rates.csv",
+        fig9_summary="figures/fig9_summary.csv",
+    output:
+        csv="figures/scorecard.csv",
+        md=report(
+            "figures/scorecard.md",
+            caption="../report/scorecard.rst",
+            category="Tables",
+            labels={"table": "scorecard"},
+        ),
+    log:
+        "logs/make_scorecard.log",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/make_scorecard.py"

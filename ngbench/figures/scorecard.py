@@ -1,0 +1,90 @@
+"""The scorecard: one row per numeric claim of the paper (``paper.yaml`` ``claims:``), the paper's value
+beside ours measured the same way (our metric, and the original's ``compat`` metric where it applies), and a
+verdict by the rule in :mod:`ngbench.analysis.claims`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ngbench import names
+from ngbench.analysis import claims
+from ngbench.figures import paper
+
+TITLE = "Scorecard: the paper's claims, measured here"
+COLUMNS = ["id", "claim", "source", "needs", "paper", "ours", "ours_compat", "verdict", "detail", "runs"]
+
+
+RANGES = ("class_range",)  # a pair that is a range (low - high); other pairs are changes (before -> after)
+
+
+def _fmt(value, unit: str, kind: str = "") -> str:
+    if value is None:
+        return ""
+    if isinstance(value, tuple | list):
+        sep = " - " if kind in RANGES else " -> "
+        return sep.join(_fmt(v, unit) for v in value)
+    if isinstance(value, float):
+        return f"{value:.1f}{unit}" if unit in ("%", "x") else f"{value:.3g} {unit}"
+    return f"{value}{unit}" if unit in ("%", "x") else f"{value} {unit}"
+
+
+def _needs(needs: dict) -> str:
+    parts = []
+    for key in ("device", "backend", "models"):
+        if needs.get(key) not in (None, "any"):
+            value = needs[key]
+            parts.append(f"{key} {', '.join(value) if isinstance(value, list) else value}")
+    return "; ".join(parts) or "any run"
+
+
+def run_labels(trace_dirs: list[str]) -> list[dict]:
+    """Labels of each run from its own record (meta.json)."""
+    labels = []
+    for d in trace_dirs:
+        meta = json.loads((Path(d) / names.META_FILE).read_text())
+        labels.append({k: meta.get(k) for k in ("platform", "device", "backend", "model", "batch_size", "status")})
+    return labels
+
+
+def table(evidence: claims.Evidence) -> pd.DataFrame:
+    rows = []
+    for claim in paper.section("claims"):
+        unit, kind = claim.get("unit", "%"), claim["measure"]["kind"]
+        result = claims.measure(claim, evidence)
+        value = claim["value"]
+        rows.append(
+            {
+                "id": claim["id"],
+                "claim": claim["claim"],
+                "source": claim["source"],
+                "needs": _needs(claim["needs"]),
+                "paper": _fmt(value, unit, kind),
+                "ours": (f"{result.ours} of {result.runs}" if result.ours is not None else "")
+                if kind in claims.TABLE_KINDS
+                else _fmt(result.ours, unit, kind),
+                "ours_compat": _fmt(result.compat, unit, kind),
+                "verdict": result.verdict,
+                "detail": result.reason,
+                "runs": result.runs,
+            }
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def write(df: pd.DataFrame, csv: str | Path, md: str | Path) -> None:
+    df.to_csv(csv, index=False)
+    counts = df["verdict"].value_counts()
+    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in (claims.REPRODUCED, claims.DIFFERS, claims.NOT_HERE))
+    confounders = "\n".join(f"- {c}" for c in paper.section("confounders"))
+    mapping = ", ".join(f"{ours} -> {theirs}" for ours, theirs in paper.section("group_names").items() if theirs)
+    Path(md).write_text(
+        f"# {TITLE}\n\n{len(df)} claims: {summary}.\n\n**Verdict rule.** {claims.VERDICT_RULE}\n\n"
+        f"**Metrics.** ours: share of the measured iteration (attributed time; mean over iterations and runs). "
+        f"ours_compat: the original study's metric from the same traces (PyTorch eager runs only; "
+        f"`ngbench normalize --metric compat`).\n\n{df.to_markdown(index=False)}\n\n"
+        f"**Where our groups and runs differ from the paper's**\n\n{confounders}\n\n"
+        f"Group names, ours -> the paper's: {mapping}.\n"
+    )
