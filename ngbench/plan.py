@@ -88,11 +88,14 @@ def unknown_path(run: Run) -> str:
     return f"results/shares/{run.platform}/{run.backend}/{run.model}/bs{run.bs}.unknown.csv"
 
 
+def compat_path(run: Run) -> str:
+    return f"results/shares/{run.platform}/{run.backend}/{run.model}/bs{run.bs}.compat.parquet"
+
+
 def ops_path(run: Run) -> str:
     return f"results/ops/{run.platform}/{run.backend}/{run.model}/bs{run.bs}.parquet"
 
 
-COMPAT_BACKEND = "torch"  # the runs the original's metric (compat) is computed from: PyTorch eager
 MEASUREMENT_RULES = ("profile", "measure_energy", "build_engine")  # jobs that need the platform's device
 
 

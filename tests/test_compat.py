@@ -120,3 +120,24 @@ def test_the_command_line(trace, tmp_path):
     assert "normalization" in res.stdout and pd.read_csv(out).set_index("name").loc["aten::gelu", "latency_us"] == 110
     res = subprocess.run([*cmd, "--backend", "ort"], capture_output=True, text=True)
     assert res.returncode == 2 and "--metric compat reads PyTorch profiler traces" in res.stderr
+
+
+def test_a_runs_compat_shares_sit_beside_ours(trace):
+    from ngbench.analysis import compat as compat_shares
+
+    meta = {"platform": "cpu", "device": "cpu", "backend": "torch", "model": "m", "batch_size": 1, "status": "ok"}
+    df = compat_shares.run_frame(trace.parent, {**meta})
+    assert df.empty  # trace.0.json is not a trace.<k>.json.gz of a run directory
+    run_dir = trace.parent / "run"
+    run_dir.mkdir()
+    import gzip
+
+    (run_dir / "trace.0.json.gz").write_bytes(gzip.compress(trace.read_bytes()))
+    df = compat_shares.run_frame(run_dir, meta)
+    by = df.set_index(["level", "group"])
+    assert by.loc[("class", "GEMM"), "pct"] == pytest.approx(100 * 150 / 315)
+    assert by.loc[("class", "non-GEMM"), "pct"] == pytest.approx(100 * 165 / 315)
+    ops = df[df.level == "op"].set_index("name")
+    assert ops.loc["aten::gelu", "group"] == "activation" and ops.loc["aten::gelu", "latency_us"] == 110
+    ort = compat_shares.run_frame(run_dir, {**meta, "backend": "ort"})
+    assert ort.empty  # ONNX Runtime profiles are not the original's PyTorch metric

@@ -58,6 +58,7 @@ class Result:
     verdict: str = NOT_HERE
     reason: str = ""
     runs: int = 0
+    gap: float = 0.0  # largest distance to the paper's value (pp for shares, relative for ratios)
 
 
 def _as_list(value) -> list:
@@ -252,7 +253,7 @@ def measure(claim: dict, evidence: Evidence) -> Result:
     value, runs = _measure_shares(claim, evidence.shares, evidence, compat=False)
     if value is None:
         return Result(reason=_missing_reason(claim, evidence), runs=runs)
-    res = Result(ours=value, runs=runs)
+    res = Result(ours=value, runs=runs, gap=_gap(claim, value))
     res.verdict, res.reason = verdict(claim, value)
     if len(evidence.compat) and "torch" in _as_list(claim["needs"].get("backend", [])):
         res.compat, _ = _measure_shares(claim, evidence.compat, evidence, compat=True)
@@ -262,25 +263,40 @@ def measure(claim: dict, evidence: Evidence) -> Result:
     return res
 
 
-def compat_frame(trace_dirs: list[str], labels: list[dict]) -> pd.DataFrame:
-    """Per run (PyTorch profiler traces), the original's pct view as share rows: level ``class`` (GEMM and
-    non-GEMM of its Fig 6 denominator) and level ``group`` (its group names)."""
-    from pathlib import Path
+def distance(a: Any, b: Any) -> float:
+    """Largest absolute difference of two values or pairs (percentage points for shares)."""
+    if isinstance(a, tuple | list):
+        return max(abs(x - y) for x, y in zip(a, b))
+    return abs(a - b)
 
-    from ngbench.traces import compat
 
+def _gap(claim: dict, ours: Any) -> float:
+    paper = claim["value"]
+    if claim.get("unit", "%") == "%" or isinstance(paper, list):
+        return distance(ours, paper)
+    return abs(ours - paper) / abs(paper) * 100
+
+
+def drill_down(claim: dict, evidence: Evidence, top: int = 2) -> str:
+    """Which of the paper's groups account for the difference between its metric (compat) and ours over the
+    claim's runs, with the op names that carry the most compat latency in them."""
+    needs = claim["needs"]
+    ours_runs = select(evidence.shares, needs)
+    compat_runs = select(evidence.compat, needs) if len(evidence.compat) else evidence.compat
+    if ours_runs.empty or compat_runs.empty:
+        return ""
+    paper_groups = sorted({p for p in evidence.group_names.values() if p and p != "gemm"})
     rows = []
-    for trace_dir, label in zip(trace_dirs, labels):
-        traces = sorted(Path(trace_dir).glob(names.KINETO_TRACE_GLOB))
-        if label.get("status") != names.STATUS_OK or not traces:
-            continue
-        _, view = compat.shares(traces)
-        pct = view[(view["view"] == "pct") & view["pct"].notna()]
-        gemm = float(pct.loc[pct["group"] == "gemm", "pct"].sum())
-        base = {**label, "status": names.STATUS_OK}
-        rows += [{**base, "level": "class", "group": tax.GEMM, "pct": gemm},
-                 {**base, "level": "class", "group": names.NON_GEMM, "pct": 100.0 - gemm}]  # fmt: skip
-        rows += [
-            {**base, "level": "group", "group": r.group, "pct": r.pct} for r in pct.itertuples() if r.group != "gemm"
-        ]
-    return pd.DataFrame(rows)
+    for group in paper_groups:
+        ours_group = next((g for g, p in evidence.group_names.items() if p == group), group)
+        a = _mean(run_shares(ours_runs, ours_group, evidence, compat=False)) or 0.0
+        b = _mean(run_shares(compat_runs, ours_group, evidence, compat=True)) or 0.0
+        rows.append((abs(b - a), group, a, b))
+    parts = []
+    for _, group, a, b in sorted(rows, reverse=True)[:top]:
+        ops = compat_runs[(compat_runs["level"] == "op") & (compat_runs["group"] == group)]
+        names_ = ops.groupby("name")["latency_us"].sum().nlargest(3).index.tolist() if len(ops) else []
+        carried = f" (largest: {', '.join(names_)})" if names_ else ""
+        parts.append(f"{group} {b:.1f}% under compat vs {a:.1f}% ours ({b - a:+.1f} pp){carried}")
+    n = ours_runs.drop_duplicates(["platform", "backend", "model", "batch_size"]).shape[0]
+    return f"over {n} runs: " + "; ".join(parts)

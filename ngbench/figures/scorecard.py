@@ -4,17 +4,16 @@ verdict by the rule in :mod:`ngbench.analysis.claims`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from ngbench import names
 from ngbench.analysis import claims
 from ngbench.figures import paper
 
 TITLE = "Scorecard: the paper's claims, measured here"
-COLUMNS = ["id", "claim", "source", "needs", "paper", "ours", "ours_compat", "verdict", "detail", "runs"]
+COLUMNS = ["id", "claim", "source", "needs", "paper", "ours", "ours_compat", "verdict", "detail", "runs", "gap"]
+DRILL_DOWN = 5  # the largest differences get an explanation from the data
 
 
 RANGES = ("class_range",)  # a pair that is a range (low - high); other pairs are changes (before -> after)
@@ -40,15 +39,6 @@ def _needs(needs: dict) -> str:
     return "; ".join(parts) or "any run"
 
 
-def run_labels(trace_dirs: list[str]) -> list[dict]:
-    """Labels of each run from its own record (meta.json)."""
-    labels = []
-    for d in trace_dirs:
-        meta = json.loads((Path(d) / names.META_FILE).read_text())
-        labels.append({k: meta.get(k) for k in ("platform", "device", "backend", "model", "batch_size", "status")})
-    return labels
-
-
 def table(evidence: claims.Evidence) -> pd.DataFrame:
     rows = []
     for claim in paper.section("claims"):
@@ -69,12 +59,35 @@ def table(evidence: claims.Evidence) -> pd.DataFrame:
                 "verdict": result.verdict,
                 "detail": result.reason,
                 "runs": result.runs,
+                "gap": round(result.gap, 2),
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def write(df: pd.DataFrame, csv: str | Path, md: str | Path) -> None:
+def drill_downs(df: pd.DataFrame, evidence: claims.Evidence) -> list[str]:
+    """For the largest differences, where compat and ours part (a claim about group shares only)."""
+    by_id = {c["id"]: c for c in paper.section("claims")}
+    lines = []
+    for r in df[df["verdict"] == claims.DIFFERS].nlargest(DRILL_DOWN, "gap").itertuples():
+        claim = by_id[r.id]
+        text = claims.drill_down(claim, evidence)
+        if not text:
+            continue
+        result = claims.measure(claim, evidence)
+        if result.compat is not None:
+            apart = claims.distance(result.ours, result.compat)
+            paper_gap = claims.distance(result.ours, claim["value"])
+            share = "little of" if apart < paper_gap / 3 else "part of" if apart < paper_gap else "most of"
+            text += (
+                f". The metric explains {share} the gap: ours and compat are {apart:.1f} pp apart, ours and the "
+                f"paper {paper_gap:.1f} pp; the rest is the system and the runs (see the needs column)"
+            )
+        lines.append(f"- **{r.id}** ({r.claim}; paper {r.paper}, ours {r.ours}): {text}")
+    return lines
+
+
+def write(df: pd.DataFrame, csv: str | Path, md: str | Path, drill: list[str] | None = None) -> None:
     df.to_csv(csv, index=False)
     counts = df["verdict"].value_counts()
     summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in (claims.REPRODUCED, claims.DIFFERS, claims.NOT_HERE))
@@ -85,6 +98,7 @@ def write(df: pd.DataFrame, csv: str | Path, md: str | Path) -> None:
         f"**Metrics.** ours: share of the measured iteration (attributed time; mean over iterations and runs). "
         f"ours_compat: the original study's metric from the same traces (PyTorch eager runs only; "
         f"`ngbench normalize --metric compat`).\n\n{df.to_markdown(index=False)}\n\n"
-        f"**Where our groups and runs differ from the paper's**\n\n{confounders}\n\n"
+        + ("**The largest differences, from the data**\n\n" + "\n".join(drill) + "\n\n" if drill else "")
+        + f"**Where our groups and runs differ from the paper's**\n\n{confounders}\n\n"
         f"Group names, ours -> the paper's: {mapping}.\n"
     )

@@ -79,13 +79,8 @@ def all_shares(wildcards=None):
     return [plan.shares_path(r) for r in all_runs()]
 
 
-def torch_trace_dirs(wildcards=None):
-    """Raw trace directories of every PyTorch eager run (the scorecard's compat metric reads them)."""
-    return [
-        f"results/traces/{r.platform}/{r.backend}/{r.model}/bs{r.bs}"
-        for r in all_runs()
-        if r.backend == plan.COMPAT_BACKEND
-    ]
+def all_compat(wildcards=None):
+    return [plan.compat_path(r) for r in all_runs()]
 
 
 def all_unknown(wildcards=None):

@@ -1,4 +1,5 @@
-# One job per run turns the profiler's files into the op table and, from it, the run's group shares.
+# One job per run turns the profiler's files into the op table and, from it, the run's group shares (and
+# the same under the original study's metric, compat, for PyTorch profiler traces).
 rule normalize_trace:
     input:
         trace_dir="results/traces/{platform}/{backend}/{model}/bs{bs}",
@@ -7,6 +8,7 @@ rule normalize_trace:
         ops="results/ops/{platform}/{backend}/{model}/bs{bs}.parquet",
         shares="results/shares/{platform}/{backend}/{model}/bs{bs}.parquet",
         unknown="results/shares/{platform}/{backend}/{model}/bs{bs}.unknown.csv",
+        compat="results/shares/{platform}/{backend}/{model}/bs{bs}.compat.parquet",
     log:
         "logs/normalize_trace/{platform}/{backend}/{model}/bs{bs}.log",
     conda:

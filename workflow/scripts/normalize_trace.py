@@ -3,10 +3,10 @@ from ngbench.bridge import start
 
 start(snakemake)
 from ngbench import normalize  # noqa: E402
-from ngbench.analysis import shares  # noqa: E402
+from ngbench.analysis import compat, shares  # noqa: E402
 
 w = snakemake.wildcards
-normalize.normalize_run(
+meta = normalize.normalize_run(
     snakemake.input.trace_dir,
     snakemake.output.ops,
     platform=w.platform,
@@ -15,3 +15,4 @@ normalize.normalize_run(
     batch_size=int(w.bs),
 )
 shares.write_run(snakemake.output.ops, snakemake.output.shares, snakemake.output.unknown)
+compat.write_run(snakemake.input.trace_dir, meta, snakemake.output.compat)
