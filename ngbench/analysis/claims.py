@@ -300,3 +300,12 @@ def drill_down(claim: dict, evidence: Evidence, top: int = 2) -> str:
         parts.append(f"{group} {b:.1f}% under compat vs {a:.1f}% ours ({b - a:+.1f} pp){carried}")
     n = ours_runs.drop_duplicates(["platform", "backend", "model", "batch_size"]).shape[0]
     return f"over {n} runs: " + "; ".join(parts)
+
+
+def disturbed_runs(claim: dict, evidence: Evidence) -> int:
+    """How many of the runs a claim reads were judged disturbed (kept, and counted here)."""
+    rows = select(evidence.shares, claim["needs"])
+    if rows.empty or "trust" not in rows:
+        return 0
+    runs = rows.drop_duplicates(["platform", "backend", "model", "batch_size"])
+    return int((runs["trust"] == "disturbed").sum())

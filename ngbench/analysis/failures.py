@@ -1,5 +1,6 @@
 """Every run that did not succeed, one row each, from the runs' own records (``on_error: record``): which
-job failed, where, the error's first line and the log to read (``results/failures.csv``)."""
+job failed, where, the error's first line and the log to read (``results/failures.csv``); and every run whose
+measurement is not to be trusted (``results/trust.csv``)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,31 @@ def from_shares(shares: pd.DataFrame) -> pd.DataFrame:
              "log": _log(job, r)}
         )  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS).sort_values(["platform", "backend", "model", "batch_size"])
+
+
+TRUST_COLUMNS = ["platform", "backend", "model", "batch_size", "check", "reason"]
+
+
+def untrusted(shares: pd.DataFrame) -> pd.DataFrame:
+    """Runs judged disturbed after their retries (their record's reasons), and runs a smaller batch of which
+    took longer than a larger one of the same model and backend (a disturbance neither run saw alone)."""
+    rows = []
+    if shares.empty or "trust" not in shares:
+        return pd.DataFrame(columns=TRUST_COLUMNS)
+    runs = shares[shares["status"] == names.STATUS_OK].drop_duplicates(["platform", "backend", "model", "batch_size"])
+    for r in runs[runs["trust"] == "disturbed"].itertuples():
+        rows.append({"platform": r.platform, "backend": r.backend, "model": r.model, "batch_size": int(r.batch_size),
+                     "check": "run", "reason": r.trust_reasons})  # fmt: skip
+    for (platform, backend, model), sub in runs.groupby(["platform", "backend", "model"]):
+        sub = sub.sort_values("batch_size")
+        for small, large in zip(sub.itertuples(), sub.iloc[1:].itertuples()):
+            if (
+                small.latency_ms_median
+                and large.latency_ms_median
+                and small.latency_ms_median > large.latency_ms_median
+            ):
+                rows.append({"platform": platform, "backend": backend, "model": model,
+                             "batch_size": int(small.batch_size), "check": "batch order",
+                             "reason": f"bs{int(small.batch_size)} took {small.latency_ms_median:.1f} ms, longer than "
+                                       f"bs{int(large.batch_size)}'s {large.latency_ms_median:.1f} ms"})  # fmt: skip
+    return pd.DataFrame(rows, columns=TRUST_COLUMNS)

@@ -45,6 +45,9 @@ def _run_info(meta: dict) -> dict:
         # what each cell's times are; host_timed: a GPU run whose op times are host-side (ORT's stock CUDA
         # provider profiles no kernels), so never to be read as device busy time beside other backends
         "time_basis": (meta.get("normalize") or {}).get("time_basis", ""),
+        # judged against config trust: bounds (ngbench.jobs.trust); disturbed runs are kept and marked
+        "trust": (meta.get("trust") or {}).get("status", ""),
+        "trust_reasons": "; ".join((meta.get("trust") or {}).get("reasons", [])),
         "host_timed": bool((meta.get("normalize") or {}).get("host_timed_on_device", False)),
     }
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from ngbench import names, onnx_graph
 from ngbench.backends import onnx_export
+from ngbench.backends.load import measured_phase
 from ngbench.backends.timing import summarize, time_iterations
 from ngbench.errors import Unavailable
 
@@ -121,10 +122,12 @@ def run(
             fp16 = onnx_export.to_fp16(onnx_path, model_path)
 
         # unprofiled latency, its own session
+        load: dict[str, Any] = {}
         so = session_options(optimized, intra_op_threads, inter_op_threads)
         runner = _Runner(model_path, so, providers, feed, cuda)
         time_iterations(runner.run, lambda: None, warmup)
-        samples = time_iterations(runner.run, lambda: None, iterations)
+        with measured_phase(load, "unprofiled"):
+            samples = time_iterations(runner.run, lambda: None, iterations)
         used_providers = runner.session.get_providers()
         del runner
 
@@ -140,7 +143,8 @@ def run(
         runner = _Runner(model_path, so, providers, feed, cuda)
         try:
             time_iterations(runner.run, lambda: None, warmup)
-            profiled = time_iterations(runner.run, lambda: None, profile_iterations)
+            with measured_phase(load, "profiled"):
+                profiled = time_iterations(runner.run, lambda: None, profile_iterations)
         finally:
             written = runner.session.end_profiling()
         shutil.move(written, trace_dir / names.ORT_PROFILE_FILE)
@@ -170,7 +174,9 @@ def run(
         "warmup": warmup,
         "latency_samples_ms": samples,
         "latency": latency,
+        "profiled_samples_ms": profiled,
         "profiled": prof,
+        "load": load,
         "profile_warmup_runs": warmup,
         "profile_runs": profile_iterations,
         "profiler_overhead_ratio": prof["median_ms"] / latency["median_ms"] if latency and prof else None,

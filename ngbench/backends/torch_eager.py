@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ngbench import names
+from ngbench.backends.load import measured_phase
 from ngbench.backends.timing import summarize, time_iterations
 from ngbench.errors import Unavailable
 
@@ -147,9 +148,11 @@ def run(
     def step():
         model(**inputs)
 
+    load: dict[str, Any] = {}
     with torch.inference_mode():
         warm = time_iterations(step, sync, warmup)
-        latency = time_iterations(step, sync, iterations)
+        with measured_phase(load, "unprofiled"):
+            latency = time_iterations(step, sync, iterations)
 
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
         profiled: list[float] = []
@@ -174,9 +177,10 @@ def run(
         ):
             # clearing events at the end of each cycle is what we want (see the module docstring)
             warnings.filterwarnings("ignore", message=".*Profiler clears events at the end of each cycle")
-            for _ in range(2 * profile_iterations):
-                profiled += time_iterations(step, sync, 1)
-                prof.step()
+            with measured_phase(load, "profiled"):
+                for _ in range(2 * profile_iterations):
+                    profiled += time_iterations(step, sync, 1)
+                    prof.step()
         if shapes_pass:
             with (
                 module_scopes(model) if scope_modules else _null(),
@@ -200,6 +204,7 @@ def run(
         "profiled_samples_ms": profiled,
         "profiled": prof_stats,
         "profiler_overhead_ratio": prof_stats["median_ms"] / lat["median_ms"] if lat and prof_stats else None,
+        "load": load,
         "module_scopes": "forward pre/post hooks -> record_function ranges" if scope_modules else "none",
         "shapes": f"separate record_shapes pass ({names.SHAPES_FILE})" if shapes_pass else "not recorded",
         "profiler_activities": [a.name for a in activities],

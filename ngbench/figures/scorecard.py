@@ -12,7 +12,20 @@ from ngbench.analysis import claims
 from ngbench.figures import paper
 
 TITLE = "Scorecard: the paper's claims, measured here"
-COLUMNS = ["id", "claim", "source", "needs", "paper", "ours", "ours_compat", "verdict", "detail", "runs", "gap"]
+COLUMNS = [
+    "id",
+    "claim",
+    "source",
+    "needs",
+    "paper",
+    "ours",
+    "ours_compat",
+    "verdict",
+    "detail",
+    "runs",
+    "disturbed_runs",
+    "gap",
+]
 DRILL_DOWN = 5  # the largest differences get an explanation from the data
 
 
@@ -59,6 +72,7 @@ def table(evidence: claims.Evidence) -> pd.DataFrame:
                 "verdict": result.verdict,
                 "detail": result.reason,
                 "runs": result.runs,
+                "disturbed_runs": claims.disturbed_runs(claim, evidence),
                 "gap": round(result.gap, 2),
             }
         )

@@ -19,6 +19,7 @@ from ngbench import catalog, names  # noqa: E402
 DEVICE_PANELS = {"cpu": "CPU-only", "cuda": "CPU+GPU"}
 NO_GPU = "no GPU on this platform"
 NO_CPU = "no CPU-only platform configured"
+DISTURBED = "disturbed"  # a run judged disturbed after its retries (its shares' trust column says why)
 HOST_TIMED = "host-timed"  # a GPU cell whose op times are host-side (see analysis.shares: host_timed)
 REASON_CHARS = 40  # of a hatched bar's reason; the full reason is in the figure's note and its CSV
 
@@ -36,6 +37,8 @@ def bar_label(row) -> str:
         and row.layers != row.full_depth
     ):
         label += f"\n{int(row.layers)}/{int(row.full_depth)}L"
+    if getattr(row, "trust", "") == DISTURBED:
+        label += f"\n{DISTURBED}"
     host_timed = getattr(row, "host_timed", False)
     if isinstance(host_timed, bool | np.bool_) and host_timed:  # NaN for cells without a run
         label += f"\n{HOST_TIMED}"

@@ -4,11 +4,12 @@ ORT_ENABLE_ALL; the catalog entry's ``options`` say which)."""
 from __future__ import annotations
 
 import logging
+import shutil
 from typing import Any
 
 from ngbench import inputs, names, onnx_graph
 from ngbench.jobs import model as model_job
-from ngbench.jobs import records
+from ngbench.jobs import records, trust
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +65,24 @@ def run(params: dict, *, batch_size: int, files: dict, trace_dir: str, latency_o
         meta["model_provenance"] = export.get("model_provenance")
         records.require_ok(export, "ONNX export")
         tensors, meta["inputs"] = inputs.load(files["batch"])
-        record = ort.run(
-            files["onnx"],
-            tensors,
-            optimized=params["options"]["graph_optimization"] == "all",
-            device=device,
-            trace_dir=trace_dir,
-            warmup=settings["warmup"],
-            iterations=settings["iterations"],
-            profile_iterations=settings["profile_iterations"],
-            intra_op_threads=settings["threads"] or threads,
-            inter_op_threads=settings["inter_op_threads"],
-            provider_options=settings["cuda_provider_options"],
-            dtype=settings["dtype_cuda"] if device.startswith("cuda") else "float32",
+        record, meta["trust"] = trust.measure(
+            lambda: ort.run(
+                files["onnx"],
+                tensors,
+                optimized=params["options"]["graph_optimization"] == "all",
+                device=device,
+                trace_dir=trace_dir,
+                warmup=settings["warmup"],
+                iterations=settings["iterations"],
+                profile_iterations=settings["profile_iterations"],
+                intra_op_threads=settings["threads"] or threads,
+                inter_op_threads=settings["inter_op_threads"],
+                provider_options=settings["cuda_provider_options"],
+                dtype=settings["dtype_cuda"] if device.startswith("cuda") else "float32",
+            ),
+            params["trust"],
+            what,
+            reset=lambda: shutil.rmtree(trace_dir, ignore_errors=True),
         )
         meta.update(status=names.STATUS_OK, run=record)
     records.write_run_outputs(meta, trace_dir, latency_out)

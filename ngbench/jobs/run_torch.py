@@ -3,9 +3,11 @@ catalog entry's ``options`` say which."""
 
 from __future__ import annotations
 
+import shutil
+
 from ngbench import env, inputs, names
 from ngbench.jobs import model as model_job
-from ngbench.jobs import records
+from ngbench.jobs import records, trust
 
 
 def run(params: dict, *, batch_size: int, files: dict, trace_dir: str, latency_out: str, threads: int | None = None):
@@ -31,20 +33,25 @@ def run(params: dict, *, batch_size: int, files: dict, trace_dir: str, latency_o
             )
         # scope_modules / record_shapes exist only in the torch block; the catalog's options switch them off
         # for Inductor (no module hooks inside a compiled graph, one shapes pass would recompile)
-        record = torch_eager.run(
-            built,
-            tensors,
-            device=device,
-            trace_dir=trace_dir,
-            warmup=settings["warmup"],
-            iterations=settings["iterations"],
-            profile_iterations=settings["profile_iterations"],
-            threads=settings["threads"] or threads,
-            dtype=dtype,
-            scope_modules=settings.get("scope_modules", True) and options.get("scope_modules", True),
-            shapes_pass=settings.get("record_shapes", True) and options.get("shapes_pass", True),
-            compiler=_inductor_compiler(settings) if options.get("compile") else None,
-            move_model=not options.get("quantize"),
+        record, meta["trust"] = trust.measure(
+            lambda: torch_eager.run(
+                built,
+                tensors,
+                device=device,
+                trace_dir=trace_dir,
+                warmup=settings["warmup"],
+                iterations=settings["iterations"],
+                profile_iterations=settings["profile_iterations"],
+                threads=settings["threads"] or threads,
+                dtype=dtype,
+                scope_modules=settings.get("scope_modules", True) and options.get("scope_modules", True),
+                shapes_pass=settings.get("record_shapes", True) and options.get("shapes_pass", True),
+                compiler=_inductor_compiler(settings) if options.get("compile") else None,
+                move_model=not options.get("quantize"),
+            ),
+            params["trust"],
+            what,
+            reset=lambda: shutil.rmtree(trace_dir, ignore_errors=True),
         )
         meta["environment"]["torch"] = env.torch_env()
         meta.update(status=names.STATUS_OK, run=record)

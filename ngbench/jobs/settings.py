@@ -97,6 +97,7 @@ def run_params(config: dict, platform: str, backend: str, model: str) -> dict[st
         "backend": backend,
         "settings": backend_settings(config, backend, drop=EXPORT_KEYS if entry.settings == "ort" else ()),
         "options": entry.options,
+        "trust": config["trust"],
         "on_error": config["on_error"],
     }
     if entry.settings == "trt":  # runs from its engine and the export's numpy feed: no model build

@@ -15,6 +15,11 @@ rule aggregate_shares:
             caption="../report/failures.rst",
             category="Failures",
         ),
+        trust=report(
+            "results/trust.csv",
+            caption="../report/trust.rst",
+            category="Failures",
+        ),
     log:
         "logs/aggregate_shares.log",
     conda:

@@ -10,4 +10,5 @@ shares.write_union(
     snakemake.output.shares,
     snakemake.output.unknown,
     snakemake.output.failures,
+    snakemake.output.trust,
 )
