@@ -9,7 +9,7 @@ import pandas as pd
 
 from ngbench import names
 from ngbench import taxonomy as tax
-from ngbench.figures import comparison, style
+from ngbench.figures import comparison, paper, style
 from ngbench.figures.specs import FIGURES
 
 SPEC = FIGURES["fig6"]
@@ -18,9 +18,12 @@ COLUMNS = [c for c in comparison.COLUMNS if c != "backend"] + ["pct_of_ops_media
 
 
 def data(shares: pd.DataFrame, backend: str = SPEC.backends[0]) -> pd.DataFrame:
-    """Long table behind fig6: one row per platform/model/batch/group, share of the measured iteration."""
+    """Long table behind fig6: one row per platform/model/batch/group, share of the measured iteration, with
+    the paper's name of each group (``paper.yaml`` ``group_names``)."""
     df = shares[(shares["backend"] == backend) & ((shares["level"] == "group") | (shares["status"] != names.STATUS_OK))]
-    return df.reindex(columns=COLUMNS).sort_values(["device", "platform", "model", "batch_size"]).reset_index(drop=True)
+    df = df.reindex(columns=COLUMNS).sort_values(["device", "platform", "model", "batch_size"]).reset_index(drop=True)
+    df.insert(df.columns.get_loc("group") + 1, "paper_group", df["group"].map(paper.section("group_names")))
+    return df
 
 
 def plot(shares: pd.DataFrame, png: str | Path, csv: str | Path, backend: str = SPEC.backends[0]) -> pd.DataFrame:

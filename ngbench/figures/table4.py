@@ -22,6 +22,7 @@ NOTES = (
 def table(shares: pd.DataFrame, backend: str = SPEC.backends[0]) -> pd.DataFrame:
     taxonomy = tax.load()
     reference = paper.section("table4")["rows"]
+    paper_name = paper.section("group_names")
     ok = shares[(shares["backend"] == backend) & (shares["level"] == "group") & (shares["status"] == names.STATUS_OK)]
     ok = ok[~ok["group"].map(taxonomy.is_gemm) & ~ok["group"].map(taxonomy.is_overhead)]
     rows = []
@@ -36,6 +37,7 @@ def table(shares: pd.DataFrame, backend: str = SPEC.backends[0]) -> pd.DataFrame
                 "model": model,
                 "batch_sizes": ",".join(str(b) for b in sorted(sub["batch_size"].unique())),
                 "top_group": mean.index[0],
+                "top_group_paper_name": paper_name.get(mean.index[0]),
                 "pct_of_iteration": round(float(mean.iloc[0]), 1),
                 "pct_of_op_time": round(float(mean_ops[mean.index[0]]), 1),
                 "second_group": mean.index[1] if len(mean) > 1 else "",
