@@ -258,6 +258,22 @@ def test_report_bundles_figures_and_tables(study):
     assert any(n.endswith("fig6.png") for n in names) and any(n.endswith("table4.md") for n in names)
 
 
+def eager_only(**overrides):
+    """A small study of this module's models under PyTorch eager alone (no export, compile, int8 or energy)."""
+    config = {
+        "platforms": {"cpu": {"device": "cpu"}},
+        "custom_models": CONFIG["custom_models"],
+        "backends": {
+            "torch": CONFIG["backends"]["torch"],
+            "ort": {"enabled": False},
+            "inductor": {"enabled": False},
+            "torch-int8": {"enabled": False},
+        },
+        "energy": {"enabled": False},
+    }
+    return {**config, **overrides}
+
+
 def test_failures_csv_names_the_job_the_reason_and_the_log(study):
     failures = pd.read_csv(study / "results/failures.csv")
     assert set(failures.model) == {"broken"} and (failures.status == "failed").all()
@@ -276,18 +292,7 @@ def test_an_archive_from_this_checkout_joins_another_and_reruns_nothing(study, t
     archive.export("cpu", tmp_path / "cpu.tar.gz", results=study / "results")
     other = tmp_path / "laptop"
     other.mkdir()
-    config = {
-        "platforms": {"laptop": {"device": "cpu"}},
-        "models": {"tiny-gpt2": None},
-        "custom_models": {"tiny-gpt2": TINY_GPT2},
-        "backends": {
-            "torch": CONFIG["backends"]["torch"],
-            "ort": {"enabled": False},
-            "inductor": {"enabled": False},
-            "torch-int8": {"enabled": False},
-        },
-        "energy": {"enabled": False},
-    }
+    config = eager_only(platforms={"laptop": {"device": "cpu"}}, models={"tiny-gpt2": None})
     (other / "config.yaml").write_text(yaml.safe_dump(config))
     archive.import_(tmp_path / "cpu.tar.gz", results=other / "results")
     dry = snakemake(other, "-n", "--cores", "2", "figures/fig6.png")
@@ -302,20 +307,11 @@ def test_an_archive_from_this_checkout_joins_another_and_reruns_nothing(study, t
 
 
 def test_with_on_error_fail_keep_going_renders_every_figure_that_does_not_need_the_failure(tmp_path):
-    config = {
-        "platforms": {"cpu": {"device": "cpu"}},
-        "models": {"tiny-gpt2": {"batch_sizes": [1]}, "broken": None},
-        "custom_models": CONFIG["custom_models"],
-        "backends": {
-            "torch": CONFIG["backends"]["torch"],
-            "ort": {"enabled": False},
-            "inductor": {"enabled": False},
-            "torch-int8": {"enabled": False},
-        },
-        "energy": {"enabled": False},
-        "figures": {"fig1": {"models": ["tiny-gpt2"]}, "fig8": {"models": ["tiny-gpt2"]}},
-        "on_error": "fail",
-    }
+    config = eager_only(
+        models={"tiny-gpt2": {"batch_sizes": [1]}, "broken": None},
+        figures={"fig1": {"models": ["tiny-gpt2"]}, "fig8": {"models": ["tiny-gpt2"]}},
+        on_error="fail",
+    )
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     res = snakemake(tmp_path, "--cores", "2", "--keep-going")
     assert res.returncode != 0  # the broken model's profile job failed
@@ -392,3 +388,19 @@ def test_a_missing_op_table_is_always_rebuilt(copy_of_study):
     assert jobs.get("normalize_trace") == 1, jobs
     res = snakemake(work, "--cores", "2", "figures/fig6.png")
     assert res.returncode == 0 and ops.is_file()
+
+
+def test_the_scorecard_sets_every_claim_beside_ours(study):
+    card = pd.read_csv(study / "figures/scorecard.csv", keep_default_na=False)
+    assert len(card) == 26 and set(card.verdict) <= {"reproduced", "differs", "not measurable here"}
+    by_id = card.set_index("id")
+    assert by_id.loc["N1", "ours"] and by_id.loc["N1", "ours_compat"]  # measured here, under both metrics
+    assert by_id.loc["N5", "verdict"] == "not measurable here" and "CUDA" in by_id.loc["N5", "detail"]
+    assert by_id.loc["T2", "verdict"] != "not measurable here"  # Table II needs no run
+    text = (study / "figures/scorecard.md").read_text()
+    assert "Verdict rule." in text and "FrozenBatchNorm2d" in text
+    compat = pd.read_parquet(study / "results/shares/cpu/torch/tiny-gpt2/bs1.compat.parquet")
+    assert {"class", "group", "op"} <= set(compat.level)
+    assert pd.read_parquet(study / "results/shares/cpu/ort/tiny-gpt2/bs1.compat.parquet").empty
+    trust = pd.read_csv(study / "results/trust.csv")
+    assert list(trust.columns) == ["platform", "backend", "model", "batch_size", "check", "reason"]
