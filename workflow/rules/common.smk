@@ -164,7 +164,7 @@ def check_devices():
         (job.rule.name, job.wildcards.get("platform", ""))
         for job in workflow.dag.needrun_jobs()
     ]
-    if not any(rule in plan.MEASUREMENT_RULES for rule, _ in planned):
+    if not any(name in plan.MEASUREMENT_RULES for name, _ in planned):
         return
     problem = plan.absent_devices(config, planned, plan.cuda_visible())
     if problem:
