@@ -174,11 +174,19 @@ def write_union(
     unknown_files: Iterable[str | Path],
     shares_out: str | Path,
     unknown_out: str | Path,
+    failures_out: str | Path,
+    trust_out: str | Path,
 ) -> None:
-    """``results/shares.parquet`` and ``results/unknown_ops.csv`` from the per-run files."""
+    """``results/shares.parquet``, ``results/unknown_ops.csv``, ``results/failures.csv`` and
+    ``results/trust.csv`` from the per-run files."""
+    from ngbench.analysis import failures
+
     Path(shares_out).parent.mkdir(parents=True, exist_ok=True)
-    read(shares_files).to_parquet(shares_out, index=False)
+    union = read(shares_files)
+    union.to_parquet(shares_out, index=False)
     merge_unknown(pd.read_csv(p, keep_default_na=False) for p in unknown_files).to_csv(unknown_out, index=False)
+    failures.from_shares(union).to_csv(failures_out, index=False)
+    failures.untrusted(union).to_csv(trust_out, index=False)
 
 
 def format_table(shares_df: pd.DataFrame) -> str:

@@ -33,6 +33,8 @@ COLUMNS = [
     "profiler_overhead_ratio",
     "time_basis",
     "host_timed",
+    "trust",
+    "trust_reasons",
 ]
 
 
