@@ -5,13 +5,13 @@ start(snakemake)
 import pandas as pd  # noqa: E402
 
 from ngbench.analysis import claims, shares  # noqa: E402
-from ngbench.figures import paper, scorecard  # noqa: E402
+from ngbench.figures import paper, scorecard, tables  # noqa: E402
 
 evidence = claims.Evidence(
     shares=shares.read(snakemake.input.shares),
     compat=pd.concat([pd.read_parquet(p) for p in snakemake.input.compat] or [pd.DataFrame()]),
     tables={
-        name: pd.read_csv(snakemake.input[name]) for name in ("table1", "table2", "table4", "table5", "fig9_summary")
+        name: tables.read(snakemake.input[name]) for name in ("table1", "table2", "table4", "table5", "fig9_summary")
     },
     group_names=paper.section("group_names"),
 )
