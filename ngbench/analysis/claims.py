@@ -25,6 +25,8 @@ RATIO_TOLERANCE = 0.2
 TABLE_MATCH = 0.9
 REPRODUCED, DIFFERS, NOT_HERE = "reproduced", "differs", "not measurable here"
 TABLE_KINDS = ("table1", "table2", "table4", "table5")  # claims about whole tables: rows that match
+# claims about group or class shares of runs (ours and compat can be set side by side)
+SHARE_KINDS = ("class_range", "group_mean", "class_mean", "device_change", "backend_change", "group_change_over_models")
 VERDICT_RULE = (
     f"reproduced: shares within {SHARE_TOLERANCE_PP:g} percentage points of the paper's value (each end of a "
     f"range or change, a change in the same direction); ratios and counts within {RATIO_TOLERANCE:.0%} "

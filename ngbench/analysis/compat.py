@@ -47,3 +47,12 @@ def run_frame(trace_dir: str | Path, meta: dict) -> pd.DataFrame:
 def write_run(trace_dir: str | Path, meta: dict, out: str | Path) -> None:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     run_frame(trace_dir, meta).to_parquet(out, index=False)
+
+
+def read(paths) -> pd.DataFrame:
+    """The compat rows of several runs (runs without any, e.g. ORT's, add nothing)."""
+    frames = [f for f in (pd.read_parquet(p) for p in paths) if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    df = pd.concat(frames, ignore_index=True)
+    return df.astype({"pct": "float64", "latency_us": "float64", "batch_size": "int64"})

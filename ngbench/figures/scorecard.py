@@ -85,6 +85,8 @@ def drill_downs(df: pd.DataFrame, evidence: claims.Evidence) -> list[str]:
     lines = []
     for r in df[df["verdict"] == claims.DIFFERS].nlargest(DRILL_DOWN, "gap").itertuples():
         claim = by_id[r.id]
+        if claim["measure"]["kind"] not in claims.SHARE_KINDS:
+            continue
         text = claims.drill_down(claim, evidence)
         if not text:
             continue

@@ -2,14 +2,12 @@ import _pkg  # noqa: F401
 from ngbench.bridge import start
 
 start(snakemake)
-import pandas as pd  # noqa: E402
-
-from ngbench.analysis import claims, shares  # noqa: E402
+from ngbench.analysis import claims, compat, shares  # noqa: E402
 from ngbench.figures import paper, scorecard, tables  # noqa: E402
 
 evidence = claims.Evidence(
     shares=shares.read(snakemake.input.shares),
-    compat=pd.concat([pd.read_parquet(p) for p in snakemake.input.compat] or [pd.DataFrame()]),
+    compat=compat.read(snakemake.input.compat),
     tables={
         name: tables.read(snakemake.input[name]) for name in ("table1", "table2", "table4", "table5", "fig9_summary")
     },
