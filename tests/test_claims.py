@@ -97,3 +97,20 @@ def test_every_claim_of_the_paper_has_a_row_even_with_no_results(tmp_path):
     scorecard.write(df, tmp_path / "s.csv", tmp_path / "s.md")
     text = (tmp_path / "s.md").read_text()
     assert "26 claims: 0 reproduced, 0 differs, 26 not measurable here" in text and "FrozenBatchNorm2d" in text
+
+
+def test_the_drill_down_names_the_groups_and_ops_that_part_the_metrics():
+    compat_rows = pd.DataFrame(
+        [
+            {"platform": "a100", "device": "cuda", "backend": "torch", "model": "swin-t", "batch_size": 1,
+             "status": "ok", "level": "group", "group": "memory", "pct": 31.0, "name": None, "latency_us": 310.0},
+            {"platform": "a100", "device": "cuda", "backend": "torch", "model": "swin-t", "batch_size": 1,
+             "status": "ok", "level": "op", "group": "memory", "pct": 20.0, "name": "aten::view", "latency_us": 200.0},
+        ]
+    )  # fmt: skip
+    ev = claims.Evidence(shares=SHARES, compat=compat_rows, group_names=NAMES)
+    c = claim("group_mean", 32.0, group="Memory", device="cuda", backend="torch", models=["swin-t"])
+    text = claims.drill_down(c, ev)
+    # ours: Memory 30% of the GPU swin-t run; compat: 31%, carried by view
+    assert text.startswith("over 1 runs: ") and "memory 31.0% under compat vs 30.0% ours (+1.0 pp)" in text
+    assert "(largest: aten::view)" in text
