@@ -168,6 +168,7 @@ def test_changing_a_torch_setting_reruns_only_torch_jobs(study):
         "make_table5": 1,
         "plot_fig1": 1,
         "make_table4": 1,
+        "make_scorecard": 1,
         "all": 1,
     }  # not fig9 or table1: their models (figures.fig9.models, Table I's runs) are not in this config
 
@@ -224,6 +225,7 @@ def test_changing_an_ort_run_setting_reruns_ort_runs_not_exports(study):
         "normalize_trace:ort-opt": n_runs,
         "aggregate_shares": 1,
         "plot_fig7": 1,
+        "make_scorecard": 1,  # it sets every run beside the paper's claims
         "all": 1,
     }
 
@@ -362,6 +364,7 @@ def test_a_profile_killed_midway_asks_for_rerun_incomplete_and_redoes_it(copy_of
     killed = _kill_when(proc, lambda: (run_dir / "trace.2.json.gz").exists() and not (run_dir / "meta.json").exists())
     assert killed, "the profile finished before it could be killed"
     assert not (run_dir / "meta.json").exists()  # the run never recorded itself: it is not a result
+    assert snakemake(work, "--unlock").returncode == 0  # the killed Snakemake left its lock, as after a power cut
     again = snakemake(work, "--cores", "1", target)
     assert again.returncode != 0 and "--rerun-incomplete" in again.stdout + again.stderr
     redo = snakemake(work, "--cores", "1", "--rerun-incomplete", target)
@@ -379,6 +382,7 @@ def test_a_missing_op_table_is_always_rebuilt(copy_of_study):
     proc = _start(work, "--cores", "1", "--forcerun", "normalize_trace", str(shares.relative_to(work)))
     assert _kill_when(proc, lambda: not ops.exists())
     assert not ops.exists()
+    assert snakemake(work, "--unlock").returncode == 0
     res = snakemake(work, "--cores", "2", "figures/fig6.png")
     assert res.returncode == 0, res.stderr[-3000:]
     assert ops.is_file() and shares.is_file()
