@@ -37,50 +37,24 @@ def profile(
     )
 
 
-def export_onnx(config: dict, model: str, batch_size: int, input_path: str, out: str, modules_out: str) -> dict:
+def export_onnx(config: dict, model: str, batch_size: int, **paths: str) -> dict:
+    """``paths``: ``input_path``, ``out``, ``modules_out`` (as :func:`ngbench.jobs.run_ort.export`)."""
     from ngbench.jobs import run_ort
 
-    config = settings.with_defaults(config)
-    return run_ort.export(
-        settings.export_params(config, model),
-        batch_size=batch_size,
-        input_path=input_path,
-        out=out,
-        modules_out=modules_out,
-    )
+    params = settings.export_params(settings.with_defaults(config), model)
+    return run_ort.export(params, batch_size=batch_size, **paths)
 
 
-def build_trt_engine(
-    config: dict,
-    platform: str,
-    model: str,
-    batch_size: int,
-    *,
-    modules_path: str,
-    onnx_path: str,
-    plan: str,
-    log_path: str,
-    precision: str = "fp16",
-) -> dict:
+def build_trt_engine(config: dict, platform: str, model: str, batch_size: int, **paths: str) -> dict:
+    """``paths``: ``modules_path``, ``onnx_path``, ``plan``, ``log_path``, optionally ``precision``."""
     from ngbench.jobs import run_trt
 
-    config = settings.with_defaults(config)
-    return run_trt.build_engine(
-        settings.engine_params(config, platform),
-        model=model,
-        batch_size=batch_size,
-        modules_path=modules_path,
-        onnx_path=onnx_path,
-        plan=plan,
-        log_path=log_path,
-        precision=precision,
-    )
+    params = settings.engine_params(settings.with_defaults(config), platform)
+    return run_trt.build_engine(params, model=model, batch_size=batch_size, **{"precision": "fp16", **paths})
 
 
 def measure_energy(config: dict, platform: str, model: str, batch_size: int, input_path: str, out: str) -> dict:
     from ngbench.jobs import energy
 
-    config = settings.with_defaults(config)
-    return energy.measure(
-        settings.energy_params(config, platform, model), batch_size=batch_size, input_path=input_path, out=out
-    )
+    params = settings.energy_params(settings.with_defaults(config), platform, model)
+    return energy.measure(params, batch_size=batch_size, input_path=input_path, out=out)
