@@ -375,7 +375,8 @@ def test_a_profile_killed_midway_asks_for_rerun_incomplete_and_redoes_it(copy_of
 
 
 @pytest.mark.skip(
-    reason="open (issue 14 part 5): after a kill during a forced normalize_trace, Snakemake 9.27 skips the missing op table its killed run marked incomplete, even with --rerun-incomplete"
+    reason="open (issue 14 part 5): after a kill during a forced normalize_trace, Snakemake 9.27 skips the "
+    "missing op table its killed run marked incomplete, even with --rerun-incomplete"
 )
 def test_a_missing_op_table_is_always_rebuilt(copy_of_study):
     work = copy_of_study
