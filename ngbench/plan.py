@@ -5,9 +5,10 @@ exactly fig6's runs."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import NamedTuple
 
-from ngbench import catalog
+from ngbench import catalog, names
 from ngbench.figures.specs import FIGURES
 from ngbench.jobs.settings import model_settings
 
@@ -94,6 +95,21 @@ def compat_path(run: Run) -> str:
 
 def ops_path(run: Run) -> str:
     return f"results/ops/{run.platform}/{run.backend}/{run.model}/bs{run.bs}.parquet"
+
+
+def trace_dir(run: Run) -> str:
+    return f"results/traces/{run.platform}/{run.backend}/{run.model}/bs{run.bs}"
+
+
+def unnormalized_runs(runs: Iterable[Run], root: Path) -> list[Run]:
+    """Measured runs (their ``meta.json`` is on disk) whose op table or shares are missing, as after a
+    normalization that was killed after Snakemake removed its old outputs."""
+    return [
+        r
+        for r in runs
+        if (root / trace_dir(r) / names.META_FILE).is_file()
+        and not all((root / p).is_file() for p in (ops_path(r), shares_path(r)))
+    ]
 
 
 MEASUREMENT_RULES = ("profile", "measure_energy", "build_engine")  # jobs that need the platform's device

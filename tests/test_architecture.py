@@ -177,6 +177,18 @@ def test_each_figure_draws_only_its_runs():
     assert plan.figure_runs("table2", SHIPPED, runs) == []
 
 
+def test_a_measured_run_without_its_op_table_or_shares_is_found(tmp_path):
+    measured, whole, unmeasured = (plan.Run("cpu", "torch", m, 1) for m in ("a", "b", "c"))
+    for run in (measured, whole):
+        (tmp_path / plan.trace_dir(run)).mkdir(parents=True)
+        (tmp_path / plan.trace_dir(run) / "meta.json").write_text("{}")
+    for path in (plan.ops_path(whole), plan.shares_path(whole), plan.ops_path(measured)):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(b"")
+    # a: measured, op table there, shares missing; b: whole; c: never measured (nothing to rebuild from)
+    assert plan.unnormalized_runs([measured, whole, unmeasured], tmp_path) == [measured]
+
+
 PLANNED = {  # a fresh checkout, the shipped config: jobs per rule (and backend) of `snakemake -n <target>`
     "figures/fig6.png": {"prepare_inputs": 23, "profile:torch": 23, "normalize_trace:torch": 23, "plot_fig6": 1},
     "figures/fig1.png": {"prepare_inputs": 2, "profile:torch": 2, "normalize_trace:torch": 2, "plot_fig1": 1},
@@ -186,6 +198,8 @@ PLANNED = {  # a fresh checkout, the shipped config: jobs per rule (and backend)
     "figures/fig8.png": {"prepare_inputs": 7, "profile:torch": 7, "profile:inductor": 4, "normalize_trace:torch": 7,
                          "normalize_trace:inductor": 4, "plot_fig8": 1},
     "figures/table2.md": {"make_table2": 1},
+    # a named target: the same jobs, plus its own (it lists the op tables and shares of fig6's runs)
+    "fig6": {"prepare_inputs": 23, "profile:torch": 23, "normalize_trace:torch": 23, "plot_fig6": 1, "fig6": 1},
 }  # fmt: skip
 
 

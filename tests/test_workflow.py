@@ -360,7 +360,7 @@ def test_a_profile_killed_midway_asks_for_rerun_incomplete_and_redoes_it(copy_of
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     run_dir = work / "results/traces/cpu/torch/tiny-gpt2/bs1"
     target = "results/ops/cpu/torch/tiny-gpt2/bs1.parquet"
-    proc = _start(work, "--cores", "1", "--forcerun", "profile", target)
+    proc = _start(work, "--cores", "1", target, "--forcerun", "profile")  # targets first: --forcerun takes a list
     killed = _kill_when(proc, lambda: (run_dir / "trace.2.json.gz").exists() and not (run_dir / "meta.json").exists())
     assert killed, "the profile finished before it could be killed"
     assert not (run_dir / "meta.json").exists()  # the run never recorded itself: it is not a result
@@ -374,30 +374,37 @@ def test_a_profile_killed_midway_asks_for_rerun_incomplete_and_redoes_it(copy_of
     assert df.iteration.nunique() == 30
 
 
-@pytest.mark.skip(
-    reason="open (issue 14 part 5): after a kill during a forced normalize_trace, Snakemake 9.27 skips the "
-    "missing op table its killed run marked incomplete, even with --rerun-incomplete"
-)
-def test_a_missing_op_table_is_always_rebuilt(copy_of_study):
+def test_a_missing_op_table_is_rebuilt_by_the_study_and_its_named_targets(copy_of_study):
     work = copy_of_study
     ops = work / "results/ops/cpu/torch/tiny-gpt2/bs1.parquet"
     shares = work / "results/shares/cpu/torch/tiny-gpt2/bs1.parquet"
+    fig6 = work / "figures/fig6.png"
+    drawn_before = fig6.stat().st_mtime_ns
     # killed during a forced normalize_trace: Snakemake removed the old outputs before the job started
-    proc = _start(work, "--cores", "1", "--forcerun", "normalize_trace", str(shares.relative_to(work)))
+    proc = _start(work, "--cores", "1", str(shares.relative_to(work)), "--forcerun", "normalize_trace")
     assert _kill_when(proc, lambda: not ops.exists())
-    assert not ops.exists()
+    assert not ops.exists() and not shares.exists()
     assert snakemake(work, "--unlock").returncode == 0
-    # Snakemake 9.27 skips a missing output its killed run marked incomplete ("Nothing to be done"), so the
-    # rebuild needs the flag it asks for when such a file exists
-    res = snakemake(work, "--cores", "2", "--rerun-incomplete", "figures/fig6.png")
+    # a present file target hides a missing intermediate (Snakemake's design): the workflow says so
+    dry = snakemake(work, "-n", "--cores", "2", "figures/fig6.png")
+    assert "1 measured run(s) lack their op table" in dry.stdout + dry.stderr
+    # the named target rebuilds the op table and shares, then redraws fig6
+    assert planned_jobs(work, "fig6") == {"normalize_trace": 1, "plot_fig6": 1, "fig6": 1}
+    res = snakemake(work, "--cores", "2", "fig6")
     assert res.returncode == 0, res.stderr[-3000:]
-    assert ops.is_file() and shares.is_file()
-    # the op table alone deleted (its shares still there and newer): it is rebuilt too
+    optable.check(optable.read(ops))
+    assert shares.is_file() and fig6.stat().st_mtime_ns > drawn_before
+    after = snakemake(work, "-n", "--cores", "2", "fig6")
+    assert (
+        "lack their op table" not in after.stdout + after.stderr and "Nothing to be done" in after.stdout + after.stderr
+    )
+    # the op table alone deleted (its shares still there): the whole study rebuilds it too
     ops.unlink()
-    jobs = planned_jobs(work, "figures/fig6.png")
-    assert jobs.get("normalize_trace") == 1, jobs
-    res = snakemake(work, "--cores", "2", "figures/fig6.png")
+    assert planned_jobs(work).get("normalize_trace") == 1
+    res = snakemake(work, "--cores", "2")
     assert res.returncode == 0 and ops.is_file()
+    again = snakemake(work, "-n", "--cores", "2")
+    assert "Nothing to be done" in again.stdout + again.stderr
 
 
 def test_the_scorecard_sets_every_claim_beside_ours(study):

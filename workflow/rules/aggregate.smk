@@ -3,7 +3,6 @@ rule aggregate_shares:
     input:
         shares=all_shares,
         unknown=all_unknown,
-        ops=all_op_tables,  # unread; declared so that a missing op table is always rebuilt
     output:
         shares="results/shares.parquet",
         unknown=report(

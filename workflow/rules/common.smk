@@ -2,6 +2,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -93,6 +94,50 @@ def all_unknown(wildcards=None):
 
 def figure_models(figure):
     return plan.figure_models(config, figure)
+
+
+# The study's products: `snakemake --cores all fig6` names one (`all` names every one).
+PRODUCTS = {
+    "fig1": "figures/fig1.png",
+    "fig5": "figures/fig5.png",
+    "fig6": "figures/fig6.png",
+    "fig7": "figures/fig7.png",
+    "fig8": "figures/fig8.png",
+    "fig9": "figures/fig9.png",
+    "table1": "figures/table1.md",
+    "table2": "figures/table2.md",
+    "table4": "figures/table4.md",
+    "table5": "figures/table5.md",
+    "scorecard": "figures/scorecard.md",
+}
+
+
+def normalized_results(product):
+    """The op tables and shares of the runs a product draws (the scorecard: every run). A named target lists
+    them so that a missing one is rebuilt: Snakemake rebuilds a missing input of an output-less target rule,
+    but not a missing intermediate behind a present file target (snakemake/snakemake#1978).
+    """
+    if product == "scorecard":
+        runs = all_runs()
+    elif product in plan.FIGURES:
+        runs = plan.figure_runs(product, config, all_runs())
+    else:
+        runs = []
+    return [f(r) for r in runs for f in (plan.ops_path, plan.shares_path)]
+
+
+def warn_missing_results():
+    """Say which measured runs lack their op table: a file target (figures/fig6.png) will not rebuild it."""
+    if not workflow.is_main_process:
+        return
+    missing = plan.unnormalized_runs(all_runs(), Path("."))
+    if missing:
+        logger.warning(
+            f"{len(missing)} measured run(s) lack their op table or shares ({plan.ops_path(missing[0])}"
+            f"{', ...' if len(missing) > 1 else ''}): `snakemake` or a named target (fig6, table4, ...) "
+            "rebuilds them; a file target such as figures/fig6.png does not (Snakemake's rule for "
+            "intermediate files)"
+        )
 
 
 HIDDEN_MODELS = plan.hidden_models(config)

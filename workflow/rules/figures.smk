@@ -1,7 +1,6 @@
 rule plot_fig6:
     input:
         shares=figure_shares("fig6"),
-        ops=figure_op_tables("fig6"),  # unread; declared so that a missing op table is always rebuilt
     output:
         png=report(
             "figures/fig6.png",
@@ -21,7 +20,6 @@ rule plot_fig6:
 rule make_table4:
     input:
         shares=figure_shares("table4"),
-        ops=figure_op_tables("table4"),  # unread; declared so that a missing op table is always rebuilt
     output:
         csv="figures/table4.csv",
         md=report(
@@ -82,7 +80,6 @@ rule make_table1:
 rule plot_fig7:
     input:
         shares=figure_shares("fig7"),
-        ops=figure_op_tables("fig7"),  # unread; declared so that a missing op table is always rebuilt
     output:
         png=report(
             "figures/fig7.png",
@@ -104,7 +101,6 @@ rule plot_fig7:
 rule plot_fig8:
     input:
         shares=figure_shares("fig8"),
-        ops=figure_op_tables("fig8"),  # unread; declared so that a missing op table is always rebuilt
     output:
         png=report(
             "figures/fig8.png",
@@ -146,7 +142,6 @@ rule make_table5:
 rule plot_fig1:
     input:
         shares=figure_shares("fig1"),
-        ops=figure_op_tables("fig1"),  # unread; declared so that a missing op table is always rebuilt
     output:
         png=report(
             "figures/fig1.png",
@@ -210,7 +205,6 @@ rule plot_fig9:
 rule make_scorecard:
     input:
         shares=all_shares,
-        ops=all_op_tables,  # unread; declared so that a missing op table is always rebuilt
         compat=all_compat,  # the original's metric, per run
         table1="figures/table1.csv",
         table2="figures/table2.csv",
