@@ -5,6 +5,7 @@ import pytest
 
 from ngbench.analysis import claims
 from ngbench.figures import paper, scorecard
+from ngbench.figures.specs import FIGURES
 
 NAMES = paper.section("group_names")
 
@@ -45,6 +46,22 @@ def test_ranges_over_runs_and_over_models():
     # non-GEMM per model: swin-t (16, 6, 45) -> 22.33; detr (30, 36) -> 33 -> 22.3 - 33.0
     r = claims.measure(claim("class_range", [20, 35], group="non-GEMM", over="model", backend="torch"), EVIDENCE)
     assert r.ours == pytest.approx((67 / 3, 33.0)) and r.verdict == claims.REPRODUCED
+
+
+def test_a_claim_over_a_figures_results_reads_only_the_models_that_figure_draws():
+    c = claim("class_range", [42.8, 96.6], group="GEMM", over="run", backend="torch")
+    c["needs"]["figure"] = "fig6"
+    # fig6 draws detr only here: GEMM per run 60 (CPU), 40 (GPU); swin-t's 80, 90, 50 are left out
+    ev = claims.Evidence(shares=SHARES, group_names=NAMES, figure_models={"fig6": ["detr"]})
+    r = claims.measure(c, ev)
+    assert r.ours == (40.0, 60.0) and r.runs == 2
+    assert scorecard._needs(c["needs"]).startswith("the models fig6 draws")
+    with pytest.raises(ValueError, match="claim X: needs the models of 'fig6'"):
+        claims.measure(c, EVIDENCE)
+
+
+def test_every_figure_a_claim_names_is_a_figure():
+    assert set(scorecard.claim_figures()) <= set(FIGURES) and "fig6" in scorecard.claim_figures()
 
 
 def test_a_paper_group_sums_the_groups_of_ours_that_map_to_it():
@@ -88,7 +105,7 @@ def test_tables_count_their_matching_rows():
 
 def test_every_claim_of_the_paper_has_a_row_even_with_no_results(tmp_path):
     empty = claims.Evidence(shares=pd.DataFrame(columns=["platform", "device", "backend", "model", "status"]),
-                            group_names=NAMES)  # fmt: skip
+                            group_names=NAMES, figure_models={f: [] for f in scorecard.claim_figures()})  # fmt: skip
     df = scorecard.table(empty)
     ids = [c["id"] for c in paper.section("claims")]
     assert list(df["id"]) == ids and len(set(ids)) == len(ids)

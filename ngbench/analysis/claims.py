@@ -45,6 +45,9 @@ class Evidence:
     compat: pd.DataFrame = field(default_factory=pd.DataFrame)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     group_names: dict[str, str | None] = field(default_factory=dict)
+    # the models each figure draws in this configuration; a claim about a figure's results ("all results" of
+    # the characterization is fig6's) reads only those, not the debug-size or sequence-length variants
+    figure_models: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def cuda_platforms(self) -> set[str]:
@@ -71,6 +74,17 @@ def _kind(device: str) -> str:
     return "cuda" if str(device).startswith("cuda") else "cpu"
 
 
+def resolved(claim: dict, evidence: Evidence) -> dict:
+    """The claim with ``needs: {figure: fig6}`` turned into the models that figure draws here."""
+    figure = claim["needs"].get("figure")
+    if figure is None:
+        return claim
+    if figure not in evidence.figure_models:
+        raise ValueError(f"claim {claim['id']}: needs the models of {figure!r}, which the evidence does not list")
+    needs = {k: v for k, v in claim["needs"].items() if k != "figure"}
+    return {**claim, "needs": {**needs, "models": list(evidence.figure_models[figure])}}
+
+
 def select(df: pd.DataFrame, needs: dict, *, device: str | None = None) -> pd.DataFrame:
     """Rows of successful runs matching a claim's needs (backends, models; device kind unless ``any``)."""
     if df.empty:
@@ -78,7 +92,7 @@ def select(df: pd.DataFrame, needs: dict, *, device: str | None = None) -> pd.Da
     out = df[df["status"] == names.STATUS_OK] if "status" in df else df
     if needs.get("backend") is not None and "backend" in out:
         out = out[out["backend"].isin(_as_list(needs["backend"]))]
-    if needs.get("models"):
+    if needs.get("models") is not None:  # an empty list (a figure that draws nothing) selects nothing
         out = out[out["model"].isin(needs["models"])]
     want = device or needs.get("device", "any")
     if want != "any" and not isinstance(want, list):
@@ -245,6 +259,7 @@ def verdict(claim: dict, ours: Any, rows: int | None = None) -> tuple[str, str]:
 
 
 def measure(claim: dict, evidence: Evidence) -> Result:
+    claim = resolved(claim, evidence)
     kind = claim["measure"]["kind"]
     if kind in (*TABLE_KINDS, "fusion", "int8"):
         value, rows, reason = _table_measure(claim, evidence)
@@ -282,7 +297,7 @@ def _gap(claim: dict, ours: Any) -> float:
 def drill_down(claim: dict, evidence: Evidence, top: int = 2) -> str:
     """Which of the paper's groups account for the difference between its metric (compat) and ours over the
     claim's runs, with the op names that carry the most compat latency in them."""
-    needs = claim["needs"]
+    needs = resolved(claim, evidence)["needs"]
     ours_runs = select(evidence.shares, needs)
     compat_runs = select(evidence.compat, needs) if len(evidence.compat) else evidence.compat
     if ours_runs.empty or compat_runs.empty:
@@ -306,7 +321,7 @@ def drill_down(claim: dict, evidence: Evidence, top: int = 2) -> str:
 
 def disturbed_runs(claim: dict, evidence: Evidence) -> int:
     """How many of the runs a claim reads were judged disturbed (kept, and counted here)."""
-    rows = select(evidence.shares, claim["needs"])
+    rows = select(evidence.shares, resolved(claim, evidence)["needs"])
     if rows.empty or "trust" not in rows:
         return 0
     runs = rows.drop_duplicates(["platform", "backend", "model", "batch_size"])

@@ -43,8 +43,13 @@ def _fmt(value, unit: str, kind: str = "") -> str:
     return f"{value}{unit}" if unit in ("%", "x") else f"{value} {unit}"
 
 
+def claim_figures() -> list[str]:
+    """The figures whose models some claim reads (``needs: {figure: ...}``); the workflow lists their models."""
+    return sorted({c["needs"]["figure"] for c in paper.section("claims") if c["needs"].get("figure")})
+
+
 def _needs(needs: dict) -> str:
-    parts = []
+    parts = [f"the models {needs['figure']} draws"] if needs.get("figure") else []
     for key in ("device", "backend", "models"):
         if needs.get(key) not in (None, "any"):
             value = needs[key]

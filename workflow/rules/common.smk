@@ -11,6 +11,7 @@ min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 
 from ngbench import catalog, plan  # noqa: E402
+from ngbench.figures import scorecard  # noqa: E402
 from ngbench.jobs import settings  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)

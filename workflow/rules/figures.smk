@@ -223,5 +223,7 @@ rule make_scorecard:
         "logs/make_scorecard.log",
     conda:
         "../../envs/torch.yaml"
+    params:
+        figure_models={name: figure_models(name) for name in scorecard.claim_figures()},
     script:
         "../scripts/make_scorecard.py"

@@ -12,6 +12,7 @@ evidence = claims.Evidence(
         name: tables.read(snakemake.input[name]) for name in ("table1", "table2", "table4", "table5", "fig9_summary")
     },
     group_names=paper.section("group_names"),
+    figure_models=snakemake.params.figure_models,
 )
 table = scorecard.table(evidence)
 scorecard.write(table, snakemake.output.csv, snakemake.output.md, scorecard.drill_downs(table, evidence))
