@@ -85,10 +85,6 @@ def all_compat(wildcards=None):
     return [plan.compat_path(r) for r in all_runs()]
 
 
-def all_op_tables(wildcards=None):
-    return [plan.ops_path(r) for r in all_runs()]
-
-
 def all_unknown(wildcards=None):
     return [plan.unknown_path(r) for r in all_runs()]
 
