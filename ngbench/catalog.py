@@ -52,7 +52,7 @@ _ONNX_INPUTS = {
     "data": "results/onnx/{model}/bs{bs}.onnx.data",
     "modules": "results/onnx/{model}/bs{bs}.modules.json",
 }
-_KINETO = (names.KINETO_TRACE_GLOB, names.SHAPES_FILE)
+_KINETO = (names.KINETO_TRACE_GLOB, names.SHAPES_FILE, names.EXEC_TRACE_FILE)
 
 _TORCH = Backend(
     name="torch",

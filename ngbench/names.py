@@ -10,6 +10,7 @@ META_FILE = "meta.json"  # environment, settings, provenance and status of the r
 KINETO_TRACE_FILE = "trace.{cycle}.json.gz"  # PyTorch profiler: one Chrome trace per measured iteration
 KINETO_TRACE_GLOB = "trace.*.json.gz"
 SHAPES_FILE = "shapes.json.gz"  # PyTorch profiler: one extra pass with record_shapes=True
+EXEC_TRACE_FILE = "exec_trace.json.gz"  # PyTorch execution trace of the shapes pass: every op's tensors
 ORT_PROFILE_FILE = "profile.json"  # ONNX Runtime's own profile (Chrome-trace-like JSON array)
 NODES_FILE = "nodes.json"  # ONNX node -> module scope table (ngbench.onnx-nodes/1), beside ORT/TensorRT profiles
 TRT_PROFILE_FILE = "profile.json"  # TensorRT per-layer profile (trtexec --exportProfile layout)

@@ -26,7 +26,13 @@ def kineto_run(trace_dir: Path, meta: dict, labels: dict) -> tuple[pd.DataFrame,
 
     traces = sorted(trace_dir.glob(names.KINETO_TRACE_GLOB))
     shapes = trace_dir / names.SHAPES_FILE
-    return kineto.normalize_many(traces, shapes_trace=shapes if shapes.is_file() else None, **labels)
+    exec_trace = trace_dir / names.EXEC_TRACE_FILE
+    return kineto.normalize_many(
+        traces,
+        shapes_trace=shapes if shapes.is_file() else None,
+        exec_trace=exec_trace if exec_trace.is_file() else None,
+        **labels,
+    )
 
 
 def inductor_run(trace_dir: Path, meta: dict, labels: dict) -> tuple[pd.DataFrame, dict]:

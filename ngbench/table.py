@@ -46,10 +46,18 @@ SCHEMA = pa.schema(
         pa.field("iteration_time_us", pa.float64(), nullable=False),  # measured iteration time (closure target)
         pa.field("input_shapes", pa.string(), nullable=False),  # JSON list of input dims, "" when unknown
         pa.field("fused_ops", pa.list_(pa.string()), nullable=False),  # fused_entry() per replaced op
+        # the op's work (ngbench.work): ideal bytes moved and FLOPs, how they were known, input layout
+        pa.field("bytes", pa.float64()),  # null: not known (work_source none)
+        pa.field("flops", pa.float64()),
+        pa.field("work_source", pa.string(), nullable=False),  # tensors|shapes|graph|layer-info|kernel-graph|none
+        pa.field("layout", pa.string(), nullable=False),  # contiguous | non-contiguous | "" (unknown)
     ]
 )
 COLUMNS = SCHEMA.names
+# columns a table written before the horizon lacks: read as unknown work
+WORK_DEFAULTS: dict[str, Any] = {"bytes": None, "flops": None, "work_source": "none", "layout": ""}
 CLOSURE_RTOL = 1e-9
+NULLABLE_NUMBERS = ("device_time_us", "host_time_us", "bytes", "flops")
 
 
 class ClosureError(InputError):
@@ -81,6 +89,10 @@ def append_idle_row(cols: dict[str, list], time_us: float, op: str = IDLE_OP) ->
         "host_time_us": None,
         "input_shapes": "",
         "fused_ops": [],
+        "bytes": None,
+        "flops": None,
+        "work_source": "none",
+        "layout": "",
     }
     for key, value in row.items():
         cols[key].append(value)
@@ -95,7 +107,21 @@ def frame(cols: dict[str, list], **constants: Any) -> pd.DataFrame:
     total = len(cols["op"])
     for column, value in constants.items():
         cols[column] = [value] * total
+    for column, value in WORK_DEFAULTS.items():
+        if len(cols.get(column) or ()) != total:
+            cols[column] = [value] * total
     return pd.DataFrame(cols).astype(INT_COLUMNS)
+
+
+def with_work_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the work columns, filled as unknown where absent (tables written before them)."""
+    missing = {c: v for c, v in WORK_DEFAULTS.items() if c not in df.columns}
+    if not missing:
+        return df
+    df = df.copy()
+    for column, value in missing.items():
+        df[column] = pd.Series([value] * len(df), index=df.index, dtype=object if value is None else None)
+    return df
 
 
 def fused_entry(op: str, node: str, module: str = "", module_type: str = "") -> str:
@@ -114,15 +140,16 @@ def _show(value: Any) -> str:
         return repr(value)
 
 
-TIME_COLUMNS = ("time_us", "device_time_us", "host_time_us", "iteration_time_us")
+TIME_COLUMNS = ("time_us", "device_time_us", "host_time_us", "iteration_time_us", "bytes", "flops")
 
 
 def check(df: pd.DataFrame, *, source: str = "op table", types: bool = True) -> None:
     """Validate columns, types (unless ``types=False``), times (finite, not negative) and the closure
     invariant; raise :class:`ClosureError` (an :class:`InputError`) with the first problem named."""
-    missing = [c for c in COLUMNS if c not in df.columns]
+    missing = [c for c in COLUMNS if c not in df.columns and c not in WORK_DEFAULTS]
     if missing:
         raise ClosureError(f"{source}: missing columns {missing}")
+    df = with_work_columns(df)
     if types:
         try:
             pa.Table.from_pandas(df[COLUMNS], schema=SCHEMA, preserve_index=False)
@@ -130,13 +157,13 @@ def check(df: pd.DataFrame, *, source: str = "op table", types: bool = True) -> 
             raise ClosureError(f"{source}: columns do not match the op table schema: {exc}") from exc
     for column in TIME_COLUMNS:
         values = pd.to_numeric(df[column], errors="coerce").astype(float)
-        present = values.notna() if column in ("device_time_us", "host_time_us") else pd.Series(True, df.index)
+        present = values.notna() if column in NULLABLE_NUMBERS else pd.Series(True, df.index)
         bad = present & ~np.isfinite(values)
         if bad.any():
             row = df.loc[bad].iloc[0]
             raise ClosureError(
                 f"{source}: {column} is {_show(row[column])} for op {row.op!r} in iteration {row.iteration}: "
-                "expected a finite number of microseconds"
+                f"expected a finite number{' of microseconds' if column.endswith('_us') else ''}"
             )
         slack = -1e-6 if column == "time_us" else 0.0
         negative = present & (values < slack)
@@ -145,7 +172,7 @@ def check(df: pd.DataFrame, *, source: str = "op table", types: bool = True) -> 
             what = (
                 "ops were attributed more time than the iteration measured (double counting)"
                 if column == "time_us"
-                else "times cannot be negative"
+                else f"{'work' if column in ('bytes', 'flops') else 'times'} cannot be negative"
             )
             raise ClosureError(
                 f"{source}: negative {column} {row[column]:.3f} for op {row.op!r} in iteration {row.iteration}: " + what
@@ -166,6 +193,7 @@ def check(df: pd.DataFrame, *, source: str = "op table", types: bool = True) -> 
 
 
 def to_arrow(df: pd.DataFrame, run: dict[str, Any] | None = None) -> pa.Table:
+    df = with_work_columns(df)
     table = pa.Table.from_pandas(df[COLUMNS], schema=SCHEMA, preserve_index=False)
     if run is not None:
         meta = dict(table.schema.metadata or {})
@@ -194,7 +222,7 @@ def read(path: str | Path, *, checked: bool = True) -> pd.DataFrame:
     """An op table from parquet; ``checked`` (default) runs :func:`check` on it, so no reader computes
     shares from a table with impossible times."""
     try:
-        df = pq.read_table(path).to_pandas()
+        df = with_work_columns(pq.read_table(path).to_pandas())
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputError(f"{path}: not a readable op table: {exc}") from exc
     if checked and len(df):

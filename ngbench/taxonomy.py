@@ -167,7 +167,7 @@ class Taxonomy:
         if kind == "kernel":
             return None
         table = self.ops[kind]
-        for candidate in _name_candidates(op):
+        for candidate in name_candidates(op):
             group = table.get(candidate)
             if group is not None:
                 return group
@@ -243,7 +243,7 @@ def fused_ops_from_name(name: str, known: dict[str, str]) -> list[str]:
     return ops
 
 
-def _name_candidates(op: str) -> Iterable[str]:
+def name_candidates(op: str) -> Iterable[str]:
     """``aten::add_`` -> add_, add ; ``aten::add.Tensor`` -> add ; ``torchvision::nms`` -> nms."""
     base = op.split("::")[-1] if "::" in op else op
     yield base

@@ -182,13 +182,17 @@ def run(
                     profiled += time_iterations(step, sync, 1)
                     prof.step()
         if shapes_pass:
+            exec_trace = _exec_trace_observer(trace_dir)
             with (
                 module_scopes(model) if scope_modules else _null(),
-                profile(activities=activities, record_shapes=True) as shapes_prof,
+                profile(
+                    activities=activities, record_shapes=True, execution_trace_observer=exec_trace
+                ) as shapes_prof,
             ):
                 step()
                 sync()
             shapes_prof.export_chrome_trace(str(trace_dir / names.SHAPES_FILE))
+            _compress_exec_trace(trace_dir)
     profiled = profiled[1::2]  # each cycle's warm-up step is not measured
     lat, prof_stats = summarize(latency), summarize(profiled)
     return {
@@ -206,7 +210,9 @@ def run(
         "profiler_overhead_ratio": prof_stats["median_ms"] / lat["median_ms"] if lat and prof_stats else None,
         "load": load,
         "module_scopes": "forward pre/post hooks -> record_function ranges" if scope_modules else "none",
-        "shapes": f"separate record_shapes pass ({names.SHAPES_FILE})" if shapes_pass else "not recorded",
+        "shapes": f"separate record_shapes pass ({names.SHAPES_FILE}, {names.EXEC_TRACE_FILE})"
+        if shapes_pass
+        else "not recorded",
         "profiler_activities": [a.name for a in activities],
         "sync": "torch.cuda.synchronize before and after each iteration" if cuda else "none needed (CPU)",
         **({"compile": compiled} if compiler is not None else {}),
@@ -216,3 +222,27 @@ def run(
 @contextmanager
 def _null() -> Iterator[None]:
     yield
+
+
+_EXEC_TRACE_RAW = "exec_trace.json"
+
+
+def _exec_trace_observer(trace_dir: Path):
+    """PyTorch's execution trace of the shapes pass: every op's input and output tensors (shape, strides,
+    dtype, tensor and storage ids), the source of the ops' exact bytes. None where this torch lacks it."""
+    try:
+        from torch.profiler import ExecutionTraceObserver
+    except ImportError:
+        return None
+    return ExecutionTraceObserver().register_callback(str(trace_dir / _EXEC_TRACE_RAW))
+
+
+def _compress_exec_trace(trace_dir: Path) -> None:
+    import gzip
+    import shutil
+
+    raw = trace_dir / _EXEC_TRACE_RAW
+    if raw.is_file():
+        with raw.open("rb") as src, gzip.open(trace_dir / names.EXEC_TRACE_FILE, "wb", compresslevel=6) as dst:
+            shutil.copyfileobj(src, dst)
+        raw.unlink()

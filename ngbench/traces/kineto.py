@@ -44,7 +44,7 @@ import math
 import re
 import sys
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,8 +54,9 @@ from typing import IO, Any
 
 import ijson
 import msgspec
+import pandas as pd
 
-from ngbench import names
+from ngbench import names, work
 from ngbench import table as optable
 from ngbench import taxonomy as tax
 from ngbench.errors import MAX_DURATION_US, MAX_TIMESTAMP_US, InputError, bad_event_time
@@ -73,7 +74,8 @@ _OTHER_FORMATS = {
     "Session": "an ONNX Runtime profile (--backend ort)",
     "Node": "an ONNX Runtime profile (--backend ort)",
 }
-STEP_OVERLAP_TOLERANCE_US = 1.0  # step ranges that overlap by at most this much are clipped, not rejected
+STEP_OVERLAP_TOLERANCE_US = 1.0
+_NO_ARGS = work.unknown("the trace recorded no input types (record_shapes off)")  # step ranges that overlap by at most this much are clipped, not rejected
 
 # event kinds on a host thread, in tie-break order (an enclosing range sorts before what it encloses)
 MARKER, SCOPE, OP, RUNTIME = 0, 1, 2, 3
@@ -82,6 +84,9 @@ MARKER, SCOPE, OP, RUNTIME = 0, 1, 2, 3
 class _Args(msgspec.Struct, gc=False):
     correlation: int | None = None
     input_dims: list | None = msgspec.field(name="Input Dims", default=None)
+    input_type: list | None = msgspec.field(name="Input type", default=None)
+    input_strides: list | None = msgspec.field(name="Input Strides", default=None)
+    concrete_inputs: list | None = msgspec.field(name="Concrete Inputs", default=None)
 
 
 class Event(msgspec.Struct, gc=False):
@@ -97,9 +102,10 @@ class Event(msgspec.Struct, gc=False):
     args: _Args | None = None
 
 
-# A host-thread event: (ts, -dur, kind, end, name, extra). Plain tuples sort in the order the nesting sweep
-# needs (earlier first, enclosing before enclosed, marker/scope before op at ties); extra is the op's input
-# shapes (OP) or the launch's correlation id (RUNTIME).
+# A host-thread event: (ts, -dur, kind, end, name, extra, args). Plain tuples sort in the order the nesting
+# sweep needs (earlier first, enclosing before enclosed, marker/scope before op at ties); extra is the op's
+# input shapes (OP) or the launch's correlation id (RUNTIME); args the op's recorded arguments (dims, types,
+# strides, concrete values) as one JSON string when the trace recorded types, for its work (bytes, FLOPs).
 HostEvent = tuple
 
 
@@ -258,6 +264,18 @@ def _shapes(args: _Args | None) -> str:
     return sys.intern(json.dumps(dims, separators=(",", ":"))) if dims else ""
 
 
+def _recorded_args(args: _Args | None) -> str:
+    """``[dims, types, strides, concrete]`` as one interned JSON string, when the trace recorded types."""
+    if args is None or not args.input_type or args.input_dims is None:
+        return ""
+    return sys.intern(
+        json.dumps(
+            [args.input_dims, args.input_type, args.input_strides or [], args.concrete_inputs or []],
+            separators=(",", ":"),
+        )
+    )
+
+
 SKIP, DEVICE = -1, 4
 
 
@@ -317,12 +335,15 @@ def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Ta
                 last_end = end
             if kind == OP:
                 n_ops += 1
-                threads[ev.pid, ev.tid].append((ts, -dur, OP, end, name, _shapes(ev.args) if ev.args else ""))
+                a = ev.args
+                threads[ev.pid, ev.tid].append(
+                    (ts, -dur, OP, end, name, _shapes(a) if a else "", _recorded_args(a) if a else "")
+                )
             elif kind == SCOPE:
-                threads[ev.pid, ev.tid].append((ts, -dur, SCOPE, end, name, ""))
+                threads[ev.pid, ev.tid].append((ts, -dur, SCOPE, end, name, "", ""))
             elif kind == RUNTIME:
                 corr = ev.args.correlation if ev.args is not None else None
-                threads[ev.pid, ev.tid].append((ts, -dur, RUNTIME, end, name, corr))
+                threads[ev.pid, ev.tid].append((ts, -dur, RUNTIME, end, name, corr, ""))
             elif kind == DEVICE:
                 corr = ev.args.correlation if ev.args is not None else None
                 (device[corr] if corr is not None else pt.orphan_device).append((ts, end, name))
@@ -370,6 +391,7 @@ class _Row:
     module_types: tuple[str, ...]
     shapes: str
     correlations: list[int] = field(default_factory=list)
+    args: str = ""  # recorded arguments (_recorded_args), "" when the trace has none
     host: bool = True  # False: device work with no launching op (a row named after its kernel)
     node: str = ""  # the Dynamo compile id ("0/1") of the compiled region that ran the op, if any
 
@@ -452,7 +474,7 @@ def _top_level_rows(events: list[HostEvent], device_correlations: dict | frozens
     starts = [e[0] for e in events] if jump else None
     i, hi = 0, len(events)
     while i < hi:
-        ts, _negdur, kind, end, name, extra = events[i]
+        ts, _negdur, kind, end, name, extra, recorded = events[i]
         i += 1
         while ends and ends[-1] <= ts + _EPS:
             ends.pop()
@@ -472,7 +494,7 @@ def _top_level_rows(events: list[HostEvent], device_correlations: dict | frozens
             end = ends[-1]  # a range cannot outlive its parent on one thread
         if kind == OP and owner is None:
             current = current or _module_state(modules)
-            owner = _Row(name, ts, end, current[0], current[1], extra, [], node=current[2])
+            owner = _Row(name, ts, end, current[0], current[1], extra, [], node=current[2], args=recorded)
             rows.append(owner)
             if starts is not None:  # skip the op's children: next event starting at or after its end
                 i = bisect.bisect_left(starts, end - _EPS, i, hi)
@@ -525,6 +547,18 @@ class _Decider:
         self.taxonomy = taxonomy
         self.cache: dict[tuple, tuple[str, str, bool]] = {}
         self.kernel_cache: dict[str, str] = {}
+        self.work_notes: Counter[str] = Counter()  # why an op's work is unknown, per reason
+
+    def work(self, row: _Row, group: str) -> work.Work:
+        """The op's work from its recorded arguments (a trace recorded with shapes), else unknown."""
+        if not row.args or not row.host:
+            return _NO_ARGS
+        from ngbench.traces import torch_work
+
+        found = torch_work.from_args(row.op, row.args, group)
+        if found.note:
+            self.work_notes[found.note] += 1
+        return found
 
     def kernel_group(self, name: str) -> str:
         group = self.kernel_cache.get(name)
@@ -561,6 +595,7 @@ def _normalize(
     iteration_marker: str | None = None,
     taxonomy: tax.Taxonomy | None = None,
     shapes_trace: str | Path | None = None,
+    exec_trace: str | Path | None = None,
 ):
     taxonomy = taxonomy or tax.load()
     pt = collect(path, compile_marker(iteration_marker), taxonomy)
@@ -600,7 +635,7 @@ def _normalize(
         seq_len=seq_len,
     )
     if shapes_trace is not None:
-        info_shapes = _join_shapes(df, shapes_trace, taxonomy)
+        info_shapes = _join_shapes(df, shapes_trace, taxonomy, exec_trace)
     else:
         info_shapes = "from the trace itself" if any(cols["input_shapes"]) else "not recorded"
     info = {
@@ -618,6 +653,8 @@ def _normalize(
             else "host time of top-level ops on the dispatching thread"
         ),
         "input_shapes": info_shapes,
+        "work_sources": {k: int(v) for k, v in df["work_source"].value_counts().items()},
+        "work_unknown_reasons": dict(decide.work_notes.most_common(20)),
         **other,
     }
     if info["ops_on_other_threads"]:
@@ -789,6 +826,11 @@ def _emit(cols, w: Window, rows, times, device_times, host_times, decide: _Decid
     cols["device_time_us"].extend(device_times)
     cols["host_time_us"].extend(host_times)
     cols["input_shapes"].extend([r.shapes for r in rows])
+    works = [decide.work(r, d[0]) for r, d in zip(rows, decisions)]
+    cols["bytes"].extend([w.bytes for w in works])
+    cols["flops"].extend([w.flops for w in works])
+    cols["work_source"].extend([w.source for w in works])
+    cols["layout"].extend([w.layout for w in works])
     optable.append_idle_row(cols, iteration_time - sum(times))
 
 
@@ -825,20 +867,41 @@ def _cycle_number(path) -> tuple[int, str]:
     return (int(m.group(1)) if m else -1, str(path))
 
 
-def _join_shapes(df, shapes_trace: str | Path, taxonomy: tax.Taxonomy) -> str:
-    """Fill ``input_shapes`` in place from a one-iteration shapes profile; say what happened."""
+WORK_COLUMNS = ("bytes", "flops", "work_source", "layout")
+
+
+def _join_shapes(df, shapes_trace: str | Path, taxonomy: tax.Taxonomy, exec_trace: str | Path | None = None) -> str:
+    """Fill ``input_shapes`` and the work columns in place from a one-iteration shapes profile (work from
+    its recorded arguments, or exact from the execution trace recorded beside it); say what happened."""
     shapes_df, _ = normalize(shapes_trace, taxonomy=taxonomy)
     first = shapes_df[shapes_df["iteration"] == shapes_df["iteration"].min()]
     ref_ops = first["op"].tolist()
-    ref_shapes = first["input_shapes"].tolist()
+    ref = {c: first[c].tolist() for c in ("input_shapes", *WORK_COLUMNS)}
+    et_note = ""
+    if exec_trace is not None:
+        from ngbench.traces import torch_work
+
+        ops = first[first["group"] != tax.IDLE]
+        try:
+            works = torch_work.exec_trace_ops(exec_trace, ops["group"].tolist(), taxonomy)
+        except InputError as exc:
+            et_note = f"; execution trace not used ({exc})"
+        else:
+            for pos, w in zip(range(len(ops)), works):
+                for column, value in zip(WORK_COLUMNS, (w.bytes, w.flops, w.source, w.layout)):
+                    ref[column][pos] = value
+            et_note = f"; work from {Path(exec_trace).name}"
     joined = mismatched = 0
     for idx in df.groupby("iteration").groups.values():
         if df.loc[idx, "op"].tolist() == ref_ops:
-            df.loc[idx, "input_shapes"] = ref_shapes
+            for column, values in ref.items():
+                df.loc[idx, column] = pd.Series(values, index=idx, dtype=object if column in ("bytes", "flops") else None)
             joined += 1
         else:
             mismatched += 1
-    return f"joined from {Path(shapes_trace).name}: {joined} iteration(s) matched, {mismatched} did not"
+    for column in ("bytes", "flops"):
+        df[column] = pd.to_numeric(df[column], errors="coerce")
+    return f"joined from {Path(shapes_trace).name}: {joined} iteration(s) matched, {mismatched} did not{et_note}"
 
 
 def _iteration_source(windows: list[Window], iteration_marker: str | None) -> str:
