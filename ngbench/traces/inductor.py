@@ -33,6 +33,7 @@ import pandas as pd
 from ngbench import names
 from ngbench import table as optable
 from ngbench import taxonomy as tax
+from ngbench import work as wk
 from ngbench.errors import InputError
 from ngbench.scopes import common_chain
 
@@ -42,8 +43,19 @@ _KERNEL_DEF = re.compile(r"^(?P<name>(?:cpp|triton)_\w+) = async_compile\.\w+\("
 # a generated kernel that multiplies matrices itself: CPP GEMM templates, Triton dot products
 _MATMUL_CODE = re.compile(r"micro_gemm|MicroGemm|cpp_gemm_template|tl\.dot\(|triton_tem_")
 _POST_GRAD_LINE = re.compile(
-    r"^\s+(?P<node>\w+)(?:: \"[^\"]*\")? = torch\.ops\.(?P<op>[\w.]+)\((?P<args>.*?)\)(?:;  .*)?$", re.M
+    r"^\s+(?P<node>\w+)(?:: \"(?P<ann>[^\"]*)\")? = torch\.ops\.(?P<op>[\w.]+)\((?P<args>.*?)\)(?:;  .*)?$", re.M
 )
+_GRAPH_INPUT = re.compile(r"(?P<node>\w+): \"(?P<ann>[^\"]*)\"")
+_FORWARD = re.compile(r"^\s*def forward\(self, (?P<params>.*)\):", re.M)
+# Inductor's annotation "f32[2, 16, 64]" (+ "[strides]device" in newer releases): element type and shape
+_ANNOTATION = re.compile(r"^(?P<dtype>[a-z]+\d*)\[(?P<shape>[^\]]*)\]")
+_ANNOTATION_DTYPES = {"f64": "float64", "f32": "float32", "f16": "float16", "bf16": "bfloat16", "i64": "int64",
+                      "i32": "int32", "i16": "int16", "i8": "int8", "u8": "uint8", "b8": "bool",
+                      "f8e4m3fn": "float8", "f8e5m2": "float8"}  # fmt: skip
+# post-grad ops that alias their input: Inductor reads the buffer behind them
+_VIEW_OPS = {"aten::view", "aten::reshape", "aten::permute", "aten::unsqueeze", "aten::squeeze", "aten::select",
+             "aten::expand", "aten::slice", "aten::transpose", "aten::t", "aten::alias", "aten::as_strided",
+             "aten::_unsafe_view", "aten::unflatten", "aten::split", "aten::split_with_sizes", "aten::unbind"}  # fmt: skip
 _RETURN_LINE = re.compile(r"^\s+return \((?P<names>[^)]*)\)", re.M)
 _NAME = re.compile(r"\b[A-Za-z_]\w*\b")
 
@@ -59,6 +71,42 @@ class GraphArtifacts:
     compile_id: str = ""  # Dynamo's compile id: its Torch-Compiled Region range in the trace
     users: dict[str, set[str]] = field(default_factory=dict)  # post-grad node -> post-grad nodes reading it
     returned: set[str] = field(default_factory=set)  # post-grad nodes the graph returns
+    args: dict[str, list[str]] = field(default_factory=dict)  # post-grad node -> nodes/graph inputs it reads
+    tensors: dict[str, wk.TensorSpec] = field(default_factory=dict)  # node or graph input -> its value
+
+    def base(self, name: str) -> str:
+        """The buffer behind a value: through view ops that no kernel computes (Inductor reads the base)."""
+        seen = set()
+        while self.post_ops.get(name) in _VIEW_OPS and name not in seen and self.args.get(name):
+            seen.add(name)
+            name = self.args[name][0]
+        return name
+
+    def kernel_work(self, kernel: str, taxonomy: tax.Taxonomy, runs_gemm: bool) -> wk.Work:
+        """The bytes a fused kernel loads and stores: each distinct buffer its nodes read from outside it,
+        once, and each value it stores (:meth:`stored`), once; FLOPs per node: GEMM nodes by PyTorch's
+        formulas (when the kernel multiplies matrices itself), the rest per element of each node's output."""
+        mine = set(self.kernels.get(kernel, ()))
+        reads = {self.base(a) for n in mine for a in self.args.get(n, ()) if a not in mine}
+        reads = {r for r in reads if r not in mine}
+        values = [self.tensors.get(r) for r in reads] + [self.tensors.get(s) for s in self.stored(kernel)]
+        if not mine or any(v is None for v in values):
+            return wk.unknown("kernel buffers without static shapes in the post-grad graph")
+        costs = wk.load_costs()
+        flops = 0.0
+        for node in mine:
+            op, out = self.post_ops.get(node, ""), self.tensors.get(node)
+            if out is None or op in _VIEW_OPS:
+                continue
+            group = taxonomy.op_group(op) or tax.OTHER
+            if group == tax.GEMM:
+                shapes = [self.tensors[a].shape for a in self.args.get(node, ()) if a in self.tensors]
+                if runs_gemm and len(shapes) >= 2:
+                    flops += wk.matmul_flops(shapes[-2], shapes[-1]) or 0.0
+                continue
+            inputs = [self.tensors[a] for a in self.args.get(node, ()) if a in self.tensors]
+            flops += costs.flops(op, group, inputs, [out])
+        return wk.Work(sum(v.nbytes for v in values), flops, "kernel-graph")
 
     def stored(self, kernel: str) -> set[str]:
         """The post-grad nodes whose values ``kernel`` stores: read by a node outside it that no kernel
@@ -136,14 +184,29 @@ def _read_post_grad(code: str, art: GraphArtifacts) -> None:
     """Each post-grad node's aten op and its users (the nodes whose arguments name it), and the nodes the
     graph returns, from Inductor's ``fx_graph_transformed.py``."""
     lines = list(_POST_GRAD_LINE.finditer(code))
-    node_names = {m.group("node") for m in lines}
+    for params in _FORWARD.finditer(code):
+        for m in _GRAPH_INPUT.finditer(params.group("params")):
+            _annotate(art, m.group("node"), m.group("ann"))
+    node_names = {m.group("node") for m in lines} | set(art.tensors)
     for m in lines:
         node = m.group("node")
         art.post_ops[node] = _aten(m.group("op"))
-        for arg in set(_NAME.findall(m.group("args"))) & node_names:
+        _annotate(art, node, m.group("ann"))
+        args = [a for a in dict.fromkeys(_NAME.findall(m.group("args"))) if a in node_names]
+        art.args[node] = args
+        for arg in args:
             art.users.setdefault(arg, set()).add(node)
     for m in _RETURN_LINE.finditer(code):
         art.returned.update(set(_NAME.findall(m.group("names"))) & node_names)
+
+
+def _annotate(art: GraphArtifacts, node: str, annotation: str | None) -> None:
+    m = _ANNOTATION.match(annotation or "")
+    if not m or m.group("dtype") not in _ANNOTATION_DTYPES:
+        return
+    dims = [d.strip() for d in m.group("shape").split(",") if d.strip()]
+    if all(d.isdigit() for d in dims):  # symbolic sizes (s0) are not static: no tensor
+        art.tensors[node] = wk.TensorSpec(tuple(int(d) for d in dims), _ANNOTATION_DTYPES[m.group("dtype")])
 
 
 def _gemm_kernels(code: str) -> set[str]:
@@ -237,7 +300,8 @@ def attribute(df: pd.DataFrame, artifact_dir: str | Path, taxonomy: tax.Taxonomy
         parts, fused, chains = _constituents(art, name, taxonomy, name in art.gemm_kernels)
         module, _, module_types, _ = common_chain(chains)
         d = taxonomy.classify_fused(op, module_types, parts, kind="torch")
-        decided[(op, node)] = (module, module_types[0] if module_types else "", d.group, d.source, fused)
+        w = art.kernel_work(name, taxonomy, name in art.gemm_kernels)
+        decided[(op, node)] = (module, module_types[0] if module_types else "", d.group, d.source, fused, w)
     keys = pd.Series(list(zip(df["op"], df["node"])), index=df.index)
     kernel_rows = keys.isin(list(decided))
     attributed = keys.map(lambda k: decided.get(k) is not None)
@@ -245,13 +309,18 @@ def attribute(df: pd.DataFrame, artifact_dir: str | Path, taxonomy: tax.Taxonomy
         if value is None:
             continue
         rows = keys == key
-        module, module_type, group, source, fused = value
+        module, module_type, group, source, fused, w = value
         df.loc[rows, "module"] = module
         df.loc[rows, "module_type"] = module_type
         df.loc[rows, "group"] = group
         df.loc[rows, "group_source"] = source
         df.loc[rows, "is_gemm"] = taxonomy.is_gemm(group)
         df.loc[rows, "fused_ops"] = pd.Series([list(fused)] * int(rows.sum()), index=df.index[rows], dtype=object)
+        df.loc[rows, "bytes"] = w.bytes
+        df.loc[rows, "flops"] = w.flops
+        df.loc[rows, "work_source"] = w.source
+    for column in ("bytes", "flops"):
+        df[column] = pd.to_numeric(df[column], errors="coerce")
     total = float(df.loc[kernel_rows, "time_us"].sum())
     by_provenance = float(df.loc[kernel_rows & attributed, "time_us"].sum())
     original: dict[str, int] = {}

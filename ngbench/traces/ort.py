@@ -30,8 +30,10 @@ import msgspec
 
 from ngbench import table as optable
 from ngbench import taxonomy as tax
+from ngbench import work as wk
 from ngbench.errors import InputError, bad_event_time, implausible_time
 from ngbench.onnx_graph import NodeInfo
+from ngbench.traces import graph_work
 from ngbench.traces.intervals import split_busy_time, union_length
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class _Args(msgspec.Struct, gc=False):
     op_name: str | None = None
     provider: str | None = None
     input_type_shape: list[dict[str, list[int]]] | None = None
+    output_type_shape: list[dict[str, list[int]]] | None = None
     parent_name: str | None = None
 
 
@@ -97,6 +100,35 @@ def _split_node_name(name: str) -> tuple[str, str] | None:
         if name.endswith(suffix):
             return name[: -len(suffix)], suffix
     return None
+
+
+def _tensors(entries: list[dict[str, list[int]]] | None) -> list[wk.TensorSpec]:
+    """``[{"float": [1, 2]}, ...]`` (ORT's input/output_type_shape) -> tensor specs."""
+    out = []
+    for entry in entries or []:
+        for dtype, dims in entry.items():
+            if isinstance(dims, list) and all(isinstance(d, int) and d >= 0 for d in dims):
+                out.append(wk.TensorSpec(tuple(dims), wk.canonical_dtype(dtype) or "float32"))
+    return out
+
+
+def _work(op: str, group: str, rec: dict, info: NodeInfo | None, taxonomy: tax.Taxonomy) -> wk.Work:
+    """A node's work from its own recorded inputs and outputs (a fused node's, not its constituents')."""
+    inputs, outputs = rec["inputs"], rec["outputs"]
+    if not inputs and not outputs:
+        return wk.unknown("the profile records no input/output shapes for this node")
+    constituents = [
+        (f["op_type"], taxonomy.constituent_group(f["op_type"], f["module_types"], "onnx")) for f in info.fused
+    ] if info is not None and info.fused else []  # fmt: skip
+    return graph_work.node_work(
+        op,
+        group,
+        inputs,
+        outputs,
+        source="graph",
+        constituents=constituents,
+        weight_bytes=graph_work.missing_weight_bytes(op, inputs, outputs),
+    )
 
 
 def _shapes(args: _Args | None) -> str:
@@ -167,6 +199,8 @@ def normalize(
                 "op": (e.args.op_name if e.args else None) or "",
                 "provider": e.args.provider if e.args else None,
                 "shapes": _shapes(e.args),
+                "inputs": _tensors(e.args.input_type_shape if e.args else None),
+                "outputs": _tensors(e.args.output_type_shape if e.args else None),
                 "ts": start,
                 "end": end,
                 "kernels": [],
@@ -184,6 +218,7 @@ def normalize(
 
     cols: dict[str, list] = {c: [] for c in optable.COLUMNS}
     decisions: dict[str, tuple[str, str, bool]] = {}
+    works: dict[str, wk.Work] = {}  # per node: its shapes are the same in every run
     ops_unnamed = 0
     idx = 0
     for iteration, (w_start, w_end) in enumerate(runs):
@@ -226,6 +261,13 @@ def normalize(
             cols["host_time_us"].append(r["end"] - r["ts"])
             cols["input_shapes"].append(r["shapes"])
             cols["fused_ops"].append(_fused_ops(info))
+            w = works.get(r["node"])
+            if w is None:
+                w = works[r["node"]] = _work(op, decision[0], r, info, taxonomy)
+            cols["bytes"].append(w.bytes)
+            cols["flops"].append(w.flops)
+            cols["work_source"].append(w.source)
+            cols["layout"].append(w.layout)
         optable.append_idle_row(cols, (w_end - w_start) - sum(times), op=SESSION_OVERHEAD)
     providers = sorted({r.get("provider") or "" for r in node_events} - {""})
     device = "cuda" if has_device or any("CUDA" in p or "Tensorrt" in p for p in providers) else "cpu"

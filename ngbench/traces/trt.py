@@ -31,9 +31,11 @@ from typing import Any
 
 from ngbench import table as optable
 from ngbench import taxonomy as tax
+from ngbench import work as wk
 from ngbench.errors import MAX_DURATION_US, InputError, finite_number, json_type
 from ngbench.onnx_graph import NodeInfo
 from ngbench.scopes import common_chain
+from ngbench.traces import graph_work
 
 log = logging.getLogger(__name__)
 _ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]\x1e]+)\]")
@@ -145,6 +147,45 @@ def fused_onnx_nodes(layer: dict[str, Any], known: dict[str, NodeInfo] | None = 
     return [t for t in tokens if _NODE_LIKE.match(t) and not _CONSTANT.search(t) and t != "PWN"]
 
 
+def _layer_tensors(entries: list | None) -> list[wk.TensorSpec] | None:
+    out = []
+    for t in entries or []:
+        dims = t.get("Dimensions") if isinstance(t, dict) else None
+        if not isinstance(dims, list) or not all(isinstance(d, int) and d >= 0 for d in dims):
+            return None  # dynamic (-1) or missing: the layer's tensors are not known
+        out.append(wk.TensorSpec(tuple(dims), wk.trt_dtype(t.get("Format/Datatype")) or "float32"))
+    return out
+
+
+def _constant_bytes(layer: dict[str, Any], key: str) -> float:
+    spec = layer.get(key)
+    if not isinstance(spec, dict) or not isinstance(spec.get("Count"), int):
+        return 0.0
+    return spec["Count"] * wk.ITEMSIZE.get(wk.trt_dtype(str(spec.get("Type"))) or "float32", 4)
+
+
+def layer_work(layer: dict[str, Any], layer_type: str, group: str, constituents: list[tuple[str, str]]) -> wk.Work:
+    """A layer's work from the engine's layer information: its own input and output tensors (dimensions and
+    element type from ``Format/Datatype``) plus its weights and bias (``Weights``/``Bias`` counts)."""
+    inputs, outputs = _layer_tensors(layer.get("Inputs")), _layer_tensors(layer.get("Outputs"))
+    if inputs is None or outputs is None or (not inputs and not outputs):
+        return wk.unknown("layer information without static input/output dimensions")
+    conv_weight = None
+    if isinstance(layer.get("Kernel"), list) and isinstance(layer.get("OutMaps"), int) and inputs:
+        groups = layer.get("Groups") if isinstance(layer.get("Groups"), int) and layer["Groups"] > 0 else 1
+        conv_weight = [layer["OutMaps"], inputs[0].shape[1] // groups, *layer["Kernel"]]
+    return graph_work.node_work(
+        layer_type,
+        group,
+        inputs,
+        outputs,
+        source="layer-info",
+        constituents=constituents,
+        weight_bytes=_constant_bytes(layer, "Weights") + _constant_bytes(layer, "Bias"),
+        conv_weight=conv_weight,
+    )
+
+
 _NODE_OP = re.compile(r"^(?:node_)?(?P<op>[A-Za-z][A-Za-z0-9]*?)(?:_(?:token_|myl)?\d+)*$")
 
 
@@ -178,6 +219,7 @@ def normalize(
     nodes = nodes or {}
     cols: dict[str, list] = {c: [] for c in optable.COLUMNS}
     unmatched, mixed = [], []
+    no_work: dict[str, int] = {}
     detailed = any("LayerType" in v for v in layers.values())
     for seq, rec in enumerate(records):
         name = rec["name"]
@@ -221,6 +263,13 @@ def normalize(
             json.dumps([i.get("Dimensions") for i in layer["Inputs"]]) if layer.get("Inputs") else ""
         )
         cols["fused_ops"].append(fused_ops)
+        w = layer_work(layer, layer_type, d.group, [(f.split("|")[0], c.group) for f, c in zip(fused_ops, parts)])
+        cols["bytes"].append(w.bytes)
+        cols["flops"].append(w.flops)
+        cols["work_source"].append(w.source)
+        cols["layout"].append(w.layout)
+        if w.source == "none":
+            no_work[w.note] = no_work.get(w.note, 0) + 1
     if layers_path and unmatched:
         matched = len(records) - len(unmatched)
         shown = ", ".join(repr(n[:60]) for n in unmatched[:5])
@@ -259,6 +308,7 @@ def normalize(
         "layers_missing_from_layer_info": unmatched[:50],
         "layers_fused_gemm_non_gemm": mixed,
         "node_table": bool(nodes),
+        "work_unknown_reasons": no_work,
     }
     optable.check(df, source=str(profile_path), types=False)
     return df, info
