@@ -11,6 +11,7 @@
 #   results/shares/{platform}/{backend}/{model}/bs{bs}.parquet group shares of one run (+ .unknown.csv)
 #   results/shares.parquet, results/unknown_ops.csv            every run's shares; ops the taxonomy does not know
 #   results/failures.csv                                       runs that failed or were skipped: job, reason, log
+#   results/platform/{platform}.json                           the platform's measured roofs (horizon)
 #   figures/                                                   the paper's figures and tables
 
 
@@ -29,6 +30,7 @@ include: "workflow/rules/normalize.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/energy.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/horizon.smk"
 
 
 warn_missing_results()

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ngbench normalize | shares | archive | models | vocab``."""
+"""Command line: ``python -m ngbench normalize | shares | horizon | limits | archive | models | vocab``."""
 
 from __future__ import annotations
 
@@ -101,6 +101,111 @@ def _shares(args: argparse.Namespace) -> int:
     if len(unknown):
         print("\nops the taxonomy does not know (group Other):")
         print(unknown.head(20).to_string(index=False))
+    return 0
+
+
+def _horizon(args: argparse.Namespace) -> int:
+    """A user's trace or op table against a platform's roofs: the per-run horizon and the op instances with
+    the largest headroom in the terminal, the roofline figure (fig10's) to ``--figure``."""
+    import pandas as pd
+
+    from ngbench import table as optable
+    from ngbench.analysis import horizon as hz
+    from ngbench.figures import fig10
+    from ngbench.figures import horizon as report
+
+    measured = {}
+    if args.limits:
+        limits = hz.read_limits(args.limits)
+    frames = []
+    for source in args.inputs:
+        path = Path(source)
+        if path.suffix == ".parquet":
+            df, meta = optable.read(path), optable.read_run_metadata(path)
+        else:
+            from ngbench.traces import kineto
+
+            df, _ = kineto.normalize(path, iteration_marker=args.iteration_marker, platform=args.platform,
+                                     model=path.name.split(".")[0])  # fmt: skip
+            meta = {"platform": args.platform, "environment": {"torch": {"gpu": args.gpu or _trace_gpu(path)}}}
+        if not len(df):
+            raise InputError(f"{path}: the op table has no rows (a run that did not succeed: {meta.get('reason')})")
+        platform = str(df["platform"].iloc[0])
+        if args.limits:
+            measured[platform] = limits
+        elif (df["device"] == "cuda").any():
+            gpu = args.gpu or ((meta.get("environment") or {}).get("torch") or {}).get("gpu")
+            sheet = hz.spec_sheet_limits(platform, gpu)
+            if sheet is None:
+                raise InputError(f"{path}: GPU {gpu!r} has no spec sheet here; give --limits (or --gpu NAME)")
+            measured[platform] = sheet
+        else:
+            raise InputError(
+                f"{path}: a CPU run needs this machine's measured roofs: --limits results/platform/<platform>.json "
+                "(`ngbench limits --out FILE` measures them)"
+            )
+        frames.append((df, meta))
+    runs, inst = _horizon_collect(frames, measured, args.overhead_factor)
+    pd.set_option("display.width", 200)
+    shown = ["platform", "backend", "model", "batch_size", "iteration_ms", "non_gemm_ms", "gemm_roof_ms",
+             "non_gemm_roof_ms", "non_gemm_share", "non_gemm_share_at_roof", "speedup_at_roof", "coverage", "limits"]
+    print(runs.reindex(columns=shown).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    top = inst[~inst["group"].isin(["GEMM", "Idle"])].sort_values("headroom_us", ascending=False).head(args.top)
+    print(f"\nthe {len(top)} non-GEMM op instances with the largest headroom (us, median over iterations):")
+    print(top.reindex(columns=report.TOP_COLUMNS).drop(columns=["platform", "node"]).to_string(index=False,
+          float_format=lambda v: f"{v:.3g}"))  # fmt: skip
+    fig10.plot(inst, measured, args.figure, Path(args.figure).with_suffix(".csv"))
+    print(f"\n{args.figure}: roofline figure (its data: {Path(args.figure).with_suffix('.csv')})")
+    return 0
+
+
+def _horizon_collect(frames, measured, overhead_factor):
+    import pandas as pd
+
+    from ngbench.analysis import horizon as hz
+
+    runs, found = [], []
+    for df, meta in frames:
+        limits = measured[str(df["platform"].iloc[0])]
+        dtype = hz.run_dtype(meta)
+        roof = hz.roofline(df, limits, dtype=dtype, overhead_factor=overhead_factor)
+        summary = hz.run_summary(roof)
+        runs.append({"platform": df["platform"].iloc[0], "backend": df["backend"].iloc[0], "model": df["model"].iloc[0],
+                     "batch_size": int(df["batch_size"].iloc[0]), "limits": limits.source, **summary})  # fmt: skip
+        found.append(hz.instances(roof).assign(dtype=dtype))
+    return pd.DataFrame(runs), pd.concat(found, ignore_index=True)
+
+
+def _trace_gpu(path: Path) -> str | None:
+    """The GPU a Kineto trace names in its ``deviceProperties`` (PyTorch writes them first)."""
+    import gzip
+    import re
+
+    try:
+        with (gzip.open(path) if path.read_bytes()[:2] == b"\x1f\x8b" else open(path, "rb")) as f:
+            head = f.read(1 << 20).decode("utf-8", "replace")
+    except (OSError, EOFError):
+        return None
+    m = re.search(r'"deviceProperties"\s*:\s*\[\s*\{[^}]*?"name"\s*:\s*"([^"]+)"', head)
+    return m.group(1) if m else None
+
+
+def _limits(args: argparse.Namespace) -> int:
+    """Measure this machine's roofs (the workflow's measure_platform job, defaults of the config schema)."""
+    from ngbench.jobs import platform_limits, settings
+
+    config = settings.with_defaults({"platforms": {args.platform: {"device": args.device}}})
+    backends = ["torch", "inductor", "ort", "ort-opt"] if args.device == "cpu" else ["torch", "inductor", "ort", "trt"]
+    params = settings.platform_params(config, args.platform, backends)
+    if args.max_working_set_mib:
+        params["limits"]["max_working_set_mib"] = args.max_working_set_mib
+    record = platform_limits.measure(params, out=args.out)
+    if record.get("status") != "ok":
+        raise InputError(f"{args.out}: {record.get('reason')}")
+    dram = [r for r in record["memory_bandwidth"] if r["resolved"]][-1]
+    peaks = ", ".join(f"{d} {v['flops_per_s'] / 1e9:.0f} GFLOP/s" for d, v in record["peak_flops"].items()
+                      if v.get("flops_per_s"))  # fmt: skip
+    print(f"{args.out}: {dram['gb_per_s']:.1f} GB/s at {dram['working_set_bytes'] >> 20} MiB ({dram['kernel']}); {peaks}")
     return 0
 
 
@@ -216,6 +321,26 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--platform", help="export: the platform whose results to pack")
     a.add_argument("--results", default="results", help="the results directory (default: results)")
     a.set_defaults(func=_archive)
+
+    h = sub.add_parser(
+        "horizon", parents=[common], help="set an op table or trace against a platform's roofs (bytes, FLOPs)"
+    )
+    h.add_argument("inputs", nargs="+", help="op tables (.parquet) or PyTorch profiler traces (.json[.gz])")
+    h.add_argument("--limits", help="the platform's roofs: results/platform/<platform>.json or `ngbench limits`")
+    h.add_argument("--gpu", help="GPU name for a vendor spec sheet when there is no --limits (default: the trace's)")
+    h.add_argument("--figure", default="horizon.png", help="roofline figure to write (its CSV beside it)")
+    h.add_argument("--top", type=_count, default=20, help="op instances to list (largest headroom first)")
+    h.add_argument("--overhead-factor", type=float, default=2.0, help="overhead-bound within this factor of the floor")
+    h.add_argument("--iteration-marker", help="traces: regex naming the iteration ranges without ProfilerStep#N")
+    h.add_argument("--platform", default="unknown", help="traces: platform label")
+    h.set_defaults(func=_horizon)
+
+    lm = sub.add_parser("limits", parents=[common], help="measure this machine's roofs (bandwidth, peak, floors)")
+    lm.add_argument("--out", required=True, help="the limits file to write (.json)")
+    lm.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    lm.add_argument("--platform", default="local")
+    lm.add_argument("--max-working-set-mib", type=_count, help="largest working set (default: 4x the LLC)")
+    lm.set_defaults(func=_limits)
 
     m = sub.add_parser("models", parents=[common], help="list the registered models")
     m.add_argument("--format", choices=["table", "csv"], default="table")

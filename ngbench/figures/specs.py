@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ngbench.catalog import BACKENDS
+
 
 @dataclass(frozen=True)
 class FigureSpec:
@@ -27,4 +29,8 @@ FIGURES: dict[str, FigureSpec] = {
     "table2": FigureSpec(backends=(), models="drawn", reads=()),  # from the registry alone: no run
     "table4": FigureSpec(backends=("torch",), models="drawn"),
     "table5": FigureSpec(backends=("torch", "inductor", "trt"), models="config:fig8", reads=("ops",)),
+    # the horizon: every backend's runs of the drawn models, set against the platform's roofs
+    "horizon": FigureSpec(backends=tuple(BACKENDS), models="drawn", reads=("ops",)),
+    "fig10": FigureSpec(backends=tuple(BACKENDS), models="drawn", reads=("ops",)),
+    "fig11": FigureSpec(backends=tuple(BACKENDS), models="drawn", reads=("ops",)),
 }

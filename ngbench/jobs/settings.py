@@ -142,3 +142,19 @@ def energy_params(config: dict, platform: str, model: str) -> dict[str, Any]:
         "torch": {k: torch[k] for k in ("dtype_cpu", "dtype_cuda", "attn_implementation", "threads")},
         "on_error": config["on_error"],
     }
+
+
+def platform_params(config: dict, platform: str, backends: list[str]) -> dict[str, Any]:
+    """What a platform's roofs depend on: its device, the dtypes and ``backends`` the study runs there, and
+    the measurement settings (the horizon's own knobs, overhead_factor and top_ops, are not among them)."""
+    device = config["platforms"][platform]["device"]
+    dtypes = sorted(
+        {"float32"}
+        | {
+            config["backends"][catalog.get(b).settings].get("dtype_" + ("cuda" if device.startswith("cuda") else "cpu"))
+            or "float32"
+            for b in backends
+        }
+    )
+    limits = {k: v for k, v in config["platform_limits"].items() if k not in ("overhead_factor", "top_ops")}
+    return {"platform": platform, "device": device, "dtypes": dtypes, "backends": sorted(backends), "limits": limits}

@@ -552,6 +552,8 @@ class _Decider:
     def work(self, row: _Row, group: str) -> work.Work:
         """The op's work from its recorded arguments (a trace recorded with shapes), else unknown."""
         if not row.args or not row.host:
+            if row.host:
+                self.work_notes[_NO_ARGS.note] += 1
             return _NO_ARGS
         from ngbench.traces import torch_work
 

@@ -173,16 +173,24 @@ def from_args(op: str, args_json: str, group: str) -> wk.Work:
     fn = _resolve(op)
     if fn is None:
         return wk.unknown(f"{op}: not a PyTorch operator this torch knows")
+    # a non-tensor argument whose type the profiler did not record (Device, String, None alike): the default
+    # is assumed, which is right for most ops but decides whether to(...) copies
+    unrecorded = any(k == "" and (i >= len(concrete) or concrete[i] == "") for i, k in enumerate(types))
     try:
         real = [_meta_tensor(a) if isinstance(a, wk.TensorSpec) else _meta_list(a) for a in args]
         result, gemm_flops = _run_meta(fn, real, group == tax.GEMM)
     except Exception as exc:  # noqa: BLE001 (any failure of PyTorch's shape rule means: unknown)
-        reason = "output depends on the data" if "data-dependent" in str(exc) or "nonzero" in str(exc) else None
-        return wk.unknown(f"{op}: no meta shape rule for these arguments ({reason or type(exc).__name__})")
+        if "data-dependent" in str(exc) or "nonzero" in str(exc):
+            return wk.unknown(f"{op}: output shape depends on the data (no meta rule)")
+        if not concrete and len(inputs) < len(types):
+            return wk.unknown("the trace records no Concrete Inputs: non-tensor arguments unknown")
+        return wk.unknown(f"{op}: PyTorch's meta rule refused the recorded arguments ({type(exc).__name__})")
     outs = _outputs(result)
     tensors_in = [t for t in real if _is_tensor(t)] + [t for lst in real if isinstance(lst, list) for t in lst]
     inplace = name.endswith("_") and any(o is t for o in outs for t in tensors_in)
     view = not inplace and bool(outs) and all(_aliases(o, tensors_in) for o in outs)
+    if view and unrecorded:
+        return wk.unknown(f"{op}: an unrecorded argument decides whether it copies (device, dtype)")
     out_specs = [_spec_of(o) for o in outs]
     in_specs = [wk.TensorSpec(s.shape, s.dtype, s.strides, ident=i) for i, s in enumerate(inputs)]
     if inplace:  # the output is the first input, written back

@@ -106,6 +106,9 @@ PRODUCTS = {
     "table4": "figures/table4.md",
     "table5": "figures/table5.md",
     "scorecard": "figures/scorecard.md",
+    "fig10": "figures/fig10.png",
+    "fig11": "figures/fig11.png",
+    "horizon": "figures/horizon.md",
 }
 
 
@@ -157,6 +160,22 @@ def run_params(wildcards):
 
 def engine_params(wildcards):
     return settings.engine_params(config, wildcards.platform)
+
+
+def platform_params(wildcards):
+    backends = [r.backend for r in CONFIGURED_RUNS if r.platform == wildcards.platform]
+    return settings.platform_params(config, wildcards.platform, backends)
+
+
+def horizon_limits(wildcards=None):
+    """The roofs of the platforms the horizon draws: measured here, or imported with a platform's results
+    (a platform without them falls back to a vendor spec sheet, marked as such)."""
+    platforms = {r.platform for r in plan.figure_runs("horizon", config, all_runs())}
+    return [
+        f"results/platform/{p}.json"
+        for p in sorted(platforms)
+        if p in PLATFORMS or Path(f"results/platform/{p}.json").is_file()
+    ]
 
 
 def energy_params(wildcards):
