@@ -143,14 +143,32 @@ def layout_of(inputs: Iterable[TensorSpec]) -> str:
     return CONTIGUOUS if flags and all(flags) else ""
 
 
+# ops that read only the rows they gather from their first input (a table): that input counts as much of it
+# as the output holds, never the whole table (GPT-2's 154 MB embedding for one row per token)
+GATHERS = {"embedding", "index_select", "gather", "index", "take", "embedding_bag", "Gather", "GatherElements",
+           "GatherND", "GatherBlockQuantized"}  # fmt: skip
+
+
+def is_gather(op: str) -> bool:
+    return any(c in GATHERS for c in name_candidates(op))
+
+
 def traffic(
-    inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], *, view: bool = False, overwrites: bool = False
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
+    *,
+    view: bool = False,
+    overwrites: bool = False,
+    gather: bool = False,
 ) -> float:
     """Ideal bytes: distinct inputs read once, outputs written once. ``view``: the output aliases an input
     and nothing is written (0 bytes). ``overwrites``: an in-place op that writes its first input without
-    reading it (copy_, fill_, zero_)."""
+    reading it (copy_, fill_, zero_). ``gather``: the op reads from its first input only the rows it
+    writes (:data:`GATHERS`)."""
     if view:
         return 0.0
+    if gather and inputs and outputs:
+        return min(inputs[0].nbytes, sum(t.nbytes for t in outputs)) + traffic(inputs[1:], outputs)
     seen: set = set()
     read = 0.0
     written_idents = {t.ident for t in outputs if t.ident is not None}

@@ -29,6 +29,8 @@ CONFIG = {
         "inductor": {"models": ["tiny-gpt2"], "warmup": 1, "iterations": 3, "profile_iterations": 2, "threads": 1},
     },
     "figures": {"fig7": {"models": ["tiny-gpt2", "broken"]}, "fig8": {"models": ["tiny-gpt2"]}},
+    # the horizon's roofs, kept short: L1 to a few MiB, small GEMMs
+    "platform_limits": {"max_working_set_mib": 8, "min_time_ms": 2, "trials": 1, "max_gemm_n": 512},
 }
 
 
@@ -97,6 +99,15 @@ def test_outputs_exist_and_close(study):
         "figures/table2.md",
         "results/shares.parquet",
         "results/unknown_ops.csv",
+        "results/platform/cpu.json",
+        "figures/fig10.png",
+        "figures/fig10.csv",
+        "figures/fig11.png",
+        "figures/fig11.csv",
+        "figures/horizon.md",
+        "figures/horizon.csv",
+        "figures/horizon_runs.csv",
+        "figures/horizon_fusion.csv",
     ]:
         assert (study / f).is_file(), f
     for ops in (study / "results" / "ops").rglob("*.parquet"):

@@ -7,7 +7,9 @@ Per row (an op of the unified table with ``bytes``/``flops``):
   (log-linear between measured sizes; the smallest size's below it, the largest's above). An op whose data
   fit a cache is held to that cache's bandwidth: the horizon assumes the producer left them there.
 * ``bound``: ``overhead`` when the measured time is within ``overhead_factor`` of the backend's dispatch
-  floor (a one-element op's time), else ``memory`` or ``compute``, whichever term of the maximum is larger;
+  floor (a one-element op's time), or when the op's roof time is below that floor (its data could move in
+  less time than one dispatch takes: whatever its time is made of, it is not its data); else ``memory`` or
+  ``compute``, whichever term of the maximum is larger;
 * efficiency = attainable / measured; headroom = measured - attainable.
 
 Rows without work (``work_source`` none) keep their measured time in every "at the roof" figure and are
@@ -150,7 +152,7 @@ def roofline(df: pd.DataFrame, limits: Limits, *, dtype: str = "float32", overhe
     floor = limits.floor_us(str(out["backend"].iloc[0])) if len(out) else None
     bound = pd.Series(np.where(t_cpu > t_mem.fillna(0.0), "compute", "memory"), index=out.index)
     if floor is not None:
-        bound[time <= overhead_factor * floor] = "overhead"
+        bound[(time <= overhead_factor * floor) | (attainable < floor)] = "overhead"
     out["bound"] = bound.where(has_work, "")
     out["attainable_us"] = attainable
     out["intensity"] = (flops / nbytes).where(has_work & (nbytes > 0))

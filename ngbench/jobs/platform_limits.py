@@ -5,9 +5,11 @@ horizon (:mod:`ngbench.analysis.horizon`) sets every op's work against it.
 Method (``docs/design-notes.md``, "The horizon"):
 
 * Memory bandwidth: STREAM's four kernels (copy ``c = a``, scale ``b = s*c``, add ``c = a + b``, triad
-  ``a = b + s*c``) as single PyTorch ops on the study's thread count, in fp32, for working sets doubling
-  from ``min_working_set_kib`` to well past the last-level cache. Bytes per call follow STREAM (2 arrays
-  for copy/scale, 3 for add/triad; no write-allocate traffic). Each size runs enough calls to fill
+  ``a = b + s*c``) and an in-place update ``a = s*a``, as single PyTorch ops on the study's thread count, in
+  fp32, for working sets doubling from ``min_working_set_kib`` to well past the last-level cache. Bytes per
+  call follow STREAM (2 arrays for copy/scale, 3 for add/triad, not counting the write-allocate reads that
+  regular stores cause); the update reads and writes one array and has no such reads, so it shows what
+  the memory allows an op that avoids them. The roof at each size is the best kernel. Each size runs enough calls to fill
   ``min_time_ms``, best of ``trials``. The per-call floor (the same op on one element) is subtracted, so a
   small working set measures the cache and not the dispatcher; a size whose time is under twice the floor
   is kept but marked ``resolved: false`` and left out of the curve.
@@ -34,7 +36,10 @@ from typing import Any
 from ngbench import env, names
 
 log = logging.getLogger(__name__)
-KERNELS = {"copy": 2, "scale": 2, "add": 3, "triad": 3}  # arrays each kernel touches per element (STREAM)
+# kernel -> (arrays allocated, words moved per element as counted). STREAM's four count what they name (no
+# write-allocate reads); "update" (a = s*a in place) moves exactly what it counts, so it shows the
+# bandwidth an op reaches without write-allocate traffic (in-place ops, non-temporal stores)
+KERNELS = {"copy": (2, 2), "scale": (2, 2), "add": (3, 3), "triad": (3, 3), "update": (1, 2)}
 FORMAT = "ngbench.platform-limits/1"
 
 
@@ -104,13 +109,15 @@ class _Timer:
 def _stream_call(kernel: str, arrays: list, scalar: float) -> Callable[[], Any]:
     import torch
 
-    a, b, c = (arrays + [None, None, None])[:3]
+    a, b, c = (list(arrays) + [None, None, None])[:3]
     if kernel == "copy":
-        return lambda: c.copy_(a)
+        return lambda: b.copy_(a)
     if kernel == "scale":
-        return lambda: torch.mul(c, scalar, out=b)
+        return lambda: torch.mul(a, scalar, out=b)
     if kernel == "add":
         return lambda: torch.add(a, b, out=c)
+    if kernel == "update":
+        return lambda: a.mul_(scalar)
     return lambda: torch.add(b, c, alpha=scalar, out=a)
 
 
@@ -122,16 +129,18 @@ def memory_bandwidth(
     dev = torch.device(device)
     floors = {}
     for kernel in kernels:
-        one = [torch.ones(1, device=dev) for _ in range(3)]
+        one = [torch.ones(1, device=dev) for _ in range(KERNELS[kernel][0])]
         floors[kernel] = timer.per_call(_stream_call(kernel, one, 3.0))
     records = []
     ws = min_ws
     while ws <= max_ws:
         for kernel in kernels:
-            n = max(1, ws // (KERNELS[kernel] * 4))
-            arrays = [torch.full((n,), 1.0 + i, device=dev) for i in range(3)]
-            t = timer.per_call(_stream_call(kernel, arrays, 3.0))
-            moved = KERNELS[kernel] * 4 * n
+            count, words = KERNELS[kernel]
+            n = max(1, ws // (count * 4))
+            arrays = [torch.full((n,), 1.0 + i, device=dev) for i in range(count)]
+            # update multiplies in place: by 1 it keeps the values finite call after call
+            t = timer.per_call(_stream_call(kernel, arrays, 1.0 if kernel == "update" else 3.0))
+            moved = words * 4 * n
             resolved = t > 2 * floors[kernel]
             records.append(
                 {
@@ -192,8 +201,8 @@ def _profiled_op_us(device: str, fn: Callable[[], Any], name: str, calls: int = 
     for e in prof.events():
         if cuda and e.device_type == torch.autograd.DeviceType.CUDA:
             times.append(e.device_time)
-        elif not cuda and e.name == name:
-            times.append(e.cpu_time)
+        elif not cuda and e.name == name:  # the range's span, as the op's duration in a Chrome trace
+            times.append(e.time_range.elapsed_us())
     return float(statistics.median(times)) if times else None
 
 
@@ -259,7 +268,7 @@ def dispatch_floors(device: str, backends: list[str]) -> dict[str, dict[str, Any
         try:
             if backend in ("torch", "torch-int8"):
                 us = _profiled_op_us(device, lambda: torch.add(x, x), "aten::add")
-                how = "median profiled " + ("device time of the kernel" if cuda else "host time") + " of aten::add on one element"
+                how = "median profiled " + ("device time of the kernel" if cuda else "host range") + " of aten::add on one element"
             elif backend in ("ort", "ort-opt"):
                 providers = ["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"]
                 us = _ort_floor(providers)
@@ -302,8 +311,8 @@ def measure(params: dict, *, out: str, threads: int | None = None) -> dict[str, 
             last_level_cache_bytes=llc,
             memory_bandwidth=memory_bandwidth(device, timer, settings["min_working_set_kib"] << 10, max_ws),
             memory_bandwidth_method=(
-                "STREAM copy/scale/add/triad as single torch ops in float32, bytes per call as STREAM counts them; "
-                "per-call floor (one element) subtracted; best of trials"
+                "STREAM copy/scale/add/triad and an in-place update as single torch ops in float32, bytes per call "
+                "as STREAM counts them; per-call floor (one element) subtracted; best of trials"
             ),
             peak_flops=peak_flops(device, timer, params["dtypes"], settings["max_gemm_n"]),
             dispatch_floor_us=dispatch_floors(device, params["backends"]),

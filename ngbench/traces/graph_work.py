@@ -38,7 +38,7 @@ def node_work(
     if not inputs and not outputs:
         return wk.unknown(f"{op}: no input or output shapes recorded")
     costs = wk.load_costs()
-    nbytes = sum(t.nbytes for t in inputs) + sum(t.nbytes for t in outputs) + weight_bytes
+    nbytes = wk.traffic(inputs, outputs, gather=wk.is_gather(op)) + weight_bytes
     out_elements = sum(t.numel for t in outputs)
     gemm_like = group == tax.GEMM or any(g == tax.GEMM for _, g in constituents)
     is_conv = op in CONV_TYPES or "Conv" in op

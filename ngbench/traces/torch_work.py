@@ -33,6 +33,7 @@ from ngbench.errors import InputError
 log = logging.getLogger(__name__)
 _OVERWRITES = {"copy_", "fill_", "zero_", "normal_", "uniform_", "random_", "set_"}  # write self, read nothing of it
 _ALIAS_WRITE = re.compile(r"\([a-z]!\)")
+_OP_LIBRARIES = {"torchvision": "torchvision", "bitsandbytes": "bitsandbytes"}  # op namespace -> its package
 
 
 def _base_name(op: str) -> str:
@@ -46,6 +47,11 @@ def _resolve(op: str, overload: str | None = None):
     namespace, _, name = op.partition("::")
     if not name:
         return None
+    if namespace in _OP_LIBRARIES and not hasattr(torch.ops, namespace):
+        try:  # the library registers its ops (and their meta rules) when imported
+            __import__(_OP_LIBRARIES[namespace])
+        except ImportError:
+            return None
     packet = getattr(getattr(torch.ops, namespace, None), name, None)
     if packet is None:
         return None
@@ -112,10 +118,22 @@ def _run_meta(fn, values: list, gemm: bool) -> tuple[Any, float | None]:
                     return overload(*args, **kwargs), None
                 with FlopCounterMode(display=False) as counter:
                     out = overload(*args, **kwargs)
-                return out, float(counter.get_total_flops())
+                return out, float(counter.get_total_flops()) or _product_flops(args, out)
         except Exception as exc:  # noqa: BLE001 (try the next overload)
             last = exc
     raise last or TypeError("no overload fits the recorded arguments")
+
+
+def _product_flops(args: list, out) -> float | None:
+    """A matrix product PyTorch has no FLOP formula for (bitsandbytes' int8 matmul): 2 x output elements x
+    the first operand's inner dimension; None when the call is no such product."""
+    import torch
+
+    operands = [a for a in args if isinstance(a, torch.Tensor)]
+    outs = _outputs(out)
+    if len(operands) < 2 or not outs or operands[0].dim() < 1:
+        return None
+    return 2.0 * outs[0].numel() * operands[0].shape[-1]
 
 
 def _outputs(result) -> list:
@@ -195,7 +213,9 @@ def from_args(op: str, args_json: str, group: str) -> wk.Work:
     in_specs = [wk.TensorSpec(s.shape, s.dtype, s.strides, ident=i) for i, s in enumerate(inputs)]
     if inplace:  # the output is the first input, written back
         out_specs = [wk.TensorSpec(s.shape, s.dtype, s.strides, ident=0) for s in out_specs[:1]] + out_specs[1:]
-    nbytes = wk.traffic(in_specs, out_specs, view=view, overwrites=inplace and name in _OVERWRITES)
+    nbytes = wk.traffic(
+        in_specs, out_specs, view=view, overwrites=inplace and name in _OVERWRITES, gather=wk.is_gather(op)
+    )
     flops = gemm_flops if gemm_flops is not None else costs.flops(op, group, inputs, [] if view else out_specs)
     return wk.Work(nbytes, 0.0 if view else flops, "shapes", wk.layout_of(inputs))
 
@@ -318,7 +338,9 @@ def exec_trace_ops(path: str | Path, groups: list[str], taxonomy: tax.Taxonomy |
         writes = bool(_ALIAS_WRITE.search(schema.split("->", 1)[-1]))
         view = bool(outputs) and not writes and all(t.ident and t.ident[0] in in_storage for t in outputs)
         name = _base_name(node.get("name", ""))
-        nbytes = wk.traffic(inputs, outputs, view=view, overwrites=writes and name in _OVERWRITES)
+        nbytes = wk.traffic(
+            inputs, outputs, view=view, overwrites=writes and name in _OVERWRITES, gather=wk.is_gather(name)
+        )
         if view:
             flops = 0.0
         elif group == tax.GEMM:
