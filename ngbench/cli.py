@@ -147,8 +147,21 @@ def _horizon(args: argparse.Namespace) -> int:
         frames.append((df, meta))
     runs, inst = _horizon_collect(frames, measured, args.overhead_factor)
     pd.set_option("display.width", 200)
-    shown = ["platform", "backend", "model", "batch_size", "iteration_ms", "non_gemm_ms", "gemm_roof_ms",
-             "non_gemm_roof_ms", "non_gemm_share", "non_gemm_share_at_roof", "speedup_at_roof", "coverage", "limits"]
+    shown = [
+        "platform",
+        "backend",
+        "model",
+        "batch_size",
+        "iteration_ms",
+        "non_gemm_ms",
+        "gemm_roof_ms",
+        "non_gemm_roof_ms",
+        "non_gemm_share",
+        "non_gemm_share_at_roof",
+        "speedup_at_roof",
+        "coverage",
+        "limits",
+    ]
     print(runs.reindex(columns=shown).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     top = inst[~inst["group"].isin(["GEMM", "Idle"])].sort_values("headroom_us", ascending=False).head(args.top)
     print(f"\nthe {len(top)} non-GEMM op instances with the largest headroom (us, median over iterations):")
@@ -182,7 +195,7 @@ def _trace_gpu(path: Path) -> str | None:
     import re
 
     try:
-        with (gzip.open(path) if path.read_bytes()[:2] == b"\x1f\x8b" else open(path, "rb")) as f:
+        with gzip.open(path) if path.read_bytes()[:2] == b"\x1f\x8b" else open(path, "rb") as f:
             head = f.read(1 << 20).decode("utf-8", "replace")
     except (OSError, EOFError):
         return None
@@ -205,7 +218,9 @@ def _limits(args: argparse.Namespace) -> int:
     dram = [r for r in record["memory_bandwidth"] if r["resolved"]][-1]
     peaks = ", ".join(f"{d} {v['flops_per_s'] / 1e9:.0f} GFLOP/s" for d, v in record["peak_flops"].items()
                       if v.get("flops_per_s"))  # fmt: skip
-    print(f"{args.out}: {dram['gb_per_s']:.1f} GB/s at {dram['working_set_bytes'] >> 20} MiB ({dram['kernel']}); {peaks}")
+    print(
+        f"{args.out}: {dram['gb_per_s']:.1f} GB/s at {dram['working_set_bytes'] >> 20} MiB ({dram['kernel']}); {peaks}"
+    )
     return 0
 
 

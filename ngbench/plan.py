@@ -112,7 +112,12 @@ def unnormalized_runs(runs: Iterable[Run], root: Path) -> list[Run]:
     ]
 
 
-MEASUREMENT_RULES = ("profile", "measure_energy", "build_engine", "measure_platform")  # jobs that need the platform's device
+MEASUREMENT_RULES = (
+    "profile",
+    "measure_energy",
+    "build_engine",
+    "measure_platform",
+)  # jobs that need the platform's device
 
 
 def cuda_visible() -> bool:

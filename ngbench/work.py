@@ -145,8 +145,8 @@ def layout_of(inputs: Iterable[TensorSpec]) -> str:
 
 # ops that read only the rows they gather from their first input (a table): that input counts as much of it
 # as the output holds, never the whole table (GPT-2's 154 MB embedding for one row per token)
-GATHERS = {"embedding", "index_select", "gather", "index", "take", "embedding_bag", "Gather", "GatherElements",
-           "GatherND", "GatherBlockQuantized"}  # fmt: skip
+GATHERS = {"embedding", "index_select", "gather", "index", "_unsafe_index", "take", "embedding_bag", "Gather",
+           "GatherElements", "GatherND", "GatherBlockQuantized"}  # fmt: skip
 
 
 def is_gather(op: str) -> bool:

@@ -50,7 +50,7 @@ def test_bandwidth_curve_best_kernel_interpolated_on_log_size(limits):
 def _table(rows):
     """An op table of one iteration from (op, group, time_us, bytes, flops) rows, plus its Idle row."""
     cols = {c: [] for c in optable.COLUMNS}
-    for seq, (op, group, t, b, f) in enumerate(rows):
+    for op, group, t, b, f in rows:
         for key, value in {"op": op, "node": "", "module": "", "module_type": "", "group": group,
                            "group_source": "op", "is_gemm": group == "GEMM", "time_us": t, "device_time_us": None,
                            "host_time_us": t, "input_shapes": "", "fused_ops": [], "bytes": b, "flops": f,
@@ -137,8 +137,15 @@ def test_spec_sheet_by_gpu_name():
 
 def test_cli_horizon_on_a_users_gpu_trace_uses_the_spec_sheet(tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "ngbench", "horizon", str(FIXTURES / "torch-profiler" / "hta_trace_diff_control_two_threads.json.gz"),
-         "--figure", str(tmp_path / "h.png")],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ngbench",
+            "horizon",
+            str(FIXTURES / "torch-profiler" / "hta_trace_diff_control_two_threads.json.gz"),
+            "--figure",
+            str(tmp_path / "h.png"),
+        ],  # fmt: skip
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -178,14 +185,15 @@ def test_measured_dram_roof_matches_numpy_and_places_a_streaming_op_and_a_tiny_o
     }  # fmt: skip
     record = pl.measure(params, out=str(tmp_path / "t.json"))
     limits = hz.read_limits(tmp_path / "t.json")
-    ours = max(r["gb_per_s"] for r in record["memory_bandwidth"] if r["kernel"] == "add" and r["working_set_bytes"] >= big // 2)
+    ours = max(
+        r["gb_per_s"] for r in record["memory_bandwidth"] if r["kernel"] == "add" and r["working_set_bytes"] >= big // 2
+    )
     # independent: numpy's add, one thread, bytes counted as STREAM does (two arrays read, one written)
     n = big // 12
     a, b, c = np.ones(n, np.float32), np.ones(n, np.float32), np.zeros(n, np.float32)
     np.add(a, b, out=c)
     best = min(_timed(lambda: np.add(a, b, out=c)) for _ in range(3))
     numpy_gbps = 3 * 4 * n / best / 1e9
-    del a, b, c
     assert 0.75 < ours / numpy_gbps < 1.33, (ours, numpy_gbps)
 
     class Stream(torch.nn.Module):

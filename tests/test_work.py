@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
+from conftest import FIXTURES
 
 from ngbench import table as optable
 from ngbench import work as wk
 from ngbench.traces import graph_work, inductor, kineto, torch_work, trt
-from conftest import FIXTURES
 
 
 def args(dims, types, strides=None, concrete=None):

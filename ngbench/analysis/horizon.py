@@ -197,7 +197,9 @@ def run_summary(roof: pd.DataFrame, taxonomy: tax.Taxonomy | None = None) -> dic
                 "non_gemm_roof_ms": it.loc[ng, "roof"].sum() / 1e3,
                 "coverage": it.loc[ng & it["worked"], "time"].sum() / ng_time if ng_time > 0 else np.nan,
                 "gemm_coverage": (
-                    it.loc[g & it["worked"], "time"].sum() / it.loc[g, "time"].sum() if it.loc[g, "time"].sum() else np.nan
+                    it.loc[g & it["worked"], "time"].sum() / it.loc[g, "time"].sum()
+                    if it.loc[g, "time"].sum()
+                    else np.nan
                 ),
             }
         )
@@ -217,7 +219,9 @@ def run_summary(roof: pd.DataFrame, taxonomy: tax.Taxonomy | None = None) -> dic
     out["ops_without_work"] = {
         str(k): float(v) for k, v in (missing.groupby("op")["time_us"].sum() / 1e3).nlargest(10).items()
     }
-    out["bound_ms"] = {str(k): float(v) for k, v in (roof.loc[first].groupby("bound")["time_us"].sum() / 1e3).items() if k}
+    out["bound_ms"] = {
+        str(k): float(v) for k, v in (roof.loc[first].groupby("bound")["time_us"].sum() / 1e3).items() if k
+    }
     out["non_gemm_bytes"] = float(pd.to_numeric(roof.loc[ng_first, "bytes"], errors="coerce").sum())
     return out
 

@@ -185,9 +185,7 @@ def run(
             exec_trace = _exec_trace_observer(trace_dir)
             with (
                 module_scopes(model) if scope_modules else _null(),
-                profile(
-                    activities=activities, record_shapes=True, execution_trace_observer=exec_trace
-                ) as shapes_prof,
+                profile(activities=activities, record_shapes=True, execution_trace_observer=exec_trace) as shapes_prof,
             ):
                 step()
                 sync()

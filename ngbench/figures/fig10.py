@@ -70,7 +70,7 @@ def plot(inst: pd.DataFrame, limits: dict[str, hz.Limits], png: str | Path, csv:
         ax.set_yscale("log")
         ax.set_xlabel("arithmetic intensity (FLOP/byte; 0 drawn at 1e-3)")
         ax.set_ylabel("achieved GB/s (bytes / measured time)")
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     present = [g for g in taxonomy.order if g in set(table["group"])]
     handles, labels = style.legend_for(present, palette)

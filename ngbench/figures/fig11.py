@@ -53,7 +53,9 @@ def plot(runs: pd.DataFrame, png: str | Path, csv: str | Path) -> pd.DataFrame:
         keys = rows.drop_duplicates(["model", "batch_size", "backend"])[["model", "batch_size", "backend"]]
         labels, y = [], 0.0
         for k in keys.itertuples(index=False):
-            pair = rows[(rows["model"] == k.model) & (rows["batch_size"] == k.batch_size) & (rows["backend"] == k.backend)]
+            pair = rows[
+                (rows["model"] == k.model) & (rows["batch_size"] == k.batch_size) & (rows["backend"] == k.backend)
+            ]
             for basis, offset, hatch in (("measured", 0.2, None), ("at roof", -0.2, "//")):
                 r = pair[pair["basis"] == basis].iloc[0]
                 left = 0.0

@@ -109,7 +109,9 @@ def fusion_dividend(runs: pd.DataFrame) -> pd.DataFrame:
                 "backend": r.backend,
                 "eager_non_gemm_bytes": e["non_gemm_bytes"],
                 "non_gemm_bytes": r.non_gemm_bytes,
-                "bytes_removed_pct": 100 * (1 - r.non_gemm_bytes / e["non_gemm_bytes"]) if e["non_gemm_bytes"] else None,
+                "bytes_removed_pct": 100 * (1 - r.non_gemm_bytes / e["non_gemm_bytes"])
+                if e["non_gemm_bytes"]
+                else None,
                 "eager_non_gemm_ms": e["non_gemm_ms"],
                 "non_gemm_ms": r.non_gemm_ms,
                 "eager_non_gemm_roof_ms": e["non_gemm_roof_ms"],
@@ -121,6 +123,14 @@ def fusion_dividend(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _fmt(value, spec: str = ".2f") -> str:
     return "n/a" if value is None or pd.isna(value) else format(value, spec)
+
+
+def _pct(value, spec: str = ".1f") -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{100 * value:{spec}}%"
+
+
+def _md_row(cells: list) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
 def write(
@@ -152,24 +162,47 @@ def write(
     ]
     for r in runs.itertuples():
         if r.status != names.STATUS_OK:
-            lines.append(f"| {r.platform} | {r.backend} | {r.model} | {r.batch_size} | {r.status}: {r.reason} "
-                         "| | | | | | | | |")  # fmt: skip
+            lines.append(_md_row([r.platform, r.backend, r.model, r.batch_size, f"{r.status}: {r.reason}"] + [""] * 8))
             continue
         lines.append(
-            f"| {r.platform} | {r.backend} | {r.model} | {r.batch_size} | {_fmt(r.iteration_ms)} | {_fmt(r.non_gemm_ms)} "
-            f"| {_fmt(r.gemm_roof_ms, '.3f')} | {_fmt(r.non_gemm_roof_ms, '.3f')} | {_fmt(100 * r.non_gemm_share, '.1f')}% "
-            f"| {_fmt(100 * r.non_gemm_share_at_roof, '.1f')}% | {_fmt(r.speedup_at_roof, '.1f')}x "
-            f"| {_fmt(100 * r.coverage, '.0f')}% | {r.limits} |"
+            _md_row(
+                [
+                    r.platform,
+                    r.backend,
+                    r.model,
+                    r.batch_size,
+                    _fmt(r.iteration_ms),
+                    _fmt(r.non_gemm_ms),
+                    _fmt(r.gemm_roof_ms, ".3f"),
+                    _fmt(r.non_gemm_roof_ms, ".3f"),
+                    _pct(r.non_gemm_share),
+                    _pct(r.non_gemm_share_at_roof),
+                    f"{_fmt(r.speedup_at_roof, '.1f')}x",
+                    _pct(r.coverage, ".0f"),
+                    r.limits,
+                ]  # fmt: skip
+            )
         )
     lines += ["", f"## The {top} non-GEMM op instances with the largest headroom", "",
               "| platform | backend | model | op | module | shapes | layout | bound | ms | roof ms | efficiency |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in top_rows.itertuples():
-        shapes = str(r.input_shapes)[:60]
         lines.append(
-            f"| {r.platform} | {r.backend} | {r.model} bs{r.batch_size} | {r.op} | {r.module or '-'} ({r.module_type or '-'}) "
-            f"| `{shapes}` | {r.layout or '?'} | {r.bound} | {_fmt(r.time_us / 1e3, '.3f')} "
-            f"| {_fmt(r.attainable_us / 1e3, '.4f')} | {_fmt(100 * r.efficiency, '.1f')}% |"
+            _md_row(
+                [
+                    r.platform,
+                    r.backend,
+                    f"{r.model} bs{r.batch_size}",
+                    r.op,
+                    f"{r.module or '-'} ({r.module_type or '-'})",
+                    f"`{str(r.input_shapes)[:60]}`",
+                    r.layout or "?",
+                    r.bound,
+                    _fmt(r.time_us / 1e3, ".3f"),
+                    _fmt(r.attainable_us / 1e3, ".4f"),
+                    _pct(r.efficiency),
+                ]  # fmt: skip
+            )
         )
     lines += ["", "## The fusion dividend: non-GEMM bytes per iteration, eager vs fusing backend", ""]
     if fusion.empty:
@@ -179,8 +212,18 @@ def write(
                   "| eager non-GEMM ms | fused non-GEMM ms |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in fusion.itertuples():
             lines.append(
-                f"| {r.platform} | {r.model} | {r.batch_size} | {r.backend} | {_fmt(r.eager_non_gemm_bytes / 1e6, '.1f')} "
-                f"| {_fmt(r.non_gemm_bytes / 1e6, '.1f')} | {_fmt(r.bytes_removed_pct, '.0f')}% "
-                f"| {_fmt(r.eager_non_gemm_ms)} | {_fmt(r.non_gemm_ms)} |"
+                _md_row(
+                    [
+                        r.platform,
+                        r.model,
+                        r.batch_size,
+                        r.backend,
+                        _fmt(r.eager_non_gemm_bytes / 1e6, ".1f"),
+                        _fmt(r.non_gemm_bytes / 1e6, ".1f"),
+                        f"{_fmt(r.bytes_removed_pct, '.0f')}%",
+                        _fmt(r.eager_non_gemm_ms),
+                        _fmt(r.non_gemm_ms),
+                    ]  # fmt: skip
+                )
             )
     Path(md).write_text("\n".join(lines) + "\n")

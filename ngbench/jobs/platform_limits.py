@@ -9,10 +9,10 @@ Method (``docs/design-notes.md``, "The horizon"):
   fp32, for working sets doubling from ``min_working_set_kib`` to well past the last-level cache. Bytes per
   call follow STREAM (2 arrays for copy/scale, 3 for add/triad, not counting the write-allocate reads that
   regular stores cause); the update reads and writes one array and has no such reads, so it shows what
-  the memory allows an op that avoids them. The roof at each size is the best kernel. Each size runs enough calls to fill
-  ``min_time_ms``, best of ``trials``. The per-call floor (the same op on one element) is subtracted, so a
-  small working set measures the cache and not the dispatcher; a size whose time is under twice the floor
-  is kept but marked ``resolved: false`` and left out of the curve.
+  the memory allows an op that avoids them. The roof at each size is the best kernel. Each size runs
+  enough calls to fill ``min_time_ms``, best of ``trials``. The per-call floor (the same op on one element)
+  is subtracted, so a small working set measures the cache and not the dispatcher; a size whose time is
+  under twice the floor is kept but marked ``resolved: false`` and left out of the curve.
 * Peak FLOP/s: a square GEMM per dtype (``torch.mm``), growing until one call takes ``min_time_ms``.
 * Dispatch floor per backend: the time the profiler gives one op on a one-element tensor (torch, and the
   torch-based backends: the op's host time on CPU, its kernel's device time on CUDA; ORT: one Add node's
@@ -268,7 +268,11 @@ def dispatch_floors(device: str, backends: list[str]) -> dict[str, dict[str, Any
         try:
             if backend in ("torch", "torch-int8"):
                 us = _profiled_op_us(device, lambda: torch.add(x, x), "aten::add")
-                how = "median profiled " + ("device time of the kernel" if cuda else "host range") + " of aten::add on one element"
+                how = (
+                    "median profiled "
+                    + ("device time of the kernel" if cuda else "host range")
+                    + " of aten::add on one element"
+                )
             elif backend in ("ort", "ort-opt"):
                 providers = ["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"]
                 us = _ort_floor(providers)

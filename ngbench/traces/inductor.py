@@ -55,7 +55,8 @@ _ANNOTATION_DTYPES = {"f64": "float64", "f32": "float32", "f16": "float16", "bf1
 # post-grad ops that alias their input: Inductor reads the buffer behind them
 _VIEW_OPS = {"aten::view", "aten::reshape", "aten::permute", "aten::unsqueeze", "aten::squeeze", "aten::select",
              "aten::expand", "aten::slice", "aten::transpose", "aten::t", "aten::alias", "aten::as_strided",
-             "aten::_unsafe_view", "aten::unflatten", "aten::split", "aten::split_with_sizes", "aten::unbind"}  # fmt: skip
+             "aten::_unsafe_view", "aten::unflatten", "aten::split", "aten::split_with_sizes",
+             "aten::unbind"}  # fmt: skip
 _RETURN_LINE = re.compile(r"^\s+return \((?P<names>[^)]*)\)", re.M)
 _NAME = re.compile(r"\b[A-Za-z_]\w*\b")
 
@@ -87,11 +88,21 @@ class GraphArtifacts:
         once, and each value it stores (:meth:`stored`), once; FLOPs per node: GEMM nodes by PyTorch's
         formulas (when the kernel multiplies matrices itself), the rest per element of each node's output."""
         mine = set(self.kernels.get(kernel, ()))
-        reads = {self.base(a) for n in mine for a in self.args.get(n, ()) if a not in mine}
-        reads = {r for r in reads if r not in mine}
-        values = [self.tensors.get(r) for r in reads] + [self.tensors.get(s) for s in self.stored(kernel)]
-        if not mine or any(v is None for v in values):
+        readers: dict[str, list[str]] = {}  # buffer read from outside the kernel -> the kernel's nodes reading it
+        for n in mine:
+            for a in self.args.get(n, ()):
+                if a not in mine and self.base(a) not in mine:
+                    readers.setdefault(self.base(a), []).append(n)
+        stored = [self.tensors.get(s) for s in self.stored(kernel)]
+        if not mine or any(self.tensors.get(r) is None for r in readers) or any(v is None for v in stored):
             return wk.unknown("kernel buffers without static shapes in the post-grad graph")
+        nbytes = sum(v.nbytes for v in stored)  # type: ignore[union-attr]
+        for buffer, nodes in readers.items():
+            size = self.tensors[buffer].nbytes
+            if all(wk.is_gather(self.post_ops.get(n, "")) and self.base(self.args[n][0]) == buffer for n in nodes):
+                # an embedding table the kernel gathers rows of: the rows, not the table
+                size = min(size, sum(self.tensors[n].nbytes for n in nodes if n in self.tensors))
+            nbytes += size
         costs = wk.load_costs()
         flops = 0.0
         for node in mine:
@@ -106,7 +117,7 @@ class GraphArtifacts:
                 continue
             inputs = [self.tensors[a] for a in self.args.get(node, ()) if a in self.tensors]
             flops += costs.flops(op, group, inputs, [out])
-        return wk.Work(sum(v.nbytes for v in values), flops, "kernel-graph")
+        return wk.Work(nbytes, flops, "kernel-graph")
 
     def stored(self, kernel: str) -> set[str]:
         """The post-grad nodes whose values ``kernel`` stores: read by a node outside it that no kernel

@@ -75,7 +75,9 @@ _OTHER_FORMATS = {
     "Node": "an ONNX Runtime profile (--backend ort)",
 }
 STEP_OVERLAP_TOLERANCE_US = 1.0
-_NO_ARGS = work.unknown("the trace recorded no input types (record_shapes off)")  # step ranges that overlap by at most this much are clipped, not rejected
+_NO_ARGS = work.unknown(
+    "the trace recorded no input types (record_shapes off)"
+)  # step ranges that overlap by at most this much are clipped, not rejected
 
 # event kinds on a host thread, in tie-break order (an enclosing range sorts before what it encloses)
 MARKER, SCOPE, OP, RUNTIME = 0, 1, 2, 3
@@ -897,7 +899,9 @@ def _join_shapes(df, shapes_trace: str | Path, taxonomy: tax.Taxonomy, exec_trac
     for idx in df.groupby("iteration").groups.values():
         if df.loc[idx, "op"].tolist() == ref_ops:
             for column, values in ref.items():
-                df.loc[idx, column] = pd.Series(values, index=idx, dtype=object if column in ("bytes", "flops") else None)
+                df.loc[idx, column] = pd.Series(
+                    values, index=idx, dtype=object if column in ("bytes", "flops") else None
+                )
             joined += 1
         else:
             mismatched += 1

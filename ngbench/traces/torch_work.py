@@ -22,7 +22,7 @@ import json
 import logging
 import re
 from collections import Counter, defaultdict
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -358,7 +358,7 @@ def top_level_nodes(data: dict, taxonomy: tax.Taxonomy) -> list[dict]:
     is_op = {i: bool(_attrs(n).get("op_schema")) for i, n in nodes.items()}
     transparent = taxonomy.transparent
 
-    @lru_cache(maxsize=None)
+    @cache
     def under_op(i) -> bool:
         parent = nodes.get(i, {}).get("ctrl_deps")
         if parent is None or parent == i or parent not in nodes:
