@@ -1,6 +1,6 @@
 """One platform's results as a portable archive: measure on a GPU node, import into the checkout that draws
 the figures. ``ngbench archive export --platform NAME OUT.tar.gz`` packs the platform's raw traces, latency
-records, op tables, per-run shares and energy records with a manifest of SHA-256 checksums; ``ngbench
+records, op tables, per-run shares, energy records and measured roofs with a manifest of SHA-256 checksums; ``ngbench
 archive import IN.tar.gz`` verifies and unpacks it, refusing a platform that exists here with different
 content. Imported runs join the figures as copied-in runs (the workflow finds their ``meta.json``) and
 nothing of theirs reruns: files are dated in the order the workflow makes them.
@@ -27,6 +27,7 @@ FORMAT = "ngbench.platform-archive/1"
 MANIFEST = "manifest.json"
 # what an archive holds, in the order the workflow makes it (import dates files in this order)
 KINDS = ("traces", "latency", "energy", "ops", "shares")
+ROOFS = "platform"  # results/platform/<platform>.json: the platform's measured roofs (the horizon), one file
 NAME_PATTERN = "letters, digits, '.', '_', '-', starting with a letter or digit"
 
 
@@ -44,13 +45,19 @@ def _check_name(platform: str) -> None:
 
 
 def platform_files(results: Path, platform: str) -> list[Path]:
-    """Every file of one platform under ``results/<kind>/<platform>/``, in :data:`KINDS` order."""
+    """Every file of one platform under ``results/<kind>/<platform>/``, in :data:`KINDS` order, then its
+    roofs ``results/platform/<platform>.json`` when measured."""
     files: list[Path] = []
     for kind in KINDS:
         root = results / kind / platform
         if root.is_dir():
             files += sorted(p for p in root.rglob("*") if p.is_file())
-    return files
+    roofs = _roofs(results, platform)
+    return files + ([roofs] if roofs.is_file() else [])
+
+
+def _roofs(results: Path, platform: str) -> Path:
+    return results / ROOFS / f"{platform}.json"
 
 
 def export(platform: str, out: str | Path, *, results: str | Path = "results") -> dict[str, Any]:
@@ -97,6 +104,8 @@ def _read_manifest(tar: tarfile.TarFile, source: Path) -> dict[str, Any]:
 
 def _safe_path(rel: str, platform: str, source: Path) -> PurePosixPath:
     path = PurePosixPath(rel)
+    if path.parts == (ROOFS, f"{platform}.json"):
+        return path
     if path.is_absolute() or ".." in path.parts or len(path.parts) < 3:
         raise InputError(f"{source}: member {rel!r} would leave results/; refused")
     if path.parts[0] not in KINDS or path.parts[1] != platform:
@@ -158,6 +167,10 @@ def _import(source: Path, results: Path) -> dict[str, Any]:
                 if (staging / kind / platform).is_dir():
                     (results / kind).mkdir(parents=True, exist_ok=True)
                     (staging / kind / platform).rename(results / kind / platform)
+            if _roofs(staging, platform).is_file():
+                os.utime(_roofs(staging, platform), (start, start))  # measured before any run is normalized
+                _roofs(results, platform).parent.mkdir(parents=True, exist_ok=True)
+                _roofs(staging, platform).rename(_roofs(results, platform))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return {"platform": platform, "files": len(listed), "already_here": False}

@@ -28,6 +28,7 @@ def make_results(root, platform="cpu-a", payload=b"op table bytes"):
         f"ops/{run}.parquet": payload,
         f"shares/{run}.parquet": b"shares",
         f"shares/{run}.unknown.csv": b"backend,op\n",
+        f"platform/{platform}.json": b'{"status": "ok"}',  # the platform's measured roofs
     }
     for rel, data in files.items():
         path = root / rel
@@ -35,6 +36,7 @@ def make_results(root, platform="cpu-a", payload=b"op table bytes"):
         path.write_bytes(data)
     (root / "ops" / "other-platform").mkdir(parents=True)  # another platform: never packed
     (root / "ops" / "other-platform" / "x.parquet").write_bytes(b"not mine")
+    (root / "platform" / "other-platform.json").write_bytes(b"not mine either")
     return files
 
 
@@ -49,6 +51,7 @@ def test_export_then_import_gives_the_same_files_dated_in_workflow_order(tmp_pat
         assert (tmp_path / "b" / rel).read_bytes() == data
     mtime = {rel.split("/")[0]: os.stat(tmp_path / "b" / rel).st_mtime for rel in files}
     assert mtime["traces"] < mtime["ops"] < mtime["shares"]  # no output older than its input: nothing reruns
+    assert mtime["platform"] <= mtime["traces"]  # the roofs: older than every op table the horizon reads
     assert not list((tmp_path / "b").glob(".import-*"))  # the staging folder is gone
     # importing the same archive again changes nothing
     assert archive.import_(tmp_path / "cpu-a.tar.gz", results=tmp_path / "b")["already_here"] is True
@@ -118,7 +121,7 @@ def test_the_command_line(tmp_path):
     out = tmp_path / "cpu-a.tar.gz"
     res = subprocess.run([*cli, "export", str(out), "--platform", "cpu-a", "--results", str(tmp_path / "a")],
                          capture_output=True, text=True, cwd=REPO)  # fmt: skip
-    assert res.returncode == 0 and "6 files" in res.stdout, res.stderr
+    assert res.returncode == 0 and "7 files" in res.stdout, res.stderr  # make_results: 6 run files + the roofs
     res = subprocess.run([*cli, "import", str(out), "--results", str(tmp_path / "b")], capture_output=True, text=True)
     assert res.returncode == 0 and "imported" in res.stdout, res.stderr
     res = subprocess.run([*cli, "export", str(out), "--platform", "../x"], capture_output=True, text=True)
