@@ -207,7 +207,8 @@ def _limits(args: argparse.Namespace) -> int:
     """Measure this machine's roofs (the workflow's measure_platform job, defaults of the config schema)."""
     from ngbench.jobs import platform_limits, settings
 
-    config = settings.with_defaults({"platforms": {args.platform: {"device": args.device}}})
+    # the schema's defaults; a model is required there, though the roofs depend on none
+    config = settings.with_defaults({"platforms": {args.platform: {"device": args.device}}, "models": {"gpt2": None}})
     backends = ["torch", "inductor", "ort", "ort-opt"] if args.device == "cpu" else ["torch", "inductor", "ort", "trt"]
     params = settings.platform_params(config, args.platform, backends)
     if args.max_working_set_mib:

@@ -60,6 +60,8 @@ def configured_runs(config: dict) -> list[Run]:
 def figure_models(config: dict, figure: str) -> list[str]:
     """The models a figure or table draws."""
     spec = FIGURES[figure]
+    if spec.models == "all":
+        return list(config["models"])
     if spec.models == "drawn":
         return drawn_models(config)
     if spec.models == "table1":

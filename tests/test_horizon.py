@@ -225,3 +225,20 @@ def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+@pytest.mark.slow
+def test_cli_limits_measures_this_machine_and_horizon_reads_it(tmp_path):
+    out = tmp_path / "here.json"
+    cli = [sys.executable, "-m", "ngbench"]
+    res = subprocess.run([*cli, "limits", "--out", str(out), "--max-working-set-mib", "1"], cwd=REPO,
+                         capture_output=True, text=True)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    record = json.loads(out.read_text())
+    assert {r["kernel"] for r in record["memory_bandwidth"]} == {"copy", "scale", "add", "triad", "update"}
+    assert record["peak_flops"]["float32"]["flops_per_s"] > 0 and record["dispatch_floor_us"]["torch"]["us"] > 0
+    assert max(r["working_set_bytes"] for r in record["memory_bandwidth"]) <= 1 << 20
+    trace = FIXTURES / "inductor" / "detr_masked_softmax" / "trace.0.json.gz"
+    res = subprocess.run([*cli, "horizon", str(trace), "--limits", str(out), "--figure", str(tmp_path / "h.png")],
+                         cwd=REPO, capture_output=True, text=True)  # fmt: skip
+    assert res.returncode == 0 and "measured (here.json)" in res.stdout, res.stderr[-2000:]

@@ -12,8 +12,9 @@ from ngbench.catalog import BACKENDS
 @dataclass(frozen=True)
 class FigureSpec:
     backends: tuple[str, ...]  # drawn backends, in bar order
-    # drawn: every model shown in the breakdown figures; config: config figures.<name>.models (config:<other>:
-    # another figure's list); table1: the configured models that paper.yaml's Table I rows look in
+    # all: every configured model (hidden ones too); drawn: every model shown in the breakdown figures;
+    # config: config figures.<name>.models (config:<other>: another figure's list); table1: the configured
+    # models that paper.yaml's Table I rows look in
     models: str
     reads: tuple[str, ...] = ("shares",)  # per-run files it reads: shares and/or ops (op tables)
     batch_sizes: tuple[int, ...] | None = None  # None: every configured batch size
@@ -29,8 +30,8 @@ FIGURES: dict[str, FigureSpec] = {
     "table2": FigureSpec(backends=(), models="drawn", reads=()),  # from the registry alone: no run
     "table4": FigureSpec(backends=("torch",), models="drawn"),
     "table5": FigureSpec(backends=("torch", "inductor", "trt"), models="config:fig8", reads=("ops",)),
-    # the horizon: every backend's runs of the drawn models, set against the platform's roofs
-    "horizon": FigureSpec(backends=tuple(BACKENDS), models="drawn", reads=("ops",)),
-    "fig10": FigureSpec(backends=tuple(BACKENDS), models="drawn", reads=("ops",)),
-    "fig11": FigureSpec(backends=tuple(BACKENDS), models="drawn", reads=("ops",)),
+    # the horizon: every run of every backend (LLM.int8's sequence-length runs too), against the platform's roofs
+    "horizon": FigureSpec(backends=tuple(BACKENDS), models="all", reads=("ops",)),
+    "fig10": FigureSpec(backends=tuple(BACKENDS), models="all", reads=("ops",)),
+    "fig11": FigureSpec(backends=tuple(BACKENDS), models="all", reads=("ops",)),
 }

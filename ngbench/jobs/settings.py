@@ -148,13 +148,11 @@ def platform_params(config: dict, platform: str, backends: list[str]) -> dict[st
     """What a platform's roofs depend on: its device, the dtypes and ``backends`` the study runs there, and
     the measurement settings (the horizon's own knobs, overhead_factor and top_ops, are not among them)."""
     device = config["platforms"][platform]["device"]
-    dtypes = sorted(
-        {"float32"}
-        | {
-            config["backends"][catalog.get(b).settings].get("dtype_" + ("cuda" if device.startswith("cuda") else "cpu"))
-            or "float32"
-            for b in backends
-        }
-    )
+    cuda = device.startswith("cuda")
+    # the dtypes the study computes in there; on a GPU every tensor-core dtype, as a GPU's spec sheet lists them
+    dtypes = {"float32"} | ({"float16", "bfloat16"} if cuda else set())
+    dtypes |= {config["backends"][catalog.get(b).settings].get("dtype_cuda" if cuda else "dtype_cpu") or "float32"
+               for b in backends}  # fmt: skip
+    dtypes = sorted(dtypes)
     limits = {k: v for k, v in config["platform_limits"].items() if k not in ("overhead_factor", "top_ops")}
     return {"platform": platform, "device": device, "dtypes": dtypes, "backends": sorted(backends), "limits": limits}
