@@ -47,7 +47,8 @@ def plot(inst: pd.DataFrame, limits: dict[str, hz.Limits], png: str | Path, csv:
         return table
     ncol = min(3, len(panels))
     nrow = -(-len(panels) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.9 * nrow + 0.9), squeeze=False)
+    height = 3.9 * nrow + 1.1
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, height), squeeze=False)
     palette = taxonomy.palette
     for ax, (platform, backend) in zip(axes.flat, panels):
         rows = table[(table["platform"] == platform) & (table["backend"] == backend)]
@@ -74,9 +75,11 @@ def plot(inst: pd.DataFrame, limits: dict[str, hz.Limits], png: str | Path, csv:
         ax.set_visible(False)
     present = [g for g in taxonomy.order if g in set(table["group"])]
     handles, labels = style.legend_for(present, palette)
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(handles), 7), frameon=False, fontsize=7)
-    fig.suptitle("fig10: roofline of every op instance (median over iterations)", y=0.995, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / (3.9 * nrow + 0.9)))
+    fig.suptitle("fig10: roofline of every op instance (median over iterations)", y=1 - 0.05 / height, va="top",
+                 fontsize=10)  # fmt: skip
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.3 / height),
+               ncol=min(len(handles), 4 * ncol), frameon=False, fontsize=7)  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / height))
     fig.savefig(png, dpi=130)
     plt.close(fig)
     return table
