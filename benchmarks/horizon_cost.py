@@ -33,9 +33,10 @@ def shapes_pass(model, batch, exec_trace: bool, trace_dir: Path) -> float:
 
     t0 = time.perf_counter()
     observer = torch_eager._exec_trace_observer(trace_dir) if exec_trace else None
-    with torch_eager.module_scopes(model), profile(
-        activities=[ProfilerActivity.CPU], record_shapes=True, execution_trace_observer=observer
-    ) as prof:
+    with (
+        torch_eager.module_scopes(model),
+        profile(activities=[ProfilerActivity.CPU], record_shapes=True, execution_trace_observer=observer) as prof,
+    ):
         model(**batch)
     prof.export_chrome_trace(str(trace_dir / "shapes.json.gz"))
     if exec_trace:

@@ -242,3 +242,26 @@ def test_cli_limits_measures_this_machine_and_horizon_reads_it(tmp_path):
     res = subprocess.run([*cli, "horizon", str(trace), "--limits", str(out), "--figure", str(tmp_path / "h.png")],
                          cwd=REPO, capture_output=True, text=True)  # fmt: skip
     assert res.returncode == 0 and "measured (here.json)" in res.stdout, res.stderr[-2000:]
+
+
+def test_study_horizon_on_a_copied_in_gpu_run_uses_its_spec_sheet_and_says_so(tmp_path):
+    """A GPU platform's run with no limits file (copied in, or another project's trace) is set against its
+    GPU's spec sheet; a CPU platform without measured roofs is reported missing, never guessed."""
+    from ngbench.figures import horizon as report
+    from ngbench.traces import kineto
+
+    df, info = kineto.normalize(FIXTURES / "torch-profiler" / "hta_trace_diff_control_two_threads.json.gz",
+                                platform="a100", model="hta", batch_size=1)  # fmt: skip
+    gpu = tmp_path / "gpu.parquet"
+    optable.write(df, gpu, run={"status": "ok", "platform": "a100", "backend": "torch", "model": "hta",
+                                "batch_size": 1, "environment": {"torch": {"gpu": "NVIDIA A100-PG509-200"}}})  # fmt: skip
+    cpu = tmp_path / "cpu.parquet"
+    optable.write(df.assign(platform="laptop"), cpu, run={"status": "ok", "platform": "laptop", "backend": "torch",
+                                                          "model": "hta", "batch_size": 1})  # fmt: skip
+    runs, inst = report.collect([gpu, cpu], {})
+    by = runs.set_index("platform")
+    assert by.loc["a100", "status"] == "ok" and by.loc["a100", "limits"] == "spec-sheet: A100"
+    assert by.loc["laptop", "status"] == "missing" and "no roofs" in by.loc["laptop", "reason"]
+    assert set(inst["platform"]) == {"a100"} and (inst["work_source"] == "shapes").all()
+    # every instance's roof from the sheet: bytes / 1555 GB/s at the least
+    assert (inst["attainable_us"] >= inst["bytes"] / 1555e3 - 1e-9).all()

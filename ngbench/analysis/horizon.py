@@ -227,19 +227,18 @@ def run_summary(roof: pd.DataFrame, taxonomy: tax.Taxonomy | None = None) -> dic
 
 
 def instances(roof: pd.DataFrame) -> pd.DataFrame:
-    """One row per op instance (its position in the iteration): median time and headroom over iterations."""
+    """One row per op instance (its position in the iteration, with the same op, shapes and work): median time
+    and headroom over iterations."""
     keyed = roof[roof["attainable_us"].notna()].copy()
     if keyed.empty:
         return keyed
     keyed["input_shapes"] = keyed["input_shapes"].astype(str)
     keys = ["platform", "backend", "model", "batch_size", "seq", "op", "node", "module", "module_type", "group",
-            "input_shapes", "layout", "work_source"]  # fmt: skip
+            "input_shapes", "layout", "work_source", "bytes", "flops"]  # fmt: skip
     agg = keyed.groupby(keys, dropna=False).agg(
         time_us=("time_us", "median"),
         attainable_us=("attainable_us", "median"),
         headroom_us=("headroom_us", "median"),
-        bytes=("bytes", "first"),
-        flops=("flops", "first"),
         bound=("bound", lambda b: b.mode().iloc[0]),
     )
     agg = agg.reset_index()
