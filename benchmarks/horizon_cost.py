@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def shapes_pass(model, batch, exec_trace: bool, trace_dir: Path) -> float:
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
     from ngbench.backends import torch_eager

@@ -253,8 +253,8 @@ def test_study_horizon_on_a_copied_in_gpu_run_uses_its_spec_sheet_and_says_so(tm
     df, info = kineto.normalize(FIXTURES / "torch-profiler" / "hta_trace_diff_control_two_threads.json.gz",
                                 platform="a100", model="hta", batch_size=1)  # fmt: skip
     gpu = tmp_path / "gpu.parquet"
-    optable.write(df, gpu, run={"status": "ok", "platform": "a100", "backend": "torch", "model": "hta",
-                                "batch_size": 1, "environment": {"torch": {"gpu": "NVIDIA A100-PG509-200"}}})  # fmt: skip
+    run = {"status": "ok", "platform": "a100", "backend": "torch", "model": "hta", "batch_size": 1}
+    optable.write(df, gpu, run={**run, "environment": {"torch": {"gpu": "NVIDIA A100-PG509-200"}}})
     cpu = tmp_path / "cpu.parquet"
     optable.write(df.assign(platform="laptop"), cpu, run={"status": "ok", "platform": "laptop", "backend": "torch",
                                                           "model": "hta", "batch_size": 1})  # fmt: skip
