@@ -638,8 +638,9 @@ def _normalize(
         batch_size=batch_size,
         seq_len=seq_len,
     )
-    if shapes_trace is not None:
-        info_shapes = _join_shapes(df, shapes_trace, taxonomy, exec_trace)
+    work_notes = dict(decide.work_notes.most_common(20))
+    if shapes_trace is not None:  # the join decides the work: its reasons replace the timed trace's own
+        info_shapes, work_notes = _join_shapes(df, shapes_trace, taxonomy, exec_trace)
     else:
         info_shapes = "from the trace itself" if any(cols["input_shapes"]) else "not recorded"
     info = {
@@ -658,7 +659,7 @@ def _normalize(
         ),
         "input_shapes": info_shapes,
         "work_sources": {k: int(v) for k, v in df["work_source"].value_counts().items()},
-        "work_unknown_reasons": dict(decide.work_notes.most_common(20)),
+        "work_unknown_reasons": work_notes,
         **other,
     }
     if info["ops_on_other_threads"]:
@@ -874,10 +875,14 @@ def _cycle_number(path) -> tuple[int, str]:
 WORK_COLUMNS = ("bytes", "flops", "work_source", "layout")
 
 
-def _join_shapes(df, shapes_trace: str | Path, taxonomy: tax.Taxonomy, exec_trace: str | Path | None = None) -> str:
+def _join_shapes(
+    df, shapes_trace: str | Path, taxonomy: tax.Taxonomy, exec_trace: str | Path | None = None
+) -> tuple[str, dict[str, int]]:
     """Fill ``input_shapes`` and the work columns in place from a one-iteration shapes profile (work from
-    its recorded arguments, or exact from the execution trace recorded beside it); say what happened."""
-    shapes_df, _ = normalize(shapes_trace, taxonomy=taxonomy)
+    its recorded arguments, or exact from the execution trace recorded beside it); say what happened, and
+    why the work of the rows that have none is unknown."""
+    shapes_df, shapes_info = normalize(shapes_trace, taxonomy=taxonomy)
+    notes = shapes_info["work_unknown_reasons"]
     first = shapes_df[shapes_df["iteration"] == shapes_df["iteration"].min()]
     ref_ops = first["op"].tolist()
     ref = {c: first[c].tolist() for c in ("input_shapes", *WORK_COLUMNS)}
@@ -895,6 +900,7 @@ def _join_shapes(df, shapes_trace: str | Path, taxonomy: tax.Taxonomy, exec_trac
                 for column, value in zip(WORK_COLUMNS, (w.bytes, w.flops, w.source, w.layout)):
                     ref[column][pos] = value
             et_note = f"; work from {Path(exec_trace).name}"
+            notes = {}
     joined = mismatched = 0
     for idx in df.groupby("iteration").groups.values():
         if df.loc[idx, "op"].tolist() == ref_ops:
@@ -907,7 +913,9 @@ def _join_shapes(df, shapes_trace: str | Path, taxonomy: tax.Taxonomy, exec_trac
             mismatched += 1
     for column in ("bytes", "flops"):
         df[column] = pd.to_numeric(df[column], errors="coerce")
-    return f"joined from {Path(shapes_trace).name}: {joined} iteration(s) matched, {mismatched} did not{et_note}"
+    if mismatched:
+        notes = {**notes, "the iteration's ops differ from the shapes pass's (not joined)": mismatched}
+    return f"joined from {Path(shapes_trace).name}: {joined} iteration(s) matched, {mismatched} did not{et_note}", notes
 
 
 def _iteration_source(windows: list[Window], iteration_marker: str | None) -> str:
