@@ -184,8 +184,8 @@ def verdict(results: Path, tolerance: float) -> tuple[int, list[str]]:
         counts["broken"] += bool(failed)
         lines.append(f"{label}: ran, {'FAILED CHECKS' if failed else 'every check passes'}")
         lines += [f"    FAIL {line}" for line in failed] + [f"    ok   {line}" for line in passed]
-    summary = (f"{len(checks)} GPU runs and energy records: {counts['ran']} ran ({counts['broken']} with failed checks), "
-               f"{counts['skipped']} skipped, {counts['failed']} failed")  # fmt: skip
+    summary = (f"{len(checks)} GPU runs and energy records: {counts['ran']} ran ({counts['broken']} with failed "
+               f"checks), {counts['skipped']} skipped, {counts['failed']} failed")  # fmt: skip
     if not checks:
         return 1, [f"no run on a CUDA platform under {results}: nothing was checked, so the smoke has not passed"]
     if not counts["ran"]:
