@@ -109,6 +109,16 @@ def test_a_trace_without_host_ops_is_a_one_line_error(tmp_path):
         compat.shares([path])
 
 
+def test_the_devices_copy_of_a_step_is_no_window(tmp_path):
+    """CUDA traces repeat ProfilerStep#N as gpu_user_annotation over the step's device work: it ends at the
+    last kernel, before the host's step does; the host op after it is still inside the step."""
+    events = [*EVENTS[:-1], X("ProfilerStep#1", 30, 450, cat="gpu_user_annotation", tid=7)]
+    path = tmp_path / "cuda.json"
+    path.write_text(json.dumps({"traceEvents": events}))
+    ops, _ = compat.shares([path])
+    assert ops.set_index("name").loc["aten::softmax", "latency_us"] == 50  # at 800 us: in the host's step
+
+
 def test_the_command_line(trace, tmp_path):
     import subprocess
     import sys

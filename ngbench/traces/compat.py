@@ -31,6 +31,7 @@ GEMM, NON_GEMM, UNGROUPED = "gemm", "non_gemm", "ungrouped"
 OP_CATS = {"cpu_op", "Operator"}
 LAUNCH_CATS = {"cuda_runtime", "cuda_driver", "hip_runtime", "hip_driver", "Runtime", "Driver"}
 KERNEL_CATS = {"kernel", "gpu_memcpy", "gpu_memset", "Kernel", "Memcpy", "Memset"}
+STEP_CATS = {"cpu_op", "user_annotation", "Operator"}  # the host's ProfilerStep ranges
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def _events(path: Path):
                 if e.args is not None and e.args.correlation is not None:
                     kernels[e.args.correlation] += e.dur
             elif e.name.startswith("ProfilerStep#"):
-                steps.append((e.ts, e.ts + e.dur))
+                if e.cat in STEP_CATS:  # CUDA traces repeat each step as gpu_user_annotation: not a window
+                    steps.append((e.ts, e.ts + e.dur))
             elif e.name.startswith(names.MODULE_SCOPE_PREFIX):  # cpu_op or user_annotation, by torch version
                 host[(e.pid, e.tid)].append((e.ts, -e.dur, 0, e.name, None))
             elif e.cat in OP_CATS:
