@@ -34,6 +34,7 @@ from typing import Any
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
 NA = "n/a"
+UPDATES_PER_BLOCK = 20  # counter updates a measured block spans at least (benchmarks/gpu_check.py wants 10)
 
 
 class EnergyUnavailable(RuntimeError):
@@ -209,21 +210,25 @@ def measure(
         k: resolution(c, window_s=resolution_s, poll_s=0.002, clock=clock, sleep=sleep) if resolution_s else None
         for k, c in live.items()
     }
+    # a block spans UPDATES_PER_BLOCK updates of the slowest counter at least (NVML: ~20-100 ms each), so one
+    # update of error at each end stays a few percent, whatever min_block_s says
+    intervals = [t["update_interval_s"] for t in ticks.values() if t and t.get("update_interval_s")]
+    block_s = max([min_block_s] + [UPDATES_PER_BLOCK * i for i in intervals])
     sync()
     start = {k: c.read() for k, c in live.items()}
     t0 = clock()
     sleep(idle_s)
     t_idle = clock() - t0
     idle_w = {k: c.joules(start[k], c.read()) / t_idle if t_idle > 0 else 0.0 for k, c in live.items()}
-    if min_block_s > 0:  # one unmeasured block to size the measured ones
+    if block_s > 0:  # one unmeasured block to size the measured ones
         sync()
         t0 = clock()
         for _ in range(inferences):
             step()
         sync()
         elapsed = clock() - t0
-        if 0 < elapsed < min_block_s:
-            inferences = math.ceil(round(inferences * min_block_s / elapsed, 6))
+        if 0 < elapsed < block_s:
+            inferences = math.ceil(round(inferences * block_s / elapsed, 6))
     blocks: dict[str, list[tuple[float, float]]] = {k: [] for k in live}
     for _ in range(repeats):
         sync()
@@ -254,6 +259,7 @@ def measure(
             "inferences_per_block": inferences,
             "blocks": repeats,
             "min_block_s": min_block_s,
+            "block_s_target": block_s,
             "counter_resolution": ticks[k],
             # each block spans this many counter updates (one update of error at each end of a block)
             "counter_updates_per_block": shortest / interval if interval else None,

@@ -11,7 +11,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("torch", "torchvision", "transformers", "numpy", "onnx", "onnxruntime", "tensorrt", "bitsandbytes")
+PACKAGES = ("torch", "torchvision", "transformers", "numpy", "pandas", "pyarrow", "onnx", "onnxruntime", "tensorrt",
+            "bitsandbytes")  # fmt: skip
+# other distributions of the same import: the GPU wheels are published under their own names
+DISTRIBUTIONS = {
+    "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+    "tensorrt": ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-cu13-bindings",
+                 "tensorrt-cu12-bindings"),
+}  # fmt: skip
 
 
 def git_state(repo: str | Path = ".") -> dict[str, Any]:
@@ -39,12 +46,17 @@ def cpu_model() -> str:
 
 
 def versions() -> dict[str, str | None]:
+    """The installed version of each of :data:`PACKAGES`, whichever distribution installed it (``tensorrt``
+    from ``tensorrt-cu12``, ``onnxruntime`` from ``onnxruntime-gpu``); None when none did."""
     out: dict[str, str | None] = {}
     for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
+        out[name] = None
+        for dist in DISTRIBUTIONS.get(name, (name,)):
+            try:
+                out[name] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
     return out
 
 

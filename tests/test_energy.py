@@ -158,6 +158,22 @@ def test_nvml_handle_by_the_cuda_devices_pci_bus_id(monkeypatch):
 def test_blocks_last_long_enough_for_the_counters_resolution(monkeypatch):
     """An NVML-like counter that updates every 50 ms; 5 ms inferences at 200 W. Asked for 10 inferences per
     block (50 ms, one update) with min_block_s=1: blocks grow to 200 inferences (1 s, ~20 updates)."""
+    out = _nvml_blocks(monkeypatch, period_ms=50, min_block_s=1.0)
+    assert out["counter_resolution"]["update_interval_s"] == pytest.approx(0.05, abs=0.003)
+    assert out["inferences_per_block"] == 200 and min(out["seconds_per_block"]) >= 1.0 - 1e-9
+    assert out["counter_updates_per_block"] == pytest.approx(20, rel=0.1)
+    assert out["joules_per_inference_median"] == pytest.approx(1.0, rel=0.06)  # 5 ms x 200 W, +-1 update
+
+
+def test_a_slow_counter_lengthens_blocks_past_min_block_s(monkeypatch):
+    """The GPU smoke's 1 s blocks and a counter updating every 100 ms: 10 updates a block, half the time
+    fewer. Blocks grow to energy.UPDATES_PER_BLOCK updates (2 s) whatever min_block_s says."""
+    out = _nvml_blocks(monkeypatch, period_ms=100, min_block_s=1.0)
+    assert out["counter_resolution"]["update_interval_s"] == pytest.approx(0.1, abs=0.005)
+    assert min(out["seconds_per_block"]) >= 2.0 * 0.95 and out["counter_updates_per_block"] >= 19
+
+
+def _nvml_blocks(monkeypatch, period_ms: int, min_block_s: float) -> dict:
     import pynvml
 
     clock = FakeClock()
@@ -167,7 +183,7 @@ def test_blocks_last_long_enough_for_the_counters_resolution(monkeypatch):
         for _ in range(round(seconds / 0.001)):  # 1 ms steps; the counter shows a new value every 50 ms
             clock.t += 0.001
             state["energy_mj"] += watts
-            if round(clock.t * 1000) % 50 == 0:
+            if round(clock.t * 1000) % period_ms == 0:
                 state["shown"] = int(state["energy_mj"])
 
     monkeypatch.setattr(pynvml, "nvmlInit", lambda: None)
@@ -182,12 +198,23 @@ def test_blocks_last_long_enough_for_the_counters_resolution(monkeypatch):
         inferences=10,
         repeats=3,
         idle_s=0.5,
-        min_block_s=1.0,
-        resolution_s=0.5,
+        min_block_s=min_block_s,
+        resolution_s=1.0,
         clock=clock,
         sleep=lambda s: tick(s, 50.0),
     )["gpu"]
-    assert out["counter_resolution"]["update_interval_s"] == pytest.approx(0.05, abs=0.003)
-    assert out["inferences_per_block"] == 200 and min(out["seconds_per_block"]) >= 1.0 - 1e-9
-    assert out["counter_updates_per_block"] == pytest.approx(20, rel=0.1)
-    assert out["joules_per_inference_median"] == pytest.approx(1.0, rel=0.06)  # 5 ms x 200 W, +-1 update
+    return out
+
+
+def test_a_failing_gpu_lookup_is_the_energy_records_failure_not_a_crash(tmp_path, monkeypatch):
+    """An older torch without the PCI attributes raises in the bus-id lookup: the record says failed, why."""
+    from ngbench.jobs import direct
+    from ngbench.jobs import energy as energy_job
+
+    def no_pci(device):
+        raise AttributeError("'torch._C._CudaDeviceProperties' object has no attribute 'pci_bus_id'")
+
+    monkeypatch.setattr(energy_job, "_cuda_pci_bus_id", no_pci)
+    config = {"platforms": {"gpu": {"device": "cuda"}}, "models": {"swin-t": None}}
+    rec = direct.measure_energy(config, "gpu", "swin-t", 1, str(tmp_path / "in.pt"), str(tmp_path / "e.json"))
+    assert rec["status"] == "failed" and "pci_bus_id" in rec["reason"]

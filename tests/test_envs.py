@@ -92,3 +92,22 @@ def test_gpu_requirements_replace_the_cpu_onnxruntime():
     assert pins == ["onnxruntime-gpu[cuda,cudnn]>=1.31"]  # CUDA 13 wheels, as torch 2.14's
     assert "pip uninstall -y onnxruntime" in (REPO / "requirements-gpu.txt").read_text()
     assert "requirements-gpu.txt" in (REPO / "README.md").read_text()
+
+
+def test_versions_found_under_the_gpu_distributions_names(monkeypatch):
+    """onnxruntime-gpu and tensorrt-cu12 install the onnxruntime and tensorrt imports: record their versions."""
+    from importlib import metadata
+
+    from ngbench import env
+
+    installed = {"onnxruntime-gpu": "1.23.2", "tensorrt-cu12": "10.13.3.9", "torch": "2.14.1"}
+
+    def version(dist):
+        if dist not in installed:
+            raise metadata.PackageNotFoundError(dist)
+        return installed[dist]
+
+    monkeypatch.setattr(env.metadata, "version", version)
+    got = env.versions()
+    assert got["onnxruntime"] == "1.23.2" and got["tensorrt"] == "10.13.3.9" and got["torch"] == "2.14.1"
+    assert got["bitsandbytes"] is None

@@ -42,10 +42,11 @@ def measure(params: dict, *, batch_size: int, input_path: str, out: str) -> dict
         "settings": settings,
         "environment": env.describe(params),
     }
-    counters = energy.counters_for(
-        device, settings["powercap_root"] or energy.POWERCAP_ROOT, gpu_pci_bus_id=_cuda_pci_bus_id(device)
-    )
     with records.failure_recorded(params["on_error"], record, f"energy of {model['name']} bs{batch_size}"):
+        # inside the record: a torch without the PCI attributes fails this job's record, not the job
+        counters = energy.counters_for(
+            device, settings["powercap_root"] or energy.POWERCAP_ROOT, gpu_pci_bus_id=_cuda_pci_bus_id(device)
+        )
         if all(isinstance(c, str) for c in counters.values()):
             record.update(energy.measure(lambda: None, lambda: None, counters, inferences=0, repeats=0, idle_s=0))
             record["status"] = names.STATUS_OK
