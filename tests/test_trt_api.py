@@ -135,3 +135,31 @@ def test_weak_typing_needs_tensorrt_10(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt("11.4.0.106", []))
     with pytest.raises(trt_backend.TensorRTVersionError, match="BuilderFlag.FP16 was removed in TensorRT 11"):
         trt_backend.build_engine(tmp_path / "m.onnx", tmp_path / "m.plan", precision="fp16", typing="weak")
+
+
+def test_the_first_cuda_graph_launch_is_not_a_timed_sample():
+    """cudaGraphLaunch's first call uploads the graph: the latency loop launches once untimed, then times
+    each replay between two events (a fake cuda-python records the order of calls)."""
+    calls = []
+
+    class FakeCudart:
+        def __getattr__(self, name):
+            def call(*args):
+                calls.append(name)
+                return (0, 1.25) if name == "cudaEventElapsedTime" else (0, object())
+
+            return call
+
+    cudart = FakeCudart()
+
+    def step():
+        calls.append("step")
+
+    created = []
+    samples = trt_backend._timed_samples(cudart, "stream", step, 3, created)
+    assert samples == [1.25] * 3 and len(created) == 2
+    first_record = calls.index("cudaEventRecord")
+    assert calls[:2] == ["step", "cudaStreamSynchronize"] and calls.index("step") < first_record
+    assert calls.count("step") == 4  # one upload launch, three timed replays
+    timed = calls[first_record:]
+    assert timed[:4] == ["cudaEventRecord", "step", "cudaEventRecord", "cudaEventSynchronize"]

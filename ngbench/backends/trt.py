@@ -244,6 +244,23 @@ def _capture(cudart, stream, enqueue, created: list) -> tuple[Any, str | None]:
     return graph_exec, None
 
 
+def _timed_samples(cudart, stream, step, iterations: int, created: list) -> list[float]:
+    """ms of each of ``iterations`` calls of ``step``, CUDA events around each on ``stream``. One untimed
+    call first: a CUDA graph's first launch uploads it to the device, which no later replay pays."""
+    step()
+    _check(cudart.cudaStreamSynchronize(stream))
+    start, end = _check(cudart.cudaEventCreate()), _check(cudart.cudaEventCreate())
+    created += [(cudart.cudaEventDestroy, start), (cudart.cudaEventDestroy, end)]
+    samples = []
+    for _ in range(iterations):
+        _check(cudart.cudaEventRecord(start, stream))
+        step()
+        _check(cudart.cudaEventRecord(end, stream))
+        _check(cudart.cudaEventSynchronize(end))
+        samples.append(float(_check(cudart.cudaEventElapsedTime(start, end))))
+    return samples
+
+
 def run(
     plan_path: str | Path,
     inputs: dict,
@@ -292,15 +309,7 @@ def run(
             else:
                 enqueue()
 
-        start, end = _check(cudart.cudaEventCreate()), _check(cudart.cudaEventCreate())
-        created += [(cudart.cudaEventDestroy, start), (cudart.cudaEventDestroy, end)]
-        samples = []
-        for _ in range(iterations):
-            _check(cudart.cudaEventRecord(start, stream))
-            step()
-            _check(cudart.cudaEventRecord(end, stream))
-            _check(cudart.cudaEventSynchronize(end))
-            samples.append(float(_check(cudart.cudaEventElapsedTime(start, end))))
+        samples = _timed_samples(cudart, stream, step, iterations, created)
 
         per_layer: dict[str, list[float]] = {}
 
