@@ -17,6 +17,7 @@ torch-int8 job is skipped with that reason unless bitsandbytes is installed ther
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -26,7 +27,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-NEEDS = ["snakemake", "msgspec", "ijson", "jsonschema"]
+# what the smoke's jobs import beyond the target's stack: the workflow, the trace readers, and llama-models
+# (Llama-3's tokenizer: without it every llama3 and LLM.int8 run fails at its inputs)
+NEEDS = ["snakemake", "msgspec", "ijson", "jsonschema", "llama-models"]
+# libraries whose version changes what a study measures or reads: the target's are compared with ours
+COMPARED = ["torch", "transformers", "pandas", "pyarrow", "numpy", "onnx", "onnxruntime"]
 PLATFORM = ["--python-version", "3.12", "--only-binary=:all:", "--platform", "manylinux_2_28_x86_64"]
 PLATFORM += ["--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64", "--platform", "any"]
 
@@ -71,6 +76,18 @@ def fetch(project: str, version: str, wheels: Path) -> None:
         subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", str(wheels), spec], check=True)
 
 
+def our_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in COMPARED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def write_wikitext(out: Path) -> int:
     """The Wikipedia articles the study reads from gensim's test data, in wiki.valid.raw's layout
     (``inputs.wikitext``), so the target needs no gensim. Returns the number of articles."""
@@ -86,6 +103,18 @@ RUN = """#!/usr/bin/env bash
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 python3 -m pip install --no-index --find-links "$here/wheels" {needs}
+# the target's versions beside the ones the bundle was made with (a difference is said, not fatal)
+python3 - "$here/versions.json" <<'PY'
+import json, sys
+from importlib import metadata
+ours = json.load(open(sys.argv[1]))
+for name, version in ours.items():
+    try:
+        there = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        there = None
+    print(f"{{name}}: here {{there}}, bundle made with {{version}}" + ("" if there == version else "  <- differs"))
+PY
 export NGBENCH_GPT2_VOCAB="$here/gpt2.tiktoken" HF_HUB_OFFLINE=1
 snakemake --cores all --configfile config/gpu-smoke.yaml --config 'inputs={{wikitext: "'"$here"'/wiki.valid.raw"}}' "$@"
 python3 benchmarks/gpu_check.py
@@ -111,6 +140,7 @@ def main() -> int:
 
     shutil.copy(_package_dir("whisper") / "assets" / "gpt2.tiktoken", args.out / "gpt2.tiktoken")
     articles = write_wikitext(args.out / "wiki.valid.raw")
+    (args.out / "versions.json").write_text(json.dumps(our_versions(), indent=1))
     (args.out / "run.sh").write_text(RUN.format(needs=" ".join(NEEDS)))
     (args.out / "run.sh").chmod(0o755)
     kept = sorted(wheels.glob("*.whl"))

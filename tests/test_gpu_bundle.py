@@ -42,3 +42,23 @@ def test_dependency_closure_and_what_the_target_has():
     assert {"snakemake", "snakemake-interface-common", "pulp", "yte"} <= set(needed)
     present = {gpu_bundle.canonical(n) for n in (REPO / "benchmarks" / "gpu-present.txt").read_text().split()}
     assert "torch" in present and "snakemake" not in present and "msgspec" not in present
+
+
+def test_every_package_the_smoke_jobs_import_is_on_the_target_or_in_the_bundle():
+    """What the smoke's jobs import beyond ngbench, by the smoke config's models (written out here, from
+    the tokenizers and readers each model's inputs and traces use): the workflow, the trace readers, Llama-3's
+    tokenizer (llama-models) and tiktoken. Each must be on the target (gpu-present.txt) or bundled."""
+    imported = {"snakemake", "msgspec", "ijson", "jsonschema", "pyyaml", "psutil", "tiktoken", "llama-models",
+                "transformers", "torchvision", "scikit-image", "pandas", "pyarrow", "matplotlib", "seaborn",
+                "onnx", "onnxruntime", "nvidia-ml-py", "safetensors"}  # fmt: skip
+    present = {gpu_bundle.canonical(n) for n in (REPO / "benchmarks" / "gpu-present.txt").read_text().split()}
+    bundled = set(gpu_bundle.closure(gpu_bundle.NEEDS))
+    assert sorted(imported - present - bundled) == []
+    assert "llama-models" in bundled  # without it every llama3 and LLM.int8 run fails at its inputs
+
+
+def test_the_run_script_compares_the_targets_versions_with_ours(tmp_path):
+    versions = gpu_bundle.our_versions()
+    assert set(versions) == set(gpu_bundle.COMPARED) and versions["pandas"] and versions["transformers"]
+    script = gpu_bundle.RUN.format(needs=" ".join(gpu_bundle.NEEDS))
+    assert "versions.json" in script and "differs" in script and "llama-models" in script
