@@ -51,6 +51,13 @@ rule all:
         "results/failures.csv",
 
 
+# The GPU smoke (config/gpu-smoke.yaml): every run on a CUDA platform, its energy records and roofs; no figure,
+# no CPU run. `snakemake gpu_smoke --cores all --configfile config/gpu-smoke.yaml && python benchmarks/gpu_check.py`
+rule gpu_smoke:
+    input:
+        cuda_results,
+
+
 # One product and the runs it draws: `snakemake --cores all fig6`.
 for product, path in PRODUCTS.items():
 

@@ -116,8 +116,14 @@ for name, version in ours.items():
     print(f"{{name}}: here {{there}}, bundle made with {{version}}" + ("" if there == version else "  <- differs"))
 PY
 export NGBENCH_GPT2_VOCAB="$here/gpt2.tiktoken" HF_HUB_OFFLINE=1
-snakemake --cores all --configfile config/gpu-smoke.yaml --config 'inputs={{wikitext: "'"$here"'/wiki.valid.raw"}}' "$@"
-python3 benchmarks/gpu_check.py
+# the gpu platform's runs only (no CPU run, figure or scorecard), then the checker and the GPU tests; each
+# part runs even when one before it failed, and the script fails if any did
+status=0
+snakemake gpu_smoke --cores all --keep-going --configfile config/gpu-smoke.yaml \
+    --config 'inputs={{wikitext: "'"$here"'/wiki.valid.raw"}}' "$@" || status=1
+python3 benchmarks/gpu_check.py || status=1
+python3 -m pytest -m gpu -q -rs tests/test_gpu.py || status=1
+exit $status
 """
 
 

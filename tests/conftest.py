@@ -33,3 +33,20 @@ def tiny_gpt2(seq_len: int, batch_sizes: list[int], width: int) -> dict:
             "activation_function": "gelu_new",
         },
     }
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need a CUDA GPU: skipped here with that reason (``pytest -m gpu`` on a GPU machine)."""
+    if not any("gpu" in item.keywords for item in items):
+        return
+    try:
+        import torch
+
+        have = torch.cuda.is_available()
+        why = f"no CUDA GPU visible (torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'})"
+    except ImportError:
+        have, why = False, "torch is not installed"
+    if not have:
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=why))

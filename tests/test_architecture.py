@@ -260,3 +260,29 @@ def test_a_cuda_measurement_without_a_gpu_is_named_before_anything_runs():
     assert plan.absent_devices(config, planned, has_cuda=True) is None
     # imported results plan no measurement: only their figures and normalizations may run
     assert plan.absent_devices(config, [("normalize_trace", "gpu"), ("plot_fig6", "")], has_cuda=False) is None
+
+
+@pytest.mark.slow
+def test_the_gpu_smoke_plans_only_gpu_runs_and_stops_here_saying_there_is_no_gpu(tmp_path):
+    """The smoke command pointed at config/gpu-smoke.yaml: a dry run plans the gpu platform's runs, energy and
+    roofs and nothing of any other platform, no figure; a real run on this GPU-less machine stops before any
+    job, naming the platform."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    cmd = [sys.executable, "-m", "snakemake", "gpu_smoke", "--cores", "2", "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(tmp_path), "--configfile", str(REPO / "config" / "gpu-smoke.yaml")]  # fmt: skip
+    dry = subprocess.run([*cmd, "-n"], capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    out = dry.stdout + dry.stderr
+    platforms = set(re.findall(r"\bplatform=([\w.-]+)", out))
+    rules = set(re.findall(r"^(?:local)?rule (\w+):", out, re.M))
+    assert platforms == {"gpu"}, platforms
+    assert {"profile", "normalize_trace", "measure_energy", "measure_platform", "build_engine"} <= rules
+    assert not any(r.startswith(("plot_", "make_")) for r in rules), rules
+    real = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert real.returncode != 0 and "platform(s) gpu: device cuda, but no CUDA GPU is visible" in real.stderr
+    assert not (tmp_path / "results").exists()  # stopped before any job

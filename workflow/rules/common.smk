@@ -223,6 +223,17 @@ def energy_records(wildcards=None):
     return [f"results/energy/{p}/{m}/bs{bs}.json" for p in PLATFORMS for m in models]
 
 
+def cuda_results(wildcards=None):
+    """What the GPU smoke makes: the op tables and shares of every run on a CUDA platform, the platforms' energy
+    records and measured roofs."""
+    runs = [r for r in all_runs() if r.platform in CUDA_PLATFORMS]
+    energy = [e for e in energy_records() if e.split("/")[2] in CUDA_PLATFORMS]
+    roofs = [f"results/platform/{p}.json" for p in CUDA_PLATFORMS]
+    return (
+        [f(r) for r in runs for f in (plan.ops_path, plan.shares_path)] + energy + roofs
+    )
+
+
 def check_devices():
     """Before any job runs: a measurement on a CUDA platform needs a GPU here (fail fast, one message)."""
     planned = [
