@@ -87,9 +87,10 @@ def test_platform_roofs_on_the_device(tmp_path):
     from ngbench.analysis import horizon
     from ngbench.jobs import platform_limits
 
-    params = {"platform": "gpu", "device": "cuda", "dtypes": ["float32", "float16", "bfloat16"], "backends": ["torch"],
-              "limits": {"threads": None, "min_working_set_kib": 1024, "max_working_set_mib": 512,
-                         "max_auto_working_set_mib": 1024, "min_time_ms": 5, "trials": 2, "max_gemm_n": 8192}}  # fmt: skip
+    limits = {"threads": None, "min_working_set_kib": 1024, "max_working_set_mib": 512,
+              "max_auto_working_set_mib": 1024, "min_time_ms": 5, "trials": 2, "max_gemm_n": 8192}  # fmt: skip
+    params = {"platform": "gpu", "device": "cuda", "dtypes": ["float32", "float16", "bfloat16"],
+              "backends": ["torch"], "limits": limits}  # fmt: skip
     record = platform_limits.measure(params, out=str(tmp_path / "gpu.json"))
     limits = horizon.read_limits(tmp_path / "gpu.json")
     assert record["gpu_name"] and limits.dram_gb_per_s > 100 and limits.floor_us("torch") > 0
