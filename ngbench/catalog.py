@@ -29,6 +29,7 @@ class Backend:
     taxonomy_kind: str  # which name table of taxonomy.yaml classifies its ops: torch | onnx | trt
     raw_files: tuple[str, ...]  # globs of the profiler's own files inside the run's trace directory
     # rule inputs besides the input batch (``batch``): name -> template over {platform} {model} {bs} {precision}
+    # and {graph} ("fp16." when the engine is built from the export's fp16 copy, else "")
     inputs: dict[str, str] = field(default_factory=dict)
     conda_env: str = "envs/torch.yaml"
     requires: tuple[str, ...] = ()  # optional Python packages (import names) the runner needs
@@ -128,7 +129,8 @@ BACKENDS: dict[str, Backend] = {
             inputs={
                 "plan": "results/engines/{platform}/{model}/bs{bs}.{precision}.plan",
                 "record": "results/engines/{platform}/{model}/bs{bs}.{precision}.plan.json",
-                "modules": "results/onnx/{model}/bs{bs}.modules.json",
+                # the node table of the graph the engine was built from (the fp16 copy's has its Cast nodes)
+                "modules": "results/onnx/{model}/bs{bs}.{graph}modules.json",
                 "feed": "results/onnx/{model}/bs{bs}.inputs.npz",
             },
             conda_env="envs/trt.yaml",

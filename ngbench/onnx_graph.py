@@ -91,6 +91,38 @@ def node_modules(model) -> dict[str, NodeInfo]:
     return out
 
 
+def inherit_scopes(model, nodes: dict[str, NodeInfo]) -> int:
+    """Give nodes without a module scope (the Casts an fp16 converter inserts around the nodes it keeps in
+    fp32) the scope of a node they feed, else of the node feeding them; repeated until nothing changes, so
+    a chain of inserted nodes takes its neighbour's. Returns how many nodes were given one."""
+    consumers: dict[str, list[str]] = {}
+    producer: dict[str, str] = {}
+    names_ = [n.name or f"{n.op_type}_{i}" for i, n in enumerate(model.graph.node)]
+    for name, node in zip(names_, model.graph.node):
+        for t in node.input:
+            consumers.setdefault(t, []).append(name)
+        for t in node.output:
+            producer[t] = name
+    given = 0
+    changed = True
+    while changed:
+        changed = False
+        for name, node in zip(names_, model.graph.node):
+            info = nodes.get(name)
+            if info is None or info.module_types:
+                continue
+            near = [c for t in node.output for c in consumers.get(t, [])] + [
+                producer[t] for t in node.input if t in producer
+            ]
+            donor = next((nodes[n] for n in near if n in nodes and nodes[n].module_types), None)
+            if donor is not None:
+                info.module, info.module_type = donor.module, donor.module_type
+                info.module_types, info.module_paths = list(donor.module_types), list(donor.module_paths)
+                given += 1
+                changed = True
+    return given
+
+
 def fused_node_map(original, optimized) -> dict[str, list[str]]:
     """optimized node name -> the original node names it replaced (empty for nodes new to the optimized
     graph with no original counterpart, e.g. layout reorders). Nodes kept as they were map to themselves."""

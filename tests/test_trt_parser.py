@@ -190,3 +190,56 @@ def test_op_type_from_onnx_node_names():
     assert trt.op_type_of("Conv_12") == "Conv"
     assert trt.op_type_of("QuantizeLinear_8") == "QuantizeLinear"
     assert trt.op_type_of("/attn/MatMul_myl0_1") == "MatMul"  # a node inside a Myelin region
+
+
+def test_fp16_copy_node_table_gives_the_converters_casts_their_neighbours_modules(tmp_path):
+    """A strongly typed fp16 engine is built from the fp16 copy: its LayerNorm stays fp32 between two Cast
+    nodes the converter inserted. With the fp16 copy's node table, a TensorRT layer fusing those Casts and
+    the LayerNorm is Normalization in its module; with the export's table the Casts are unknown to it."""
+    import numpy as np
+    import onnx
+    import onnx.helper as oh
+
+    from ngbench import onnx_graph
+    from ngbench.backends import onnx_export
+    from ngbench.traces import trt
+
+    def scoped(node, path, cls, aten):
+        for key, value in ((onnx_graph.NAME_SCOPES, repr(["", path, node.name])),
+                           (onnx_graph.CLASS_HIERARCHY, repr(["M", cls, aten]))):  # fmt: skip
+            entry = node.metadata_props.add()
+            entry.key, entry.value = key, value
+        return node
+
+    w = oh.make_tensor("w", onnx.TensorProto.FLOAT, [8, 8], np.ones(64, np.float32))
+    g = oh.make_tensor("g", onnx.TensorProto.FLOAT, [8], np.ones(8, np.float32))
+    b = oh.make_tensor("b", onnx.TensorProto.FLOAT, [8], np.zeros(8, np.float32))
+    nodes = [
+        scoped(oh.make_node("MatMul", ["x", "w"], ["h"], name="/fc/MatMul"), "fc", "torch.nn.Linear", "aten.mm"),
+        scoped(
+            oh.make_node("LayerNormalization", ["h", "g", "b"], ["y"], name="/ln/LayerNorm", axis=-1),
+            "ln",
+            "torch.nn.modules.normalization.LayerNorm",
+            "aten.layer_norm",
+        ),  # fmt: skip
+        scoped(oh.make_node("Relu", ["y"], ["z"], name="/act/Relu"), "act", "torch.nn.ReLU", "aten.relu"),
+    ]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 8])],
+                          [oh.make_tensor_value_info("z", onnx.TensorProto.FLOAT, [2, 8])], [w, g, b])  # fmt: skip
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "m.onnx")
+    onnx_export.to_fp16(tmp_path / "m.onnx", tmp_path / "m.fp16.onnx")
+    table, inherited = onnx_export.fp16_node_table(tmp_path / "m.fp16.onnx")
+    casts = [n for n, info in table.items() if info.op_type == "Cast"]
+    assert casts and inherited >= len(casts)
+    ln_casts = [n for n in casts if table[n].module == "ln"]
+    assert ln_casts  # the Casts around the fp32 LayerNorm take its scope
+    layer = {"Name": " + ".join([*ln_casts, "/ln/LayerNorm"]), "LayerType": "Myelin",
+             "Metadata": "\x1e".join(f"[ONNX Layer: {n}]" for n in [*ln_casts, "/ln/LayerNorm"])}  # fmt: skip
+    (tmp_path / "layers.json").write_text(json.dumps({"Layers": [layer], "Bindings": []}))
+    (tmp_path / "profile.json").write_text(json.dumps([{"count": 1}, {"name": layer["Name"], "averageMs": 0.01}]))
+    df, _ = trt.normalize(tmp_path / "profile.json", tmp_path / "layers.json", nodes=table)
+    assert df.loc[0, "group"] == "Normalization" and df.loc[0, "module"] == "ln"
+    original = onnx_graph.node_modules(model)
+    assert not set(ln_casts) & set(original)  # the export's table does not know them

@@ -156,3 +156,15 @@ def to_fp16(onnx_path: str | Path, out: str | Path) -> dict[str, Any]:
     data.unlink(missing_ok=True)  # save_model appends to an existing data file
     onnx.save_model(half, str(out), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name)
     return {"converter": "onnxruntime.transformers.float16 (from disk)", "nodes_kept_fp32": len(keep)}
+
+
+def fp16_node_table(fp16_path: str | Path):
+    """The fp16 copy's node table: the export's scopes (kept on every converted node) and, for the Cast nodes
+    the converter inserted around fp32 normalization and softmax, their neighbours' scopes, so TensorRT layers
+    that fuse them keep their module."""
+    from ngbench import onnx_graph
+
+    model = onnx_graph.load_graph(fp16_path)
+    nodes = onnx_graph.node_modules(model)
+    inherited = onnx_graph.inherit_scopes(model, nodes)
+    return nodes, inherited

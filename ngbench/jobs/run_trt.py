@@ -15,17 +15,28 @@ from ngbench.jobs import records
 log = logging.getLogger(__name__)
 
 
-def convert_fp16(onnx_path: str, modules_path: str, out: str, *, on_error: str) -> dict:
-    """fp16 copy of an ONNX export (for TensorRT's strongly typed fp16 engines). A failed export, or a failed
-    conversion under ``on_error: record``, leaves empty outputs whose consumers report the reason."""
+def convert_fp16(onnx_path: str, modules_path: str, out: str, *, on_error: str, modules_out: str | None = None) -> dict:
+    """fp16 copy of an ONNX export (for TensorRT's strongly typed fp16 engines) and, to ``modules_out``, its
+    node table (the converter's Cast nodes given their neighbours' modules), carrying the export's record.
+    A failed export, or a failed conversion under ``on_error: record``, leaves empty model outputs and a
+    node table without nodes whose record says why."""
+    from ngbench import onnx_graph
     from ngbench.backends import onnx_export
 
     record: dict[str, Any] = {"onnx": onnx_path}
+    nodes: dict = {}
     with records.failure_recorded(on_error, record, f"fp16 copy of {onnx_path}"):
         records.require_ok(records.export_record(modules_path), "ONNX export")
         record.update(onnx_export.to_fp16(onnx_path, out), status=names.STATUS_OK)
+        if modules_out:
+            nodes, record["cast_nodes_given_scopes"] = onnx_export.fp16_node_table(out)
     if record.get("status") != names.STATUS_OK:
         records.write_empty(out, onnx_export.data_path(out))
+    if modules_out:
+        export = records.export_record(modules_path)
+        if record.get("status") != names.STATUS_OK and export.get("status") == names.STATUS_OK:
+            export = {**export, "status": record.get("status"), "reason": f"fp16 copy: {record.get('reason')}"}
+        onnx_graph.write_nodes(nodes, modules_out, export=export, fp16=record)
     log.info("%s: %s", out, record)
     return record
 

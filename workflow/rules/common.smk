@@ -185,7 +185,11 @@ def energy_params(wildcards):
 def run_inputs(wildcards):
     """The input batch and whatever else the backend's catalog entry names (export, engine)."""
     entry = catalog.get(wildcards.backend)
-    fields = {**wildcards, "precision": config["backends"]["trt"]["precision"]}
+    fields = {
+        **wildcards,
+        "precision": config["backends"]["trt"]["precision"],
+        "graph": engine_graph(config["backends"]["trt"]["precision"]),
+    }
     extra = {name: t.format(**fields) for name, t in entry.inputs.items()}
     return {"batch": f"results/inputs/{wildcards.model}/bs{wildcards.bs}.pt", **extra}
 
@@ -201,15 +205,15 @@ def run_conda_env(wildcards):
     return f"../../{catalog.get(wildcards.backend).conda_env}"
 
 
+def engine_graph(precision):
+    """ "fp16." when an engine is built from the export's fp16 copy (strongly typed fp16), else ""."""
+    strong = config["backends"]["trt"]["typing"] == "strong"
+    return "fp16." if precision == "fp16" and strong else ""
+
+
 def trt_engine_onnx(wildcards):
     """The graph an engine is built from: the fp16 copy for a strongly typed fp16 engine, else the export."""
-    fp16 = (
-        wildcards.precision == "fp16"
-        and config["backends"]["trt"]["typing"] == "strong"
-    )
-    return (
-        f"results/onnx/{wildcards.model}/bs{wildcards.bs}.{'fp16.' if fp16 else ''}onnx"
-    )
+    return f"results/onnx/{wildcards.model}/bs{wildcards.bs}.{engine_graph(wildcards.precision)}onnx"
 
 
 ENERGY = config["energy"]

@@ -27,6 +27,7 @@ rule convert_onnx_fp16:
     output:
         onnx="results/onnx/{model}/bs{bs}.fp16.onnx",
         data="results/onnx/{model}/bs{bs}.fp16.onnx.data",
+        modules="results/onnx/{model}/bs{bs}.fp16.modules.json",
     log:
         "logs/convert_onnx_fp16/{model}/bs{bs}.log",
     conda:

@@ -9,4 +9,5 @@ run_trt.convert_fp16(
     snakemake.input.modules,
     snakemake.output.onnx,
     on_error=snakemake.params.on_error,
+    modules_out=snakemake.output.modules,
 )
