@@ -270,6 +270,8 @@ def _recorded_args(args: _Args | None) -> str:
     """``[dims, types, strides, concrete]`` as one interned JSON string, when the trace recorded types."""
     if args is None or not args.input_type or args.input_dims is None:
         return ""
+    if not all(isinstance(t, str) for t in args.input_type):  # a damaged record: no work from it
+        return ""
     return sys.intern(
         json.dumps(
             [args.input_dims, args.input_type, args.input_strides or [], args.concrete_inputs or []],

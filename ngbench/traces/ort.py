@@ -45,7 +45,7 @@ class _Args(msgspec.Struct, gc=False):
     op_name: str | None = None
     provider: str | None = None
     input_type_shape: list[dict[str, list[int]]] | None = None
-    output_type_shape: list[dict[str, list[int]]] | None = None
+    output_type_shape: list | None = None  # read for the work only: checked entry by entry (_tensors)
     parent_name: str | None = None
 
 
@@ -102,12 +102,14 @@ def _split_node_name(name: str) -> tuple[str, str] | None:
     return None
 
 
-def _tensors(entries: list[dict[str, list[int]]] | None) -> list[wk.TensorSpec]:
+def _tensors(entries: list | None) -> list[wk.TensorSpec]:
     """``[{"float": [1, 2]}, ...]`` (ORT's input/output_type_shape) -> tensor specs."""
     out = []
     for entry in entries or []:
+        if not isinstance(entry, dict):
+            continue
         for dtype, dims in entry.items():
-            if isinstance(dims, list) and all(isinstance(d, int) and d >= 0 for d in dims):
+            if isinstance(dims, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
                 out.append(wk.TensorSpec(tuple(dims), wk.canonical_dtype(dtype) or "float32"))
     return out
 

@@ -163,7 +163,15 @@ def _concrete(value: str):
 @lru_cache(maxsize=65536)
 def from_args(op: str, args_json: str, group: str) -> wk.Work:
     """Work of one op from its recorded ``[dims, types, strides, concrete]`` (JSON, as the Kineto reader
-    keeps it). Cached: eager models repeat the same calls."""
+    keeps it); recorded values of the wrong kind (a damaged trace) make it unknown. Cached: eager models
+    repeat the same calls."""
+    try:
+        return _from_args(op, args_json, group)
+    except (ValueError, TypeError, AttributeError, IndexError, OverflowError):
+        return wk.unknown("recorded arguments malformed (not the dims/types/strides/values PyTorch writes)")
+
+
+def _from_args(op: str, args_json: str, group: str) -> wk.Work:
     try:
         dims, types, strides, concrete = json.loads(args_json)
     except (ValueError, TypeError):

@@ -151,28 +151,41 @@ def _layer_tensors(entries: list | None) -> list[wk.TensorSpec] | None:
     out = []
     for t in entries or []:
         dims = t.get("Dimensions") if isinstance(t, dict) else None
-        if not isinstance(dims, list) or not all(isinstance(d, int) and d >= 0 for d in dims):
+        if not isinstance(dims, list) or not all(_whole(d) for d in dims):
             return None  # dynamic (-1) or missing: the layer's tensors are not known
-        out.append(wk.TensorSpec(tuple(dims), wk.trt_dtype(t.get("Format/Datatype")) or "float32"))
+        out.append(wk.TensorSpec(tuple(dims), wk.trt_dtype(str(t.get("Format/Datatype"))) or "float32"))
     return out
 
 
 def _constant_bytes(layer: dict[str, Any], key: str) -> float:
     spec = layer.get(key)
-    if not isinstance(spec, dict) or not isinstance(spec.get("Count"), int):
+    if not isinstance(spec, dict) or not _whole(spec.get("Count")):
         return 0.0
     return spec["Count"] * wk.ITEMSIZE.get(wk.trt_dtype(str(spec.get("Type"))) or "float32", 4)
 
 
 def layer_work(layer: dict[str, Any], layer_type: str, group: str, constituents: list[tuple[str, str]]) -> wk.Work:
     """A layer's work from the engine's layer information: its own input and output tensors (dimensions and
-    element type from ``Format/Datatype``) plus its weights and bias (``Weights``/``Bias`` counts)."""
+    element type from ``Format/Datatype``) plus its weights and bias (``Weights``/``Bias`` counts). Fields
+    that are not what TensorRT writes leave the work unknown (the times are read all the same)."""
+    try:
+        return _layer_work(layer, layer_type, group, constituents)
+    except (TypeError, ValueError, IndexError, ZeroDivisionError, OverflowError):
+        return wk.unknown("layer information's shape fields are not what TensorRT writes")
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _layer_work(layer: dict[str, Any], layer_type: str, group: str, constituents: list[tuple[str, str]]) -> wk.Work:
     inputs, outputs = _layer_tensors(layer.get("Inputs")), _layer_tensors(layer.get("Outputs"))
     if inputs is None or outputs is None or (not inputs and not outputs):
         return wk.unknown("layer information without static input/output dimensions")
     conv_weight = None
-    if isinstance(layer.get("Kernel"), list) and isinstance(layer.get("OutMaps"), int) and inputs:
-        groups = layer.get("Groups") if isinstance(layer.get("Groups"), int) and layer["Groups"] > 0 else 1
+    kernel = layer.get("Kernel")
+    if isinstance(kernel, list) and all(_whole(k) for k in kernel) and _whole(layer.get("OutMaps")) and inputs:
+        groups = layer["Groups"] if _whole(layer.get("Groups")) and layer["Groups"] > 0 else 1
         conv_weight = [layer["OutMaps"], inputs[0].shape[1] // groups, *layer["Kernel"]]
     return graph_work.node_work(
         layer_type,
