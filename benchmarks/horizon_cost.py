@@ -97,7 +97,7 @@ def normalize_cost(runs: Path, repeat: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["gpt2", "swin-t", "detr", "segformer"])
+    parser.add_argument("--models", nargs="*", default=["gpt2", "swin-t", "detr", "segformer"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--runs", type=Path, help="a results/traces/<platform>/torch folder to normalize")
     args = parser.parse_args()

@@ -547,14 +547,17 @@ class _Decider:
     """Group decisions, cached: the taxonomy's rule, then (for ops it does not know) the group of the
     kernels the op launched, weighted by their device time."""
 
-    def __init__(self, taxonomy: tax.Taxonomy):
+    def __init__(self, taxonomy: tax.Taxonomy, work_from_args: bool = True):
         self.taxonomy = taxonomy
+        self.work_from_args = work_from_args
         self.cache: dict[tuple, tuple[str, str, bool]] = {}
         self.kernel_cache: dict[str, str] = {}
         self.work_notes: Counter[str] = Counter()  # why an op's work is unknown, per reason
 
     def work(self, row: _Row, group: str) -> work.Work:
         """The op's work from its recorded arguments (a trace recorded with shapes), else unknown."""
+        if not self.work_from_args:
+            return work.NONE
         if not row.args or not row.host:
             if row.host:
                 self.work_notes[_NO_ARGS.note] += 1
@@ -602,6 +605,7 @@ def _normalize(
     taxonomy: tax.Taxonomy | None = None,
     shapes_trace: str | Path | None = None,
     exec_trace: str | Path | None = None,
+    work_from_args: bool = True,
 ):
     taxonomy = taxonomy or tax.load()
     pt = collect(path, compile_marker(iteration_marker), taxonomy)
@@ -624,7 +628,7 @@ def _normalize(
         thread_rows[key] = _top_level_rows(evs, pt.device, jump)
     pt.threads.clear()  # free the host events before the table is built: it lowers the peak memory
     row_starts = {key: [r.ts for r in rows] for key, rows in thread_rows.items()}
-    decide = _Decider(taxonomy)
+    decide = _Decider(taxonomy, work_from_args)
     cols: dict[str, list] = {c: [] for c in optable.COLUMNS}
     if has_device:
         other = _device_iterations(pt, windows, thread_rows, row_starts, decide, cols)
@@ -883,26 +887,9 @@ def _join_shapes(
     """Fill ``input_shapes`` and the work columns in place from a one-iteration shapes profile (work from
     its recorded arguments, or exact from the execution trace recorded beside it); say what happened, and
     why the work of the rows that have none is unknown."""
-    shapes_df, shapes_info = normalize(shapes_trace, taxonomy=taxonomy)
-    notes = shapes_info["work_unknown_reasons"]
-    first = shapes_df[shapes_df["iteration"] == shapes_df["iteration"].min()]
-    ref_ops = first["op"].tolist()
-    ref = {c: first[c].tolist() for c in ("input_shapes", *WORK_COLUMNS)}
-    et_note = ""
-    if exec_trace is not None:
-        from ngbench.traces import torch_work
-
-        ops = first[first["group"] != tax.IDLE]
-        try:
-            works = torch_work.exec_trace_ops(exec_trace, ops["group"].tolist(), taxonomy)
-        except InputError as exc:
-            et_note = f"; execution trace not used ({exc})"
-        else:
-            for pos, w in zip(range(len(ops)), works):
-                for column, value in zip(WORK_COLUMNS, (w.bytes, w.flops, w.source, w.layout)):
-                    ref[column][pos] = value
-            et_note = f"; work from {Path(exec_trace).name}"
-            notes = {}
+    ref_ops, ref, notes, et_note = _shapes_reference(
+        str(shapes_trace), str(exec_trace or ""), taxonomy, _stamp(shapes_trace), _stamp(exec_trace)
+    )
     joined = mismatched = 0
     for idx in df.groupby("iteration").groups.values():
         if df.loc[idx, "op"].tolist() == ref_ops:
@@ -918,6 +905,46 @@ def _join_shapes(
     if mismatched:
         notes = {**notes, "the iteration's ops differ from the shapes pass's (not joined)": mismatched}
     return f"joined from {Path(shapes_trace).name}: {joined} iteration(s) matched, {mismatched} did not{et_note}", notes
+
+
+def _stamp(path: str | Path | None) -> tuple[int, int]:
+    """(size, mtime) of a file: a file rewritten in place is read again, not taken from the cache."""
+    if not path:
+        return (0, 0)
+    st = Path(path).stat()
+    return (st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _shapes_reference(shapes_trace: str, exec_trace: str, taxonomy: tax.Taxonomy, *_stamps):
+    """(op sequence, per-column values, work notes, what the execution trace gave) of the shapes pass's first
+    iteration: read once per run, however many timed traces join it. With an execution trace, the work
+    comes from it and the shapes trace's own arguments are not run on meta."""
+    shapes_df, shapes_info = normalize(shapes_trace, taxonomy=taxonomy, work_from_args=not exec_trace)
+    notes = shapes_info["work_unknown_reasons"]
+    first = shapes_df[shapes_df["iteration"] == shapes_df["iteration"].min()]
+    ref = {c: first[c].tolist() for c in ("input_shapes", *WORK_COLUMNS)}
+    et_note = ""
+    if exec_trace:
+        from ngbench.traces import torch_work
+
+        ops = first[first["group"] != tax.IDLE]
+        try:
+            works = torch_work.exec_trace_ops(exec_trace, ops["group"].tolist(), taxonomy)
+        except InputError as exc:  # fall back to the shapes trace's arguments
+            shapes_df, shapes_info = normalize(shapes_trace, taxonomy=taxonomy)
+            first = shapes_df[shapes_df["iteration"] == shapes_df["iteration"].min()]
+            ref, notes = (
+                {c: first[c].tolist() for c in ("input_shapes", *WORK_COLUMNS)},
+                shapes_info["work_unknown_reasons"],
+            )
+            et_note = f"; execution trace not used ({exc})"
+        else:
+            for pos, w in enumerate(works):
+                for column, value in zip(WORK_COLUMNS, (w.bytes, w.flops, w.source, w.layout)):
+                    ref[column][pos] = value
+            et_note, notes = f"; work from {Path(exec_trace).name}", {}
+    return first["op"].tolist(), ref, notes, et_note
 
 
 def _iteration_source(windows: list[Window], iteration_marker: str | None) -> str:

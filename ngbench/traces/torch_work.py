@@ -363,7 +363,8 @@ def top_level_nodes(data: dict, taxonomy: tax.Taxonomy) -> list[dict]:
     """Op nodes (with an operator schema) of the thread that ran the most, none of whose ancestors is an
     op (transparent composite ops excepted, as in the Kineto normalizer), in call order."""
     nodes = {n.get("id"): n for n in data["nodes"] if isinstance(n, dict)}
-    is_op = {i: bool(_attrs(n).get("op_schema")) for i, n in nodes.items()}
+    attrs = {i: _attrs(n) for i, n in nodes.items()}
+    is_op = {i: bool(a.get("op_schema")) for i, a in attrs.items()}
     transparent = taxonomy.transparent
 
     @cache
@@ -375,12 +376,13 @@ def top_level_nodes(data: dict, taxonomy: tax.Taxonomy) -> list[dict]:
             return True
         return under_op(parent)
 
-    by_thread: dict[Any, list[dict]] = defaultdict(list)
+    by_thread: dict[Any, list] = defaultdict(list)
     for i, n in nodes.items():
         if is_op[i] and not transparent.search(n.get("name", "")) and not under_op(i):
-            by_thread[_attrs(n).get("tid")].append(n)
+            by_thread[attrs[i].get("tid")].append(i)
     if not by_thread:
         return []
     counts = Counter({k: len(v) for k, v in by_thread.items()})
     main = counts.most_common(1)[0][0]
-    return sorted(by_thread[main], key=lambda n: (_attrs(n).get("rf_id") or 0, n.get("id") or 0))
+    order = sorted(by_thread[main], key=lambda i: (attrs[i].get("rf_id") or 0, i or 0))
+    return [nodes[i] for i in order]
