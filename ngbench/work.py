@@ -222,6 +222,14 @@ class CostTable:
         return sum(self.cost(op, group).flops * elements for op, group in constituents)
 
 
+def cost_group(own: str | None, group: str) -> str:
+    """The group whose per-element cost an op takes: its own (by its name), else the row's unless that is
+    GEMM by module only (a reshape or bias add inside a Linear is no matrix product): then ``Other``."""
+    if own:
+        return own
+    return "Other" if group == "GEMM" else group
+
+
 @lru_cache(maxsize=2)
 def load_costs(path: str | None = None) -> CostTable:
     p = Path(path) if path else WORK_PATH

@@ -175,6 +175,16 @@ def test_int8_matmul_of_bitsandbytes():
     assert w.flops == 2 * 4 * 16 * 8
 
 
+def test_ops_grouped_gemm_by_their_module_are_no_matrix_products():
+    """Inside a Linear every op is GEMM by the module rule, but only the product has a GEMM's FLOPs: a bias
+    add is one per element, a transpose none (ORT's Transpose of GPT-2's lm_head counted 59 GFLOP before)."""
+    add = shapes("aten::add", "GEMM", [[4, 8], [8], []], ["float", "float", "Scalar"], concrete=["", "", "1"])
+    assert add.flops == 32
+    x, out = wk.TensorSpec((8, 4), "float32"), wk.TensorSpec((4, 8), "float32")
+    assert graph_work.node_work("Transpose", "GEMM", [x], [out], source="graph").flops == 0
+    assert graph_work.node_work("Reshape", "GEMM", [x], [out], source="graph").flops == 0
+
+
 def test_an_op_torch_does_not_know_is_unknown_with_its_reason():
     w = shapes("fbgemm::mystery", "Other", [[4]], ["float"])
     assert w.source == "none" and w.bytes is None and "not a PyTorch operator" in w.note

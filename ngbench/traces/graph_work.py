@@ -28,31 +28,36 @@ def node_work(
     outputs: Sequence[wk.TensorSpec],
     *,
     source: str,
+    kind: str = "onnx",
     constituents: Sequence[tuple[str, str]] = (),
     weight_bytes: float = 0.0,
     conv_weight: Sequence[int] | None = None,
 ) -> wk.Work:
-    """``constituents``: (op type, group) of the nodes a fused node replaced. ``weight_bytes``: constant
-    inputs the profile does not list (prepacked weights), added to the bytes read. ``conv_weight``: a
-    convolution's weight shape when its inputs do not carry it (TensorRT layers)."""
+    """``group``: the row's group (by its module, so a Reshape inside a Linear is GEMM there); the GEMM
+    formulas apply only to what multiplies matrices by its own type (``kind``: onnx | trt names).
+    ``constituents``: (op type, group) of the nodes a fused node replaced. ``weight_bytes``: constant inputs
+    the profile does not list (prepacked weights), added to the bytes read. ``conv_weight``: a convolution's
+    weight shape when its inputs do not carry it (TensorRT layers)."""
     if not inputs and not outputs:
         return wk.unknown(f"{op}: no input or output shapes recorded")
     costs = wk.load_costs()
     nbytes = wk.traffic(inputs, outputs, gather=wk.is_gather(op)) + weight_bytes
     out_elements = sum(t.numel for t in outputs)
-    gemm_like = group == tax.GEMM or any(g == tax.GEMM for _, g in constituents)
-    is_conv = op in CONV_TYPES or "Conv" in op
+    own = tax.load().op_group(op, kind)  # type: ignore[arg-type]
+    # a fused layer multiplies matrices when its own type does, or one of the nodes it replaced did
+    product = own == tax.GEMM or any(tax.load().op_group(o, "onnx") == tax.GEMM for o, _ in constituents)
+    is_conv = op in CONV_TYPES or "Conv" in op or any("Conv" in o for o, _ in constituents)
     flops: float | None
-    if op in MATMUL_TYPES or (gemm_like and not is_conv):
-        flops = _matmul(inputs, outputs)
-    elif is_conv:
+    if is_conv and (op in CONV_TYPES or product):
         weight = list(conv_weight) if conv_weight else (list(inputs[1].shape) if len(inputs) > 1 else None)
         flops = wk.conv_flops(inputs[0].shape, weight, outputs[0].shape) if weight and inputs and outputs else None
+    elif op in MATMUL_TYPES or product:
+        flops = _matmul(inputs, outputs)
     else:
-        flops = costs.flops(op, group, inputs, outputs)
+        flops = costs.flops(op, wk.cost_group(own, group), inputs, outputs)
     non_gemm = [(o, g) for o, g in constituents if g != tax.GEMM]
     if flops is not None and non_gemm:  # fused: the non-GEMM constituents once per output element
-        base = flops if (op in MATMUL_TYPES or gemm_like or is_conv) else 0.0
+        base = flops if (op in MATMUL_TYPES or product or is_conv) else 0.0
         flops = base + costs.fused_flops(non_gemm, out_elements)
     return wk.Work(nbytes, flops, source, wk.layout_of(inputs) if any(t.strides for t in inputs) else "")
 

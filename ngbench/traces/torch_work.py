@@ -204,7 +204,8 @@ def _from_args(op: str, args_json: str, group: str) -> wk.Work:
     unrecorded = any(k == "" and (i >= len(concrete) or concrete[i] == "") for i, k in enumerate(types))
     try:
         real = [_meta_tensor(a) if isinstance(a, wk.TensorSpec) else _meta_list(a) for a in args]
-        result, gemm_flops = _run_meta(fn, real, group == tax.GEMM)
+        own = tax.load().op_group(op)  # GEMM formulas for what multiplies matrices by name, not by module
+        result, gemm_flops = _run_meta(fn, real, own == tax.GEMM)
     except Exception as exc:  # noqa: BLE001 (any failure of PyTorch's shape rule means: unknown)
         if "data-dependent" in str(exc) or "nonzero" in str(exc):
             return wk.unknown(f"{op}: output shape depends on the data (no meta rule)")
@@ -224,7 +225,9 @@ def _from_args(op: str, args_json: str, group: str) -> wk.Work:
     nbytes = wk.traffic(
         in_specs, out_specs, view=view, overwrites=inplace and name in _OVERWRITES, gather=wk.is_gather(op)
     )
-    flops = gemm_flops if gemm_flops is not None else costs.flops(op, group, inputs, [] if view else out_specs)
+    flops = gemm_flops
+    if flops is None:
+        flops = costs.flops(op, wk.cost_group(own, group), inputs, [] if view else out_specs)
     return wk.Work(nbytes, 0.0 if view else flops, "shapes", wk.layout_of(inputs))
 
 
@@ -351,10 +354,11 @@ def exec_trace_ops(path: str | Path, groups: list[str], taxonomy: tax.Taxonomy |
         )
         if view:
             flops = 0.0
-        elif group == tax.GEMM:
+        elif taxonomy.op_group(node.get("name", "")) == tax.GEMM:
             flops = _et_gemm_flops(schema, json.dumps(node.get("inputs") or {}, sort_keys=True))
         else:
-            flops = costs.flops(node.get("name", ""), group, inputs, outputs)
+            own = taxonomy.op_group(node.get("name", ""))
+            flops = costs.flops(node.get("name", ""), wk.cost_group(own, group), inputs, outputs)
         out.append(wk.Work(nbytes, flops, "tensors", wk.layout_of(inputs)))
     return out
 

@@ -193,6 +193,7 @@ def _layer_work(layer: dict[str, Any], layer_type: str, group: str, constituents
         inputs,
         outputs,
         source="layer-info",
+        kind="trt",
         constituents=constituents,
         weight_bytes=_constant_bytes(layer, "Weights") + _constant_bytes(layer, "Bias"),
         conv_weight=conv_weight,
