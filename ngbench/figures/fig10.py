@@ -40,10 +40,7 @@ def plot(inst: pd.DataFrame, limits: dict[str, hz.Limits], png: str | Path, csv:
     sns.set_theme(style="whitegrid", font_scale=0.8)
     panels = sorted(table.groupby(["platform", "backend"]).groups) if len(table) else []
     if not panels:
-        fig, ax = plt.subplots(figsize=(6, 2))
-        style.mark_missing(ax, "no op with a work model in the runs drawn")
-        fig.savefig(png, dpi=130)
-        plt.close(fig)
+        style.empty_figure(png, "no op with a work model in the runs drawn")
         return table
     ncol = min(3, len(panels))
     nrow = -(-len(panels) // ncol)

@@ -41,10 +41,7 @@ def plot(runs: pd.DataFrame, png: str | Path, csv: str | Path) -> pd.DataFrame:
     platforms = sorted(table["platform"].unique()) if len(table) else []
     colors = taxonomy.class_palette
     if not platforms:
-        fig, ax = plt.subplots(figsize=(6, 2))
-        style.mark_missing(ax, "no measured run to set against its roofs")
-        fig.savefig(png, dpi=130)
-        plt.close(fig)
+        style.empty_figure(png, "no measured run to set against its roofs")
         return table
     heights = [table[table["platform"] == p].drop_duplicates(["model", "batch_size", "backend"]).shape[0]
                for p in platforms]  # fmt: skip

@@ -87,6 +87,14 @@ def mark_missing(ax, reason: str) -> None:
         side.set_linestyle("--")
 
 
+def empty_figure(png: str | Path, reason: str) -> None:
+    """A figure with nothing to draw says why in one line."""
+    fig, ax = plt.subplots(figsize=(6, 2))
+    mark_missing(ax, reason)
+    fig.savefig(png, dpi=130)
+    plt.close(fig)
+
+
 def panel_grid(
     data: pd.DataFrame,
     png: str | Path,
