@@ -265,3 +265,20 @@ def test_study_horizon_on_a_copied_in_gpu_run_uses_its_spec_sheet_and_says_so(tm
     assert set(inst["platform"]) == {"a100"} and (inst["work_source"] == "shapes").all()
     # every instance's roof from the sheet: bytes / 1555 GB/s at the least
     assert (inst["attainable_us"] >= inst["bytes"] / 1555e3 - 1e-9).all()
+
+
+def test_fusion_dividend_pairs_each_fusing_backend_with_its_unfused_runtime():
+    from ngbench.figures import horizon as report
+
+    def run(backend, nbytes, ms):
+        return {"platform": "cpu", "backend": backend, "model": "m", "batch_size": 1, "status": "ok",
+                "non_gemm_bytes": nbytes, "non_gemm_ms": ms, "non_gemm_roof_ms": ms / 10}  # fmt: skip
+
+    runs = pd.DataFrame([run("torch", 1000.0, 10.0), run("ort", 4000.0, 20.0), run("ort-opt", 1000.0, 8.0),
+                         run("inductor", 250.0, 5.0)])  # fmt: skip
+    got = report.fusion_dividend(runs).set_index("backend")
+    assert got.loc["ort-opt", "baseline"] == "ort" and got.loc["ort-opt", "bytes_removed_pct"] == pytest.approx(75.0)
+    assert got.loc["inductor", "baseline"] == "torch" and got.loc["inductor", "bytes_removed_pct"] == pytest.approx(
+        75.0
+    )
+    assert report.unfused_baseline("trt") == "torch" and set(got.index) == {"ort-opt", "inductor"}

@@ -44,9 +44,12 @@ def node_work(
     nbytes = wk.traffic(inputs, outputs, gather=wk.is_gather(op)) + weight_bytes
     out_elements = sum(t.numel for t in outputs)
     own = tax.load().op_group(op, kind)  # type: ignore[arg-type]
-    # a fused layer multiplies matrices when its own type does, or one of the nodes it replaced did
-    product = own == tax.GEMM or any(tax.load().op_group(o, "onnx") == tax.GEMM for o, _ in constituents)
-    is_conv = op in CONV_TYPES or "Conv" in op or any("Conv" in o for o, _ in constituents)
+    # an ONNX node's type says what it computes (a Reshape that ORT's optimizer merged with a MatMul's
+    # neighbours multiplies nothing); a TensorRT layer of a generic type (Myelin) multiplies matrices when
+    # one of the nodes it replaced did
+    replaced_product = any(tax.load().op_group(o, "onnx") == tax.GEMM for o, _ in constituents)
+    product = own == tax.GEMM or (kind == "trt" and own is None and replaced_product)
+    is_conv = op in CONV_TYPES or (product and ("Conv" in op or any("Conv" in o for o, _ in constituents)))
     flops: float | None
     if is_conv and (op in CONV_TYPES or product):
         weight = list(conv_weight) if conv_weight else (list(inputs[1].shape) if len(inputs) > 1 else None)
