@@ -267,7 +267,7 @@ def test_study_horizon_on_a_copied_in_gpu_run_uses_its_spec_sheet_and_says_so(tm
     assert (inst["attainable_us"] >= inst["bytes"] / 1555e3 - 1e-9).all()
 
 
-def test_fusion_dividend_pairs_each_fusing_backend_with_its_unfused_runtime():
+def test_fusion_dividend_pairs_each_fusing_backend_with_its_unfused_runtime(tmp_path):
     from ngbench.figures import horizon as report
 
     def run(backend, nbytes, ms):
@@ -282,3 +282,10 @@ def test_fusion_dividend_pairs_each_fusing_backend_with_its_unfused_runtime():
         75.0
     )
     assert report.unfused_baseline("trt") == "torch" and set(got.index) == {"ort-opt", "inductor"}
+    for column in report.RUN_COLUMNS:
+        if column not in runs:
+            runs[column] = "" if column in ("headroom_ms_by_group", "bound_ms", "ops_without_work", "reason") else 1.0
+    out = {k: tmp_path / f"{k}.out" for k in ("md", "csv", "runs_csv", "fusion_csv")}
+    report.write(runs, pd.DataFrame(columns=report.TOP_COLUMNS), **out,
+                 instances_out=tmp_path / "i.parquet")  # fmt: skip
+    assert "| cpu | m | 1 | ort-opt (ort) | 0.0 | 0.0 | 75% | 20.00 | 8.00 |" in out["md"].read_text()
