@@ -140,12 +140,13 @@ def memory_bandwidth(
             arrays = [torch.full((n,), 1.0 + i, device=dev) for i in range(count)]
             # update multiplies in place: by 1 it keeps the values finite call after call
             t = timer.per_call(_stream_call(kernel, arrays, 1.0 if kernel == "update" else 3.0))
-            moved = words * 4 * n
+            moved = words * 4 * n  # bytes the call reads and writes, as STREAM counts them
             resolved = t > 2 * floors[kernel]
             records.append(
                 {
                     "kernel": kernel,
-                    "working_set_bytes": moved,
+                    "working_set_bytes": ws,  # the arrays' footprint (count x n floats): the same for every kernel
+                    "bytes_per_call": moved,
                     "seconds_per_call": t,
                     "floor_seconds": floors[kernel],
                     "gb_per_s": moved / (t - floors[kernel]) / 1e9 if resolved else moved / t / 1e9,
