@@ -149,6 +149,22 @@ GATHERS = {"embedding", "index_select", "gather", "index", "_unsafe_index", "tak
            "GatherElements", "GatherND", "GatherBlockQuantized"}  # fmt: skip
 
 
+# ops that return no tensor and still read their inputs' data (a comparison, a scalar read); every other op
+# without a tensor output is a metadata query (_has_compatible_shallow_copy_type, is_same_size): 0 bytes
+READS_WITHOUT_TENSOR_OUTPUT = {"equal", "allclose", "item", "_local_scalar_dense", "is_nonzero"}
+# ONNX ops whose output ONNX Runtime aliases to their input (the kernels declare it): they move no data
+ONNX_ALIASES = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"}
+
+
+def moves_no_data(op: str, outputs: Sequence[TensorSpec], *, onnx: bool = False) -> bool:
+    """Whether ``op`` moves no data: an ONNX aliasing op, or a torch op that returned no tensor and is no
+    comparison or scalar read."""
+    names = set(name_candidates(op))
+    if onnx:
+        return bool(names & ONNX_ALIASES)
+    return not outputs and not names & READS_WITHOUT_TENSOR_OUTPUT
+
+
 def is_gather(op: str) -> bool:
     return any(c in GATHERS for c in name_candidates(op))
 

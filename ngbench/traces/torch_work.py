@@ -218,6 +218,7 @@ def _from_args(op: str, args_json: str, group: str) -> wk.Work:
     view = not inplace and bool(outs) and all(_aliases(o, tensors_in) for o in outs)
     if view and unrecorded:
         return wk.unknown(f"{op}: an unrecorded argument decides whether it copies (device, dtype)")
+    view = view or wk.moves_no_data(op, outs)  # a metadata query: no tensor out, nothing read
     out_specs = [_spec_of(o) for o in outs]
     in_specs = [wk.TensorSpec(s.shape, s.dtype, s.strides, ident=i) for i, s in enumerate(inputs)]
     if inplace:  # the output is the first input, written back
@@ -347,7 +348,9 @@ def exec_trace_ops(path: str | Path, groups: list[str], taxonomy: tax.Taxonomy |
         outputs = _et_tensors(node.get("outputs") or {})
         in_storage = {t.ident[0] for t in inputs if t.ident}
         writes = bool(_ALIAS_WRITE.search(schema.split("->", 1)[-1]))
-        view = bool(outputs) and not writes and all(t.ident and t.ident[0] in in_storage for t in outputs)
+        view = (bool(outputs) and not writes and all(t.ident and t.ident[0] in in_storage for t in outputs)) or (
+            wk.moves_no_data(node.get("name", ""), outputs)
+        )
         name = _base_name(node.get("name", ""))
         nbytes = wk.traffic(
             inputs, outputs, view=view, overwrites=writes and name in _OVERWRITES, gather=wk.is_gather(name)
