@@ -40,7 +40,7 @@ def node_work(
     weight shape when its inputs do not carry it (TensorRT layers)."""
     if not inputs and not outputs:
         return wk.unknown(f"{op}: no input or output shapes recorded")
-    if kind == "onnx" and not constituents and wk.moves_no_data(op, outputs, onnx=True):
+    if kind == "onnx" and wk.moves_no_data(op, outputs, onnx=True):  # fused or not, a Reshape aliases
         return wk.Work(0.0, 0.0, source, wk.layout_of(inputs) if any(t.strides for t in inputs) else "")
     costs = wk.load_costs()
     nbytes = wk.traffic(inputs, outputs, gather=wk.is_gather(op)) + weight_bytes
