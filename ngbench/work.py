@@ -32,7 +32,6 @@ import yaml
 from ngbench.taxonomy import name_candidates
 
 WORK_PATH = Path(__file__).with_name("work.yaml")
-SOURCES = ("tensors", "shapes", "graph", "layer-info", "kernel-graph", "none")
 CONTIGUOUS, STRIDED = "contiguous", "non-contiguous"
 
 # canonical dtype -> bytes per element

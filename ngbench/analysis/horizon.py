@@ -38,7 +38,6 @@ from ngbench.errors import InputError
 
 SPEC_SHEETS_PATH = Path(__file__).with_name("spec_sheets.yaml")
 OVERHEAD_FACTOR = 2.0
-BOUNDS = ("memory", "compute", "overhead")
 ROW_COLUMNS = ["intensity", "attainable_us", "bound", "efficiency", "headroom_us", "achieved_gb_per_s",
                "achieved_gflop_per_s"]  # fmt: skip
 
