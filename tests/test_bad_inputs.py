@@ -344,9 +344,55 @@ def test_shares_refuse_a_broken_table(tmp_path, times, measured, match):
     assert_one_line_error(ngbench("shares", str(path)), "broken.parquet")
 
 
-def test_check_rejects_non_finite_and_negative_times():
-    df = pd.DataFrame({c: [] for c in optable.COLUMNS})
-    optable.check(df, types=False)  # empty is fine
+def _one_iteration_table() -> pd.DataFrame:
+    """One iteration of 10 us by hand: a 7 us op and its 3 us Idle row (7 + 3 = 10, so it closes)."""
+    cols = {c: [] for c in optable.COLUMNS}
+    op = {"op": "aten::relu", "node": "", "module": "m", "module_type": "ReLU", "group": "Activation"}
+    op |= {"group_source": "module", "is_gemm": False, "time_us": 7.0, "device_time_us": None}
+    op |= {"host_time_us": 7.0, "input_shapes": "", "fused_ops": []}
+    op |= {"bytes": 8.0, "flops": 2.0, "work_source": "tensors", "layout": "contiguous"}
+    for key, value in op.items():
+        cols[key].append(value)
+    optable.append_idle_row(cols, 3.0)
+    cols["seq"] = [0, 1]
+    labels = {"platform": "cpu", "device": "cpu", "backend": "torch", "model": "m", "batch_size": 1}
+    return optable.frame(cols, **labels, seq_len=None, iteration=0, iteration_time_us=10.0)
+
+
+@pytest.mark.parametrize(
+    "column, row, value, message",
+    [
+        ("time_us", 0, float("inf"), "time_us is inf for op 'aten::relu' in iteration 0: expected a finite number"),
+        ("time_us", 0, float("nan"), "time_us is nan for op 'aten::relu'"),
+        ("iteration_time_us", 1, float("nan"), "iteration_time_us is nan"),
+        ("host_time_us", 0, float("-inf"), "host_time_us is -inf"),
+        ("host_time_us", 0, -1.0, "negative host_time_us -1.000 for op 'aten::relu' in iteration 0: times cannot"),
+        ("bytes", 0, -8.0, "negative bytes -8.000 for op 'aten::relu' in iteration 0: work cannot be negative"),
+        # the Idle row absorbs what ops do not cover: a negative one means ops were counted twice
+        ("time_us", 1, -2.0, "negative time_us -2.000 for op 'idle/unattributed' in iteration 0: ops were"),
+    ],
+)
+def test_check_rejects_non_finite_and_negative_times(column, row, value, message):
+    good = _one_iteration_table()
+    optable.check(good)  # the undamaged table passes, so each failure below is the damage's
+    bad = good.copy()
+    bad[column] = bad[column].astype(object)
+    bad.at[row, column] = value
+    if column == "time_us" and row == 1:
+        bad.at[0, "time_us"] = 12.0  # keep the sum at 10 so only the sign is wrong
+    with pytest.raises(optable.ClosureError) as err:
+        optable.check(bad, types=False)
+    assert str(err.value).startswith("op table: ") and message in str(err.value), str(err.value)
+
+
+def test_check_allows_unknown_device_time_and_work():
+    table = _one_iteration_table()
+    table["device_time_us"] = None  # a CPU-only run: no device time, which is not a bad value
+    table["bytes"] = None
+    optable.check(table, types=False)
+
+
+def test_reading_a_file_that_is_not_parquet_is_one_error():
     with pytest.raises(InputError, match="not a readable op table"):
         optable.read(__file__)
 

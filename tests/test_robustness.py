@@ -6,10 +6,17 @@ onnxruntime itself, each damaged the ways files get damaged: truncated, bytes fl
 stream too), keys deleted, values swapped for another type, extreme numbers (NaN, +-inf, 1e308, huge
 integers), items duplicated or reordered.
 
-The property: the normalizer either raises :class:`InputError` whose message is one line naming the file,
-or returns a table whose closure holds (``table.check`` with the schema's types) and whose times are all
-finite; never another exception (a traceback), never a silently wrong table. Examples are derandomized (the
-same in every run) and bounded by a deadline.
+The property, against an oracle (``reference_readers``: small readers that share no code with the
+normalizers): where the reference finds the damaged file invalid (bad times, a step or event written twice,
+overlapping iterations, unreadable bytes), the normalizer raises :class:`InputError` whose message is one
+line naming the file; where the reference reads it, the normalizer either returns the table the reference
+predicts (each iteration's time, the time its ops cover, the rows' names where the format names them) or
+rejects the file in one line (it checks field types the reference does not model). Every returned table
+also closes (``table.check`` with the schema's types) with finite times; never another exception.
+
+Examples are new in every run (no database): a failure prints the seed to rerun it with
+``pytest --hypothesis-seed=N``. ``test_the_oracle_is_not_vacuous`` guards against the oracle passing because
+every file was rejected.
 """
 
 import copy
@@ -21,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import reference_readers as ref
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,8 +38,8 @@ from ngbench.traces import kineto, ort, trt
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SETTINGS = {
-    "derandomize": True,
     "database": None,
+    "print_blob": True,
     "deadline": 5000,
     # the module-scoped ORT profiles are read-only: sharing them across examples is safe
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
@@ -105,19 +113,101 @@ def _damaged_file(data, obj, directory: Path, name: str) -> Path:
     return path
 
 
-def _holds(run, *files: Path) -> None:
+def _holds(run, reference, *files: Path, undamaged=None) -> str:
+    """Check one damaged input against the oracle; say how it ended (for the non-vacuity test).
+    ``undamaged``: the reference's reading of the file before damage, for damage outside what is read."""
     try:
-        df, _ = run()
+        expected = reference()
+    except ref.Unreadable:
+        expected = undamaged() if undamaged is not None else ref.Invalid
+    except ref.Invalid:
+        expected = ref.Invalid
+    except ref.Uncovered:
+        expected = None
+    try:
+        df, _ = run(expected if expected is not ref.Invalid else None)
     except InputError as exc:
         message = str(exc)
         assert "\n" not in message, message
         assert any(f.name in message for f in files), message
-        return
+        return "rejected"
+    assert expected is not ref.Invalid, "a table from a file the reference reader finds invalid"
     optable.check(df)  # closure, one Idle row per iteration, the schema's types
     for column in optable.TIME_COLUMNS:
         values = df[column].dropna().to_numpy(dtype=float)
         assert np.isfinite(values).all() and (values >= -1e-6).all(), column
     assert all(math.isfinite(t) for t in df.groupby("iteration").time_us.sum())
+    return "unchecked" if expected is None else "compared"
+
+
+def _per_iteration(df):
+    """{iteration: (iteration time, time its op rows cover, node names of its op rows)} of a table."""
+    ops = df[df.group != "Idle"]
+    out = {}
+    for it, rows in df.groupby("iteration"):
+        mine = ops[ops.iteration == it]
+        out[int(it)] = (float(rows.iteration_time_us.iloc[0]), float(mine.time_us.sum()), list(mine.node))
+    return out
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
+
+
+_UNDAMAGED: dict[str, dict] = {}
+
+
+def _undamaged_kineto(name: str) -> dict:
+    if name not in _UNDAMAGED:
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / f"{name}.json"
+            path.write_text(json.dumps(KINETO_SOURCES[name]))
+            _UNDAMAGED[name] = ref.kineto(path)
+    return _UNDAMAGED[name]
+
+
+def _kineto_agrees(path: Path, source: str | None = None) -> str:
+    def compare(expected):
+        df, info = kineto.normalize(path)
+        if expected is None:
+            return df, info
+        got = _per_iteration(df)
+        assert sorted(got) == sorted(expected), (sorted(got), sorted(expected))
+        for it, (iteration_time, busy) in expected.items():
+            assert _close(got[it][0], iteration_time), (it, got[it][0], iteration_time)
+            assert _close(got[it][1], busy), (it, got[it][1], busy)
+        return df, info
+
+    undamaged = (lambda: _undamaged_kineto(source)) if source else None
+    return _holds(compare, lambda: ref.kineto(path), path, undamaged=undamaged)
+
+
+def _ort_agrees(path: Path, skip: int) -> str:
+    def compare(expected):
+        df, info = ort.normalize(path, skip_runs=skip)
+        if expected is None:
+            return df, info
+        got = _per_iteration(df)
+        assert len(got) == len(expected)
+        for (run_time, busy, nodes), (run_time_ref, nodes_ref, busy_ref) in zip(got.values(), expected):
+            assert _close(run_time, run_time_ref) and _close(busy, busy_ref) and nodes == nodes_ref
+        return df, info
+
+    return _holds(compare, lambda: ref.onnxruntime_cpu(path, skip), path)
+
+
+def _trt_agrees(profile: Path, layers: Path) -> str:
+    def compare(expected):
+        df, info = trt.normalize(profile, layers)
+        if expected is None:
+            return df, info
+        (_, busy, nodes), *more = _per_iteration(df).values()
+        assert not more and nodes == [name for name, _ in expected]
+        times = df[df.group != "Idle"].time_us.tolist()
+        assert all(_close(t, e) for t, (_, e) in zip(times, expected)) and len(times) == len(expected)
+        return df, info
+
+    return _holds(compare, lambda: ref.tensorrt(profile), profile, layers)
 
 
 def _load_gz(name):
@@ -125,12 +215,16 @@ def _load_gz(name):
 
 
 def _two_thread_excerpt():
-    """The HTA two-thread training trace cut to its first ProfilerStep (fast enough for many examples)."""
+    """The HTA two-thread training trace cut to the start of its first ProfilerStep (fast enough for many
+    examples)."""
     trace = _load_gz("hta_trace_diff_control_two_threads.json.gz")
     step = next(e for e in trace["traceEvents"] if e.get("name") == "ProfilerStep#1009")
     lo, hi = step["ts"], step["ts"] + step["dur"]
-    events = [e for e in trace["traceEvents"] if e.get("ph") == "M" or lo <= e.get("ts", lo) < hi]
-    return {**trace, "traceEvents": events[:4000]}
+    meta = [e for e in trace["traceEvents"] if e.get("ph") == "M"]
+    timed = sorted(
+        (e for e in trace["traceEvents"] if e.get("ph") != "M" and lo <= e.get("ts", lo) < hi), key=lambda e: e["ts"]
+    )
+    return {**trace, "traceEvents": meta + timed[:4000]}  # the earliest 4000: host ops and their kernels
 
 
 KINETO_SOURCES = {
@@ -148,7 +242,7 @@ def test_kineto_on_damaged_real_traces(data):
     suffix = data.draw(st.sampled_from([".json", ".json.gz"]), label="suffix")
     with tempfile.TemporaryDirectory() as d:
         path = _damaged_file(data, KINETO_SOURCES[name], Path(d), f"{name}{suffix}")
-        _holds(lambda: kineto.normalize(path), path)
+        _kineto_agrees(path, name)
 
 
 TRT_PROFILE = json.loads((FIXTURES / "tensorrt" / "mobilenet_qat.profile.json").read_text())
@@ -168,7 +262,7 @@ def test_tensorrt_on_damaged_real_profiles(data):
             profile = Path(d) / "mobilenet.profile.json"
             profile.write_text(json.dumps(TRT_PROFILE))
             layers = _damaged_file(data, TRT_LAYERS, Path(d), "mobilenet.graph.json")
-        _holds(lambda: trt.normalize(profile, layers), profile, layers)
+        _trt_agrees(profile, layers)
 
 
 @pytest.fixture(scope="module")
@@ -221,22 +315,46 @@ def test_onnxruntime_on_damaged_profiles(ort_profiles, data):
     skip = data.draw(st.integers(0, 2), label="skip_runs")
     with tempfile.TemporaryDirectory() as d:
         path = _damaged_file(data, ort_profiles[which], Path(d), f"{which}_profile.json")
-        _holds(lambda: ort.normalize(path, skip_runs=skip), path)
+        _ort_agrees(path, skip) if which == "cpu" else _holds(
+            lambda _: ort.normalize(path, skip_runs=skip), lambda: None, path
+        )
 
 
-def test_the_undamaged_sources_normalize(ort_profiles, tmp_path):
-    """The property is not vacuous: every source, undamaged, gives a table."""
+def _plausible_damages(obj):
+    """Damage that leaves a valid file with other numbers: the last kernel halved, the first memset deleted, a
+    step's end moved earlier. The table must follow each (the oracle predicts the new numbers)."""
+    events = obj["traceEvents"]
+    kernels = [i for i, e in enumerate(events) if e.get("cat") == "kernel"]
+    kernel = max(kernels, key=lambda i: events[i]["ts"] + events[i]["dur"])  # the last to end: nothing hides it
+    memset = next((i for i, e in enumerate(events) if e.get("cat") == "gpu_memset"), None)
+    step = next((i for i, e in enumerate(events) if str(e.get("name", "")).startswith("ProfilerStep#")), None)
+    shorter_kernel = copy.deepcopy(obj)
+    shorter_kernel["traceEvents"][kernel]["dur"] *= 0.5
+    yield "last kernel halved", shorter_kernel
+    if memset is not None:
+        yield "memset deleted", {**obj, "traceEvents": events[:memset] + events[memset + 1 :]}
+    if step is not None:
+        shorter = copy.deepcopy(obj)
+        shorter["traceEvents"][step]["ts"] += 10
+        shorter["traceEvents"][step]["dur"] -= 10
+        yield "step starts 10us later", shorter
+
+
+def test_the_oracle_is_not_vacuous(ort_profiles, tmp_path):
+    """Every source, undamaged and plausibly damaged, gives a table the oracle compared (not rejected), and
+    a damaged file's numbers differ from the undamaged one's: the comparison can fail."""
     for name, obj in KINETO_SOURCES.items():
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(obj))
-        df, _ = kineto.normalize(path)
-        assert len(df) > 1, name
-    for name, obj in ort_profiles.items():
-        path = tmp_path / f"{name}.json"
-        path.write_text(json.dumps(obj))
-        df, _ = ort.normalize(path)
-        assert len(df) > 1, name
-    df, _ = trt.normalize(
-        FIXTURES / "tensorrt" / "mobilenet_qat.profile.json", FIXTURES / "tensorrt" / "mobilenet_qat.graph.json"
-    )
-    assert len(df) == 74
+        assert _kineto_agrees(path) == "compared", name
+        undamaged = ref.kineto(path)
+        for what, damaged in _plausible_damages(obj):
+            path.write_text(json.dumps(damaged))
+            assert _kineto_agrees(path) == "compared", (name, what)
+            assert ref.kineto(path) != undamaged, (name, what)
+    path = tmp_path / "cpu_profile.json"
+    path.write_text(json.dumps(ort_profiles["cpu"]))
+    assert _ort_agrees(path, 1) == "compared"
+    profile = FIXTURES / "tensorrt" / "mobilenet_qat.profile.json"
+    assert _trt_agrees(profile, FIXTURES / "tensorrt" / "mobilenet_qat.graph.json") == "compared"
+    assert len(ref.tensorrt(profile)) == 73  # 73 layer records after the count record
