@@ -8,8 +8,8 @@
   range (the outer one, 79,678 us, encloses it and is a phase) that no other ``cpu_op`` contains: found by
   O(n^2) interval containment.
 - Times are counted as sets of integer microseconds (this trace's timestamps are integers): an op's device
-  time is how many distinct microseconds its kernels, memsets and memcpys cover; the busy time is the same over every kernel,
-  memcpy and memset inside the iteration.
+  time is how many distinct microseconds its kernels, memsets and memcpys cover; the busy time is the same
+  over every kernel, memcpy and memset inside the iteration.
 
 Run it to print the numbers: ``python tests/alexnet_oracle.py``.
 """
@@ -63,9 +63,8 @@ def read(path: Path = TRACE) -> dict:
         launch = launch_of.get(kernel["ts"])
         if launch is None:
             continue
-        owner = [
-            i for i, op in enumerate(top) if op["tid"] == launch["tid"] and op["ts"] <= launch["ts"] < op["ts"] + op["dur"]
-        ]
+        tid, ts = launch["tid"], launch["ts"]
+        owner = [i for i, op in enumerate(top) if op["tid"] == tid and op["ts"] <= ts < op["ts"] + op["dur"]]
         if owner:
             per_op[owner[0]] |= _micros(kernel["ts"], kernel["ts"] + kernel["dur"])
     by_name: dict[str, int] = defaultdict(int)  # an op's device time is its own kernels' union, summed by name
