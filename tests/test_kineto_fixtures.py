@@ -6,7 +6,8 @@ Expected values were computed independently of ngbench, not copied from its outp
   calls through the trace's ``ac2g`` flow events (``s``/``f`` pairs by id, not ``args.correlation``), finds
   top-level ops by O(n^2) interval containment, and measures busy time as the count of distinct integer
   microseconds covered (this trace's timestamps are integers). The trace has two ``[...|measure|forward]``
-  ranges, one inside the other (79,678 us around 36,356 us, with the same top-level ops): the inner one is the iteration.
+  ranges, one inside the other (79,678 us around 36,356 us, with the same top-level ops): the inner one is
+  the iteration.
 - a100_inductor_triton: by hand from the 13 non-metadata events (listed in the comments below).
 """
 
