@@ -54,15 +54,28 @@ def test_a_disturbed_run_is_measured_again_then_marked():
 
 
 def test_other_processes_cpu_is_measured():
+    """The phase's "other processes" figure rises by what a spinner we start really used (its own CPU time,
+    read from the OS), over a baseline phase without it: not just any load on a busy machine."""
+    import psutil
+
+    quiet: dict = {}
+    with measured_phase(quiet, "phase"):
+        time.sleep(1.0)
     spinner = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<3: pass"])
     try:
         time.sleep(0.5)
-        load = {}
+        proc = psutil.Process(spinner.pid)
+        before = sum(proc.cpu_times()[:2])
+        load: dict = {}
         with measured_phase(load, "phase"):
             time.sleep(1.5)  # we idle; the spinner keeps one core busy
+        spun = (sum(proc.cpu_times()[:2]) - before) / load["phase"]["wall_s"]
     finally:
         spinner.wait()
-    assert load["phase"]["others_cpu_cores"] > 0.5 and load["phase"]["own_cpu_cores"] < 0.3
+    assert spun > 0.5  # the spinner ran (else the machine is too loaded for this check to mean anything)
+    rise = load["phase"]["others_cpu_cores"] - quiet["phase"]["others_cpu_cores"]
+    assert rise == pytest.approx(spun, abs=0.3), (rise, spun, quiet, load)
+    assert load["phase"]["own_cpu_cores"] < 0.3
     assert load["phase"]["wall_s"] == pytest.approx(1.5, abs=0.3)
 
 
