@@ -1,11 +1,39 @@
 """The registry: entries validate, build offline with recorded provenance, and truncate on request."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from ngbench import registry
 
 SPECS = registry.load()
+
+# The model-level tests below check paths (build offline, calibrate, run at a dtype), not sizes: they run each
+# entry narrowed and on small images. Full widths and depths stay covered by the parameter-count tests.
+NARROW = {
+    "hidden_size": 64, "n_embd": 64, "intermediate_size": 128, "n_inner": 128, "num_attention_heads": 4,
+    "n_head": 4, "num_key_value_heads": 2, "head_dim": 16, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128,
+}  # fmt: skip
+SMALL_IMAGE = {"shortest_edge": 128, "longest_edge": 192, "height": 128, "width": 128}
+
+
+def small(spec: registry.ModelSpec) -> registry.ModelSpec:
+    """``spec`` narrowed (text models: width 64, 4 heads; image models: 128-pixel inputs)."""
+    config = {k: NARROW.get(k, v) if isinstance(v, int) else v for k, v in spec.config.items()}
+    inputs = dict(spec.input)
+    if "resize" in inputs:
+        inputs["resize"] = [96, 128]
+    if "processor_config" in inputs:
+        size = inputs["processor_config"].get("size", {})
+        inputs["processor_config"] = {**inputs["processor_config"], "size": {k: SMALL_IMAGE[k] for k in size}}
+    return dataclasses.replace(spec, config=config, input=inputs)
+
+
+def small_rcnn(model) -> None:
+    """torchvision's R-CNNs resize every image to 800 pixels inside the model: 128 here."""
+    if hasattr(model, "transform"):
+        model.transform.min_size, model.transform.max_size = (128,), 192
 
 
 def test_shipped_entries():
@@ -114,10 +142,11 @@ def test_local_weights_file_is_loaded_safely(tmp_path):
 def test_every_entry_builds_offline_and_runs_on_real_inputs(name):
     from ngbench import inputs
 
-    spec = SPECS[name]
+    spec = small(SPECS[name])
     layers = 1 if registry.full_depth(spec) else None
     model, prov = registry.build(spec, layers=layers, attn_implementation="eager" if spec.is_text else None)
     assert prov["weights"] == "random" and prov["layers"] == (layers or None)
+    small_rcnn(model)
     batch, _ = inputs.make_batch(spec, 1, seq_len=16)
     if spec.source == "transformers":
         model.config.use_cache = False
@@ -175,12 +204,13 @@ def test_every_entry_builds_calibrates_and_runs_at_gpu_dtypes(name, dtype):
     from ngbench import inputs
     from ngbench.backends import torch_eager
 
-    spec = SPECS[name]
+    spec = small(SPECS[name])
     layers = 1 if registry.full_depth(spec) else None
     model, prov = registry.build(
         spec, layers=layers, dtype=dtype, attn_implementation="eager" if spec.is_text else None
     )
     assert next(model.parameters()).dtype == getattr(torch, dtype)
+    small_rcnn(model)
     batch, _ = inputs.make_batch(spec, 1, seq_len=16)
     calibrated = registry.calibrate_norms(model, batch)
     if name in ("fasterrcnn", "maskrcnn", "detr"):
