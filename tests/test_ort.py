@@ -395,15 +395,22 @@ def test_fp16_copy_keeps_the_models_fp32_computations(tmp_path):
 @pytest.mark.slow
 def test_fp16_copy_of_a_model_past_the_protobuf_limit(tmp_path):
     """2 x 1 GiB of weights (as the truncated Llama-2 export has more than 2 GiB): converted from disk. The
-    in-memory conversion the ORT backend used before fails on it."""
-    import numpy as np
+    in-memory conversion the ORT backend used before fails on it. The weights live in a sparse file of zeros
+    (``truncate``): the model is past the limit without writing 2 GiB."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     n = 16384  # 16384^2 float32 = 1 GiB per weight
-    weights = [
-        helper.make_tensor(f"w{i}", TensorProto.FLOAT, [n, n], np.zeros(n * n, np.float32).tobytes(), raw=True)
-        for i in range(2)
-    ]
+    src = tmp_path / "big.onnx"
+    data = tmp_path / "big.onnx.data"
+    with open(data, "wb") as f:
+        f.truncate(2 * n * n * 4)
+    weights = []
+    for i in range(2):
+        w = TensorProto(name=f"w{i}", data_type=TensorProto.FLOAT, dims=[n, n])
+        w.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", data.name), ("offset", str(i * n * n * 4)), ("length", str(n * n * 4))):
+            w.external_data.add(key=key, value=value)
+        weights.append(w)
     nodes = [
         helper.make_node("MatMul", ["x", "w0"], ["a"], name="mm0"),
         helper.make_node("MatMul", ["a", "w1"], ["y"], name="mm1"),
@@ -412,8 +419,7 @@ def test_fp16_copy_of_a_model_past_the_protobuf_limit(tmp_path):
     model = helper.make_model(
         helper.make_graph(nodes, "big", io[:1], io[1:], weights), opset_imports=[helper.make_opsetid("", 17)]
     )
-    src = tmp_path / "big.onnx"
-    onnx.save_model(model, str(src), save_as_external_data=True, location="big.onnx.data")
+    src.write_bytes(model.SerializeToString())
     del model, weights
     from google.protobuf.message import EncodeError
 
