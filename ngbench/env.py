@@ -21,7 +21,12 @@ DISTRIBUTIONS = {
 }  # fmt: skip
 
 
-def git_state(repo: str | Path = ".") -> dict[str, Any]:
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def git_state(repo: str | Path = PACKAGE_DIR) -> dict[str, Any]:
+    """The commit (and whether tracked files differ from it) of the checkout ``repo`` lies in: by default the
+    code that runs, wherever the study's working directory is; ``None`` for an installed package."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
 
@@ -95,7 +100,7 @@ def _nvidia_driver() -> str | None:
         return None
 
 
-def describe(config: dict | None = None, repo: str | Path = ".") -> dict[str, Any]:
+def describe(config: dict | None = None, repo: str | Path = PACKAGE_DIR) -> dict[str, Any]:
     return {
         "git": git_state(repo),
         "config_hash": config_hash(config) if config is not None else None,

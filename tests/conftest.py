@@ -1,10 +1,22 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 # real profiler outputs published by other projects (attribution in tests/fixtures/README.md)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def run_ngbench(*args: str, cwd: str | Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """This tree's ``ngbench`` command (``PYTHONPATH`` set to the checkout, so never an installed copy), run in
+    ``cwd``: a test's own temporary folder, so a relative ``--out`` never writes into the repository."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    cmd = [sys.executable, "-m", "ngbench", *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture
@@ -50,3 +62,48 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(pytest.mark.skip(reason=why))
+
+
+# -- the workflow study every workflow-level test shares (tests/test_workflow.py, tests/test_slurm.py) --------
+_TINY_GPT2 = tiny_gpt2(seq_len=32, batch_sizes=[1, 2], width=64)
+WORKFLOW_CONFIG = {
+    "platforms": {"cpu": {"device": "cpu"}},
+    "models": {"tiny-gpt2": None, "swin-t": {"batch_sizes": [1]}, "broken": None},
+    "custom_models": {
+        "tiny-gpt2": _TINY_GPT2,
+        "broken": {**_TINY_GPT2, "batch_sizes": [1], "config": {**_TINY_GPT2["config"], "n_head": 3}},
+    },
+    "backends": {
+        "torch": {"warmup": 1, "iterations": 3, "profile_iterations": 2, "threads": 1},
+        "ort": {"models": ["tiny-gpt2", "broken"], "warmup": 1, "iterations": 3, "profile_iterations": 2},
+        "inductor": {"models": ["tiny-gpt2"], "warmup": 1, "iterations": 3, "profile_iterations": 2, "threads": 1},
+    },
+    "figures": {"fig7": {"models": ["tiny-gpt2", "broken"]}, "fig8": {"models": ["tiny-gpt2"]}},
+    # the horizon's roofs, kept short: L1 to a few MiB, small GEMMs
+    "platform_limits": {"max_working_set_mib": 8, "min_time_ms": 2, "trials": 1, "max_gemm_n": 512},
+}
+
+
+def snakemake(workdir, *args):
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory):
+    """The small study, run once per session by Snakemake as a user runs it. Tests read it or dry-run it;
+    a test that changes results works on a copy (``copy_of_study`` in test_workflow.py)."""
+    work = tmp_path_factory.mktemp("study")
+    (work / "config.yaml").write_text(yaml.safe_dump(WORKFLOW_CONFIG))
+    res = snakemake(work, "--cores", "2")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return work

@@ -5,12 +5,10 @@ import hashlib
 import io
 import json
 import os
-import subprocess
-import sys
 import tarfile
 
 import pytest
-from conftest import REPO
+from conftest import run_ngbench
 
 from ngbench import archive
 from ngbench.errors import InputError
@@ -117,12 +115,10 @@ def test_damaged_archives_are_one_line_errors(tmp_path):
 
 def test_the_command_line(tmp_path):
     make_results(tmp_path / "a")
-    cli = [sys.executable, "-m", "ngbench", "archive"]
     out = tmp_path / "cpu-a.tar.gz"
-    res = subprocess.run([*cli, "export", str(out), "--platform", "cpu-a", "--results", str(tmp_path / "a")],
-                         capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    res = run_ngbench("archive", "export", str(out), "--platform", "cpu-a", "--results", "a", cwd=tmp_path)
     assert res.returncode == 0 and "7 files" in res.stdout, res.stderr  # make_results: 6 run files + the roofs
-    res = subprocess.run([*cli, "import", str(out), "--results", str(tmp_path / "b")], capture_output=True, text=True)
+    res = run_ngbench("archive", "import", str(out), "--results", str(tmp_path / "b"), cwd=tmp_path)
     assert res.returncode == 0 and "imported" in res.stdout, res.stderr
-    res = subprocess.run([*cli, "export", str(out), "--platform", "../x"], capture_output=True, text=True)
+    res = run_ngbench("archive", "export", str(out), "--platform", "../x", cwd=tmp_path)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "platform '../x'" in res.stderr

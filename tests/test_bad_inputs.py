@@ -8,10 +8,11 @@ import gzip
 import json
 import subprocess
 import sys
+import tempfile
 
 import pandas as pd
 import pytest
-from conftest import REPO
+from conftest import REPO, run_ngbench
 
 from ngbench import onnx_graph
 from ngbench import table as optable
@@ -21,7 +22,7 @@ from ngbench.traces import kineto, ort, trt
 
 
 def ngbench(*args):
-    return subprocess.run([sys.executable, "-m", "ngbench", *args], capture_output=True, text=True, cwd=REPO)
+    return run_ngbench(*args, cwd=tempfile.mkdtemp(prefix="ngbench-cli-"))  # a relative --out lands there
 
 
 def assert_one_line_error(res, *needles):

@@ -1,18 +1,15 @@
 """python -m ngbench normalize | shares | models, as a user runs them."""
 
-import subprocess
-import sys
+import tempfile
 
 import pandas as pd
-from conftest import REPO
+from conftest import REPO, run_ngbench
 
 from ngbench import table as optable
 
 
 def ngbench(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "ngbench", *args], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+    return run_ngbench(*args, cwd=tempfile.mkdtemp(prefix="ngbench-cli-"))
 
 
 def test_normalize_a_users_gzipped_cuda_trace_with_a_marker(fixtures_dir, tmp_path):

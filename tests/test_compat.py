@@ -120,15 +120,14 @@ def test_the_devices_copy_of_a_step_is_no_window(tmp_path):
 
 
 def test_the_command_line(trace, tmp_path):
-    import subprocess
-    import sys
+    from conftest import run_ngbench
 
     out = tmp_path / "compat.csv"
-    cmd = [sys.executable, "-m", "ngbench", "normalize", "--metric", "compat", "--trace", str(trace), "--out", str(out)]
-    res = subprocess.run([*cmd, "--compat-off", "frozen_bn_nowhere"], capture_output=True, text=True)
+    cmd = ["normalize", "--metric", "compat", "--trace", str(trace), "--out", str(out)]
+    res = run_ngbench(*cmd, "--compat-off", "frozen_bn_nowhere", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "normalization" in res.stdout and pd.read_csv(out).set_index("name").loc["aten::gelu", "latency_us"] == 110
-    res = subprocess.run([*cmd, "--backend", "ort"], capture_output=True, text=True)
+    res = run_ngbench(*cmd, "--backend", "ort", cwd=tmp_path)
     assert res.returncode == 2 and "--metric compat reads PyTorch profiler traces" in res.stderr
 
 

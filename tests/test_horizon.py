@@ -2,14 +2,12 @@
 
 import json
 import math
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FIXTURES, REPO
+from conftest import FIXTURES, run_ngbench
 
 from ngbench import table as optable
 from ngbench.analysis import horizon as hz
@@ -136,20 +134,8 @@ def test_spec_sheet_by_gpu_name():
 
 
 def test_cli_horizon_on_a_users_gpu_trace_uses_the_spec_sheet(tmp_path):
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ngbench",
-            "horizon",
-            str(FIXTURES / "torch-profiler" / "hta_trace_diff_control_two_threads.json.gz"),
-            "--figure",
-            str(tmp_path / "h.png"),
-        ],  # fmt: skip
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    trace = FIXTURES / "torch-profiler" / "hta_trace_diff_control_two_threads.json.gz"
+    res = run_ngbench("horizon", str(trace), "--figure", str(tmp_path / "h.png"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "spec-sheet: A100" in res.stdout and (tmp_path / "h.png").is_file()
     table = pd.read_csv(tmp_path / "h.csv")
@@ -158,8 +144,7 @@ def test_cli_horizon_on_a_users_gpu_trace_uses_the_spec_sheet(tmp_path):
 
 def test_cli_horizon_on_a_cpu_trace_asks_for_the_roofs(tmp_path):
     trace = FIXTURES / "inductor" / "detr_masked_softmax" / "trace.0.json.gz"
-    res = subprocess.run([sys.executable, "-m", "ngbench", "horizon", str(trace)], cwd=tmp_path, capture_output=True,
-                         text=True, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    res = run_ngbench("horizon", str(trace), cwd=tmp_path)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--limits" in res.stderr
 
 
@@ -230,17 +215,14 @@ def _timed(fn) -> float:
 @pytest.mark.slow
 def test_cli_limits_measures_this_machine_and_horizon_reads_it(tmp_path):
     out = tmp_path / "here.json"
-    cli = [sys.executable, "-m", "ngbench"]
-    res = subprocess.run([*cli, "limits", "--out", str(out), "--max-working-set-mib", "1"], cwd=REPO,
-                         capture_output=True, text=True)  # fmt: skip
+    res = run_ngbench("limits", "--out", str(out), "--max-working-set-mib", "1", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     record = json.loads(out.read_text())
     assert {r["kernel"] for r in record["memory_bandwidth"]} == {"copy", "scale", "add", "triad", "update"}
     assert record["peak_flops"]["float32"]["flops_per_s"] > 0 and record["dispatch_floor_us"]["torch"]["us"] > 0
     assert max(r["working_set_bytes"] for r in record["memory_bandwidth"]) <= 1 << 20
     trace = FIXTURES / "inductor" / "detr_masked_softmax" / "trace.0.json.gz"
-    res = subprocess.run([*cli, "horizon", str(trace), "--limits", str(out), "--figure", str(tmp_path / "h.png")],
-                         cwd=REPO, capture_output=True, text=True)  # fmt: skip
+    res = run_ngbench("horizon", str(trace), "--limits", str(out), "--figure", str(tmp_path / "h.png"), cwd=tmp_path)
     assert res.returncode == 0 and "measured (here.json)" in res.stdout, res.stderr[-2000:]
 
 

@@ -2,10 +2,10 @@
 
 A one-node cluster on this machine: munged, slurmctld and slurmd from Debian's slurm-wlm (``.ci/run``
 installs them), a slurm.conf written for localhost with no accounting (the plugin reads job status with
-squeue; MinJobAge keeps finished jobs listed). A tiny study (tiny GPT-2, PyTorch eager, 2 iterations) runs
-with ``snakemake --profile profiles/slurm``; every job must have gone through sbatch, and the op tables and
-fig6 must have the structure of the same study run locally. Skipped where this is not root or the daemons
-or the plugin are missing. Marked slow.
+squeue; MinJobAge keeps finished jobs listed). The shared workflow study's configuration (conftest's
+``study``) runs with ``snakemake --profile profiles/slurm`` up to the tiny GPT-2's PyTorch op tables; every job
+must have gone through sbatch, and the tables must have the structure of the same runs in the local study.
+Skipped where this is not root or the daemons or the plugin are missing. Marked slow.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, tiny_gpt2
+from conftest import REPO, WORKFLOW_CONFIG
 
 from ngbench import table as optable
 
@@ -141,18 +140,7 @@ def cluster(tmp_path_factory):
         shutil.rmtree(root, ignore_errors=True)
 
 
-CONFIG = {
-    "platforms": {"cpu": {"device": "cpu"}},
-    "models": {"tiny-gpt2": None},
-    "custom_models": {"tiny-gpt2": tiny_gpt2(seq_len=16, batch_sizes=[1], width=32)},
-    "backends": {
-        "torch": {"warmup": 1, "iterations": 2, "profile_iterations": 2, "threads": 1},
-        "ort": {"enabled": False},
-        "inductor": {"enabled": False},
-        "torch-int8": {"enabled": False},
-    },
-    "energy": {"enabled": False},
-}
+TARGETS = ["results/ops/cpu/torch/tiny-gpt2/bs1.parquet", "results/ops/cpu/torch/tiny-gpt2/bs2.parquet"]
 # the node here has a few CPUs and GBs: the profile's cluster-sized requests are lowered on the command line
 SMALL_NODE = [
     "--set-threads", "profile=1", "export_onnx=1", "measure_energy=1",
@@ -166,15 +154,14 @@ def _snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess
     return subprocess.run([*cmd, *args], cwd=workdir, capture_output=True, text=True, timeout=900, env=env)
 
 
-def test_the_study_runs_through_sbatch_like_it_runs_here(cluster, tmp_path):
-    slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
-    for d in (slurm_dir, local_dir):
-        d.mkdir()
-        (d / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+def test_the_study_runs_through_sbatch_like_it_runs_here(cluster, study, tmp_path):
+    slurm_dir = tmp_path / "slurm"
+    slurm_dir.mkdir()
+    (slurm_dir / "config.yaml").write_text(yaml.safe_dump(WORKFLOW_CONFIG))
     started = time.monotonic()
     res = _snakemake(
         slurm_dir,
-        "figures/fig6.png",  # first: the options below take lists
+        *TARGETS,  # first: the options below take lists
         "--profile", str(REPO / "profiles/slurm"),
         "--slurm-no-account",
         "--slurm-status-command", "squeue",
@@ -186,29 +173,22 @@ def test_the_study_runs_through_sbatch_like_it_runs_here(cluster, tmp_path):
     wall = time.monotonic() - started
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     # every job went through sbatch: slurm knows them (squeue keeps finished jobs for MinJobAge) and the
-    # plugin kept a log per rule
-    # (the plugin puts rule and wildcards in each job's comment: %k)
+    # plugin kept a log per rule (the plugin puts rule and wildcards in each job's comment: %k)
     listed = subprocess.run(
         ["squeue", "--states=all", "-h", "-o", "%T|%k"], capture_output=True, text=True, env=cluster
     ).stdout.splitlines()
-    rules = {"prepare_inputs", "profile", "normalize_trace", "plot_fig6"}
+    rules = {"prepare_inputs", "profile", "normalize_trace"}
     finished = [line.split("|", 1)[1] for line in listed if line.startswith("COMPLETED|")]
     assert {c.split("_wildcards_")[0].removeprefix("rule_") for c in finished} == rules, listed
+    assert len(finished) == 2 * len(rules)  # one of each per batch size
     logdir = slurm_dir / ".snakemake/slurm_logs"  # the plugin's: <rule>/<wildcards>/<slurm job id>.log
     logs = {p.relative_to(logdir).parts[0] for p in logdir.rglob("*.log")}
     assert {f"rule_{r}" for r in rules} <= logs, logs
-    # the same study, locally
-    local = _snakemake(local_dir, "--cores", "2", "figures/fig6.png")
-    assert local.returncode == 0, local.stderr[-3000:]
-    on_slurm = sorted(p.relative_to(slurm_dir) for p in (slurm_dir / "results/ops").rglob("*.parquet"))
-    here = sorted(p.relative_to(local_dir) for p in (local_dir / "results/ops").rglob("*.parquet"))
-    assert on_slurm == here and on_slurm
-    for rel in on_slurm:
-        a, b = optable.read(slurm_dir / rel), optable.read(local_dir / rel)
+    # the same runs in the shared local study
+    for rel in TARGETS:
+        a, b = optable.read(slurm_dir / rel), optable.read(study / rel)
         optable.check(a, source=str(rel))
         assert list(a.columns) == list(b.columns) and a.iteration.nunique() == b.iteration.nunique() == 2
         assert set(a.group) == set(b.group) and len(a) == len(b)  # the same ops, timed elsewhere
-    fig_slurm, fig_here = pd.read_csv(slurm_dir / "figures/fig6.csv"), pd.read_csv(local_dir / "figures/fig6.csv")
-    assert list(fig_slurm.columns) == list(fig_here.columns)
-    assert set(zip(fig_slurm.model, fig_slurm.group)) == set(zip(fig_here.model, fig_here.group))
+        assert list(a.op) == list(b.op)
     print(f"SLURM study: {wall:.0f} s wall for {len(finished)} sbatch jobs")
