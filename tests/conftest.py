@@ -79,6 +79,8 @@ WORKFLOW_CONFIG = {
         "inductor": {"models": ["tiny-gpt2"], "warmup": 1, "iterations": 3, "profile_iterations": 2, "threads": 1},
     },
     "figures": {"fig7": {"models": ["tiny-gpt2", "broken"]}, "fig8": {"models": ["tiny-gpt2"]}},
+    # energy, kept short where a counter is readable (no sleeping seconds per model); n/a elsewhere
+    "energy": {"warmup": 1, "inferences": 2, "repeats": 2, "idle_s": 0.1, "min_block_s": 0.0, "resolution_s": 0.0},
     # the horizon's roofs, kept short: L1 to a few MiB, small GEMMs
     "platform_limits": {"max_working_set_mib": 8, "min_time_ms": 2, "trials": 1, "max_gemm_n": 512},
 }

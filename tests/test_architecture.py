@@ -203,28 +203,38 @@ PLANNED = {  # a fresh checkout, the shipped config: jobs per rule (and backend)
 }  # fmt: skip
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("target", list(PLANNED))
-def test_a_figure_plans_only_the_jobs_it_draws(target, tmp_path):
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory) -> dict[str, dict[str, int]]:
+    """Jobs per rule (and backend) that a dry run of each target in PLANNED plans, in a fresh folder with the
+    shipped config (one Snakefile parse for all targets: tests/plan_targets.py)."""
     import re
     import shutil
     import subprocess
     import sys
 
-    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    work = tmp_path_factory.mktemp("plan")
+    shutil.copy(REPO / "config.yaml", work / "config.yaml")
     res = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--snakefile", str(REPO / "Snakefile"),
-         "--directory", str(tmp_path), target],
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, str(REPO / "tests/plan_targets.py"), str(work), *PLANNED],
+        capture_output=True, text=True, timeout=300, cwd=work,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
-    jobs: dict[str, int] = {}
-    for block in re.split(r"^(?:local)?rule ", res.stdout + res.stderr, flags=re.M)[1:]:
-        rule = block.split(":", 1)[0]
-        backend = re.search(r"^\s+wildcards:.*\bbackend=([\w.-]+)", block, re.M)
-        key = f"{rule}:{backend.group(1)}" if backend else rule
-        jobs[key] = jobs.get(key, 0) + 1
-    assert jobs == PLANNED[target]
+    out: dict[str, dict[str, int]] = {}
+    for section in re.split(r"^== ", res.stdout + res.stderr, flags=re.M)[1:]:
+        target, text = section.split("\n", 1)
+        jobs = out.setdefault(target, {})
+        for block in re.split(r"^(?:local)?rule ", text, flags=re.M)[1:]:
+            rule = block.split(":", 1)[0]
+            backend = re.search(r"^\s+wildcards:.*\bbackend=([\w.-]+)", block, re.M)
+            key = f"{rule}:{backend.group(1)}" if backend else rule
+            jobs[key] = jobs.get(key, 0) + 1
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", list(PLANNED))
+def test_a_figure_plans_only_the_jobs_it_draws(target, planned):
+    assert planned[target] == PLANNED[target]
 
 
 def test_failures_name_the_job_that_failed():
