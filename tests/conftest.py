@@ -1,3 +1,5 @@
+import copy
+import functools
 import os
 import subprocess
 import sys
@@ -17,6 +19,20 @@ def run_ngbench(*args: str, cwd: str | Path, timeout: float = 300) -> subprocess
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "ngbench", *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@functools.cache
+def _normalized(name: str, options: tuple) -> tuple:
+    from ngbench.traces import kineto
+
+    return kineto.normalize(FIXTURES / "torch-profiler" / name, **dict(options))
+
+
+def normalized(name: str, **options):
+    """(op table, info) of a Kineto fixture, normalized once per session (HTA's 35 MB trace takes seconds);
+    each caller gets its own copy."""
+    df, info = _normalized(name, tuple(sorted(options.items())))
+    return df.copy(), copy.deepcopy(info)
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
-from conftest import REPO
+from conftest import FIXTURES, REPO, normalized
 
 from ngbench import table as optable
 from ngbench.traces import kineto
@@ -26,7 +27,10 @@ def _write_cuda_run(results, trace, model="hta", latency_ms=None, tamper=None):
     trace_dir = results / "traces" / "gpu" / "torch" / model / "bs1"
     trace_dir.mkdir(parents=True)
     shutil.copy(trace, trace_dir / "trace.0.json.gz")
-    df, info = kineto.normalize(trace_dir / "trace.0.json.gz")
+    df, info = normalized(Path(trace).name) if Path(trace).parent == FIXTURES / "torch-profiler" else (None, None)
+    if df is None:
+        df, info = kineto.normalize(trace_dir / "trace.0.json.gz")
+    info["trace"] = str(trace_dir / "trace.0.json.gz")
     if tamper:
         tamper(df)
     iteration = df.groupby("iteration").iteration_time_us.first().median() / 1e3

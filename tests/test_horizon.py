@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FIXTURES, run_ngbench
+from conftest import FIXTURES, normalized, run_ngbench
 
 from ngbench import table as optable
 from ngbench.analysis import horizon as hz
@@ -230,10 +230,8 @@ def test_study_horizon_on_a_copied_in_gpu_run_uses_its_spec_sheet_and_says_so(tm
     """A GPU platform's run with no limits file (copied in, or another project's trace) is set against its
     GPU's spec sheet; a CPU platform without measured roofs is reported missing, never guessed."""
     from ngbench.figures import horizon as report
-    from ngbench.traces import kineto
 
-    df, info = kineto.normalize(FIXTURES / "torch-profiler" / "hta_trace_diff_control_two_threads.json.gz",
-                                platform="a100", model="hta", batch_size=1)  # fmt: skip
+    df, info = normalized("hta_trace_diff_control_two_threads.json.gz", platform="a100", model="hta", batch_size=1)
     gpu = tmp_path / "gpu.parquet"
     run = {"status": "ok", "platform": "a100", "backend": "torch", "model": "hta", "batch_size": 1}
     optable.write(df, gpu, run={**run, "environment": {"torch": {"gpu": "NVIDIA A100-PG509-200"}}})

@@ -16,6 +16,7 @@ import json
 
 import alexnet_oracle
 import pytest
+from conftest import normalized
 
 from ngbench.traces import kineto
 
@@ -149,7 +150,7 @@ def _device_union_per_step(path):
 def test_two_thread_traces_keep_every_threads_device_work(fixtures_dir, name):
     path = fixtures_dir / "torch-profiler" / name
     expected = _device_union_per_step(path)
-    df, info = kineto.normalize(path)
+    df, info = normalized(name)
     assert info["threads_launching_device_work"] == 2
     assert sorted(df.iteration.unique()) == sorted(expected)
     for it, (busy, window) in expected.items():
@@ -169,7 +170,7 @@ def test_hta_two_thread_trace_rows_come_from_both_threads(fixtures_dir):
     events = json.load(gzip.open(path))["traceEvents"]
     # backward ops run on autograd's thread: their evaluate_function wrappers are top-level ops there
     backward = {e["name"] for e in events if e.get("cat") == "cpu_op" and e["name"].startswith("autograd::engine")}
-    df, info = kineto.normalize(path)
+    df, info = normalized(path.name)
     assert backward & set(df.op)
     assert info["device_time_without_launching_op_us"] == 0.0
     # a composite op the taxonomy does not know is grouped by the kernels it launched, not left in Other
