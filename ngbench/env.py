@@ -27,6 +27,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 def git_state(repo: str | Path = PACKAGE_DIR) -> dict[str, Any]:
     """The commit (and whether tracked files differ from it) of the checkout ``repo`` lies in: by default the
     code that runs, wherever the study's working directory is; ``None`` for an installed package."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
 

@@ -70,6 +70,13 @@ def module_scopes(model) -> Iterator[None]:
             open_ranges.pop().__exit__(None, None, None)
 
 
+def profiler_activities(device: str) -> list:
+    """What the PyTorch profiler records on ``device``: host ops always, CUDA kernels and copies on a GPU."""
+    from torch.profiler import ProfilerActivity
+
+    return [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if str(device).startswith("cuda") else [])
+
+
 def _device(name: str):
     import torch
 
@@ -131,7 +138,7 @@ def run(
     ``inference_mode`` and makes the first call itself, so compile time is its own and never a latency or
     warm-up sample."""
     import torch
-    from torch.profiler import ProfilerActivity, profile, schedule
+    from torch.profiler import profile, schedule
 
     model, inputs, sync = prepare(model, inputs, device=device, dtype=dtype, threads=threads, move_model=move_model)
     dev = _device(device)
@@ -154,7 +161,7 @@ def run(
         with measured_phase(load, "unprofiled"):
             latency = time_iterations(step, sync, iterations)
 
-        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        activities = profiler_activities(device)
         profiled: list[float] = []
 
         exported: list[str] = []

@@ -187,10 +187,12 @@ def peak_flops(device: str, timer: _Timer, dtypes: list[str], max_n: int) -> dic
 def _profiled_op_us(device: str, fn: Callable[[], Any], name: str, calls: int = 200) -> float | None:
     """Median time the PyTorch profiler gives op ``name`` (host time on CPU, device time on CUDA)."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import profile
+
+    from ngbench.backends.torch_eager import profiler_activities
 
     cuda = device.startswith("cuda")
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    activities = profiler_activities(device)
     for _ in range(10):
         fn()
     with profile(activities=activities) as prof:
@@ -236,7 +238,9 @@ def _ort_floor(providers: list[str]) -> float | None:
 def _inductor_floor(device: str) -> float | None:
     """A compiled one-element add's kernel range (``cpp.enable_kernel_profile``) or Triton kernel time."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import profile
+
+    from ngbench.backends.torch_eager import profiler_activities
 
     cuda = device.startswith("cuda")
     with torch._inductor.config.patch({"cpp.enable_kernel_profile": True}):
@@ -244,7 +248,7 @@ def _inductor_floor(device: str) -> float | None:
         x = torch.ones(1, device=device)
         for _ in range(5):
             fn(x)
-        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        activities = profiler_activities(device)
         with profile(activities=activities) as prof:
             for _ in range(200):
                 fn(x)
