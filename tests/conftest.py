@@ -92,7 +92,15 @@ WORKFLOW_CONFIG = {
     "backends": {
         "torch": {"warmup": 1, "iterations": 3, "profile_iterations": 2, "threads": 1},
         "ort": {"models": ["tiny-gpt2", "broken"], "warmup": 1, "iterations": 3, "profile_iterations": 2},
-        "inductor": {"models": ["tiny-gpt2"], "warmup": 1, "iterations": 3, "profile_iterations": 2, "threads": 1},
+        # one compile (~30 s on 2 cores) is enough to test Inductor's path
+        "inductor": {
+            "models": ["tiny-gpt2"],
+            "batch_sizes": [1],
+            "warmup": 1,
+            "iterations": 3,
+            "profile_iterations": 2,
+            "threads": 1,
+        },
     },
     "figures": {"fig7": {"models": ["tiny-gpt2", "broken"]}, "fig8": {"models": ["tiny-gpt2"]}},
     # energy, kept short where a counter is readable (no sleeping seconds per model); n/a elsewhere

@@ -101,9 +101,12 @@ def test_every_result_records_where_it_came_from(study):
     assert meta["inputs"]["sample_ids"] and meta["inputs"]["sha256"]
     env = meta["environment"]
     assert env["versions"]["torch"] and env["cpu"] and env["torch"]["torch_threads"] == 1 and env["config_hash"]
-    # the commit of the code that ran (this checkout), not of the study's working directory
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    assert env["git"]["commit"] == head and isinstance(env["git"]["dirty"], bool)
+    # the commit of the code that ran (this checkout, HEAD or an ancestor of it if a commit landed since),
+    # not of the study's working directory (no repository: None)
+    recorded = env["git"]["commit"]
+    assert re.fullmatch(r"[0-9a-f]{40}", recorded or "") and isinstance(env["git"]["dirty"], bool), env["git"]
+    ancestor = subprocess.run(["git", "merge-base", "--is-ancestor", recorded, "HEAD"], cwd=REPO)
+    assert ancestor.returncode == 0, f"{recorded} is not this checkout's HEAD or an ancestor of it"
     assert meta["run"]["profiler_overhead_ratio"] > 0 and meta["attn_implementation"] == "eager"
     lat = json.loads((study / "results/latency/cpu/torch/tiny-gpt2/bs1.json").read_text())
     assert len(lat["samples_ms"]) == 3
