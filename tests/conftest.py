@@ -1,6 +1,7 @@
 import copy
 import functools
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+HYPOTHESIS_SEED = pytest.StashKey[object]()
 # real profiler outputs published by other projects (attribution in tests/fixtures/README.md)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -61,6 +63,29 @@ def tiny_gpt2(seq_len: int, batch_sizes: list[int], width: int) -> dict:
             "activation_function": "gelu_new",
         },
     }
+
+
+def pytest_configure(config):
+    """One random seed per run for the property tests (tests/test_robustness.py), so every run tries new
+    damaged files; it is printed in the header and, after failures, in the summary."""
+    from hypothesis import core
+
+    seed = config.getoption("hypothesis_seed", None)
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**32)
+        core.global_force_seed = seed
+    config.stash[HYPOTHESIS_SEED] = seed
+
+
+def pytest_report_header(config):
+    seed = config.stash[HYPOTHESIS_SEED]
+    return f"hypothesis seed {seed} (the same damaged examples again: pytest --hypothesis-seed={seed})"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if exitstatus != 0:
+        seed = config.stash[HYPOTHESIS_SEED]
+        terminalreporter.write_line(f"hypothesis seed of this run: {seed} (pytest --hypothesis-seed={seed} reruns it)")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -227,18 +227,32 @@ def _two_thread_excerpt():
     return {**trace, "traceEvents": meta + timed[:4000]}  # the earliest 4000: host ops and their kernels
 
 
-KINETO_SOURCES = {
-    "a100_alexnet": _load_gz("a100_alexnet.json.gz"),
-    "a100_triton": _load_gz("a100_inductor_triton.json.gz"),
-    "mi250_two_threads": _load_gz("mi250_rocm_train_two_threads.json.gz"),
-    "a100_two_threads_excerpt": _two_thread_excerpt(),
-}
+class _Sources(dict):
+    """The Kineto sources, read on first use (not when pytest collects this module)."""
+
+    LOADERS = {
+        "a100_alexnet": lambda: _load_gz("a100_alexnet.json.gz"),
+        "a100_triton": lambda: _load_gz("a100_inductor_triton.json.gz"),
+        "mi250_two_threads": lambda: _load_gz("mi250_rocm_train_two_threads.json.gz"),
+        "a100_two_threads_excerpt": _two_thread_excerpt,
+    }
+
+    def __missing__(self, name):
+        self[name] = self.LOADERS[name]()
+        return self[name]
+
+    def names(self):
+        return sorted(self.LOADERS)
 
 
+KINETO_SOURCES = _Sources()
+
+
+@pytest.mark.slow  # a few hundred damaged files: in the full run; the oracle's own check below is quick
 @settings(max_examples=240, **SETTINGS)
 @given(data=st.data())
 def test_kineto_on_damaged_real_traces(data):
-    name = data.draw(st.sampled_from(sorted(KINETO_SOURCES)), label="source")
+    name = data.draw(st.sampled_from(KINETO_SOURCES.names()), label="source")
     suffix = data.draw(st.sampled_from([".json", ".json.gz"]), label="suffix")
     with tempfile.TemporaryDirectory() as d:
         path = _damaged_file(data, KINETO_SOURCES[name], Path(d), f"{name}{suffix}")
@@ -249,6 +263,7 @@ TRT_PROFILE = json.loads((FIXTURES / "tensorrt" / "mobilenet_qat.profile.json").
 TRT_LAYERS = json.loads((FIXTURES / "tensorrt" / "mobilenet_qat.graph.json").read_text())
 
 
+@pytest.mark.slow
 @settings(max_examples=120, **SETTINGS)
 @given(data=st.data())
 def test_tensorrt_on_damaged_real_profiles(data):
@@ -308,6 +323,7 @@ def ort_profiles(tmp_path_factory):
     return {"cpu": cpu, "cuda": cuda}
 
 
+@pytest.mark.slow
 @settings(max_examples=120, **SETTINGS)
 @given(data=st.data())
 def test_onnxruntime_on_damaged_profiles(ort_profiles, data):
@@ -343,7 +359,8 @@ def _plausible_damages(obj):
 def test_the_oracle_is_not_vacuous(ort_profiles, tmp_path):
     """Every source, undamaged and plausibly damaged, gives a table the oracle compared (not rejected), and
     a damaged file's numbers differ from the undamaged one's: the comparison can fail."""
-    for name, obj in KINETO_SOURCES.items():
+    for name in KINETO_SOURCES.names():
+        obj = KINETO_SOURCES[name]
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(obj))
         assert _kineto_agrees(path) == "compared", name
