@@ -11,6 +11,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 HYPOTHESIS_SEED = pytest.StashKey[object]()
+UNTRACKED_AT_START = pytest.StashKey[set]()
+WROTE_INTO_REPO = pytest.StashKey[list]()
 # real profiler outputs published by other projects (attribution in tests/fixtures/README.md)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -77,13 +79,36 @@ def pytest_configure(config):
     config.stash[HYPOTHESIS_SEED] = seed
 
 
+def _untracked() -> set[str]:
+    res = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, text=True
+    )
+    return set(res.stdout.splitlines()) if res.returncode == 0 else set()
+
+
+def pytest_sessionstart(session):
+    session.config.stash[UNTRACKED_AT_START] = _untracked()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No test writes into the checkout (a relative ``--out``, a CLI run in the repository): new untracked
+    files fail the run, named."""
+    new = sorted(_untracked() - session.config.stash.get(UNTRACKED_AT_START, set()))
+    if new:
+        session.config.stash[WROTE_INTO_REPO] = new
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_report_header(config):
     seed = config.stash[HYPOTHESIS_SEED]
     return f"hypothesis seed {seed} (the same damaged examples again: pytest --hypothesis-seed={seed})"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if exitstatus != 0:
+    new = config.stash.get(WROTE_INTO_REPO, [])
+    if new:
+        terminalreporter.write_line(f"FAILED: tests wrote into the repository: {', '.join(new[:10])}", red=True)
+    if exitstatus != 0 or new:
         seed = config.stash[HYPOTHESIS_SEED]
         terminalreporter.write_line(f"hypothesis seed of this run: {seed} (pytest --hypothesis-seed={seed} reruns it)")
 
