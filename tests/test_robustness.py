@@ -14,7 +14,7 @@ predicts (each iteration's time, the time its ops cover, the rows' names where t
 rejects the file in one line (it checks field types the reference does not model). Every returned table
 also closes (``table.check`` with the schema's types) with finite times; never another exception.
 
-Examples are new in every run (no database): a failure prints the seed to rerun it with
+Examples are new in every run (no database; no deadline): a failure prints the seed to rerun it with
 ``pytest --hypothesis-seed=N``. ``test_the_oracle_is_not_vacuous`` guards against the oracle passing because
 every file was rejected.
 """
@@ -40,7 +40,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SETTINGS = {
     "database": None,
     "print_blob": True,
-    "deadline": 5000,
+    "deadline": None,  # timings on a shared 2-core machine vary; the first example also reads its source
     # the module-scoped ORT profiles are read-only: sharing them across examples is safe
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 }
