@@ -1,4 +1,4 @@
-"""Command line: ``python -m ngbench normalize | shares | horizon | limits | archive | models | vocab``."""
+"""Command line: ``ngbench normalize | shares | compare | horizon | limits | archive | models | vocab``."""
 
 from __future__ import annotations
 
@@ -241,6 +241,19 @@ def _archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from ngbench.analysis import compare as cmp
+    from ngbench.figures import compare_runs
+
+    runs = compare_runs.runs_from_specs(args.runs, args.results)
+    result = cmp.compare(runs, alpha=args.alpha, resamples=args.resamples, detect_fraction=args.detect, seed=args.seed)
+    print(compare_runs.terminal_table(result, args.top))
+    written = compare_runs.write_tables(result, args.out)
+    compare_runs.draw(result, Path(args.out).with_suffix(".png"), top=args.figure_top)
+    print("\nwrote " + ", ".join(str(p) for p in [*written, Path(args.out).with_suffix(".png")]))
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -350,6 +363,26 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--iteration-marker", help="traces: regex naming the iteration ranges without ProfilerStep#N")
     h.add_argument("--platform", default="unknown", help="traces: platform label")
     h.set_defaults(func=_horizon)
+
+    c = sub.add_parser(
+        "compare", parents=[common], help="compare runs of one model module by module, with bootstrap intervals"
+    )
+    c.add_argument(
+        "runs",
+        nargs="+",
+        help="op tables, shares files, trace directories or platform/backend/model/bsN; first: baseline",
+    )
+    c.add_argument("--results", default="results", help="where platform/backend/model/bsN runs are (default: results)")
+    c.add_argument(
+        "--out", default="compare", help="output prefix: <out>.csv, <out>_waterfall.csv, <out>.md, <out>.png"
+    )
+    c.add_argument("--top", type=_count, default=15, help="module rows to print (largest absolute change first)")
+    c.add_argument("--figure-top", type=_count, default=10, help="modules in the figure")
+    c.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate, Bonferroni-corrected (0.05)")
+    c.add_argument("--resamples", type=_count, default=2000, help="bootstrap resamples (2000)")
+    c.add_argument("--detect", type=float, default=0.10, help="change size for the iterations-needed column (0.10)")
+    c.add_argument("--seed", type=int, default=0, help="bootstrap seed (the same seed gives the same intervals)")
+    c.set_defaults(func=_compare)
 
     lm = sub.add_parser("limits", parents=[common], help="measure this machine's roofs (bandwidth, peak, floors)")
     lm.add_argument("--out", required=True, help="the limits file to write (.json)")
