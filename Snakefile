@@ -12,6 +12,7 @@
 #   results/shares.parquet, results/unknown_ops.csv            every run's shares; ops the taxonomy does not know
 #   results/failures.csv                                       runs that failed or were skipped: job, reason, log
 #   results/platform/{platform}.json                           the platform's measured roofs (horizon)
+#   figures/compare/{name}.csv|.md|.png                        named comparisons of runs (config: comparisons)
 #   figures/                                                   the paper's figures and tables
 
 
@@ -31,6 +32,7 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/energy.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/horizon.smk"
+include: "workflow/rules/compare.smk"
 
 
 warn_missing_results()
@@ -46,6 +48,7 @@ rule all:
     default_target: True
     input:
         PRODUCTS.values(),
+        expand("figures/compare/{name}.png", name=COMPARISONS),
         normalized_results("scorecard"),
         "results/unknown_ops.csv",
         "results/failures.csv",

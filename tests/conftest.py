@@ -153,6 +153,7 @@ WORKFLOW_CONFIG = {
         },
     },
     "figures": {"fig7": {"models": ["tiny-gpt2", "broken"]}, "fig8": {"models": ["tiny-gpt2"]}},
+    "comparisons": {"tiny-eager-vs-inductor": {"runs": ["cpu/torch/tiny-gpt2/bs1", "cpu/inductor/tiny-gpt2/bs1"]}},
     # energy, kept short where a counter is readable (no sleeping seconds per model); n/a elsewhere
     "energy": {"warmup": 1, "inferences": 2, "repeats": 2, "idle_s": 0.1, "min_block_s": 0.0, "resolution_s": 0.0},
     # the horizon's roofs, kept short: L1 to a few MiB, small GEMMs

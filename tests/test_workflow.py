@@ -68,6 +68,9 @@ def test_outputs_exist_and_close(study):
         "figures/horizon.csv",
         "figures/horizon_runs.csv",
         "figures/horizon_fusion.csv",
+        "figures/compare/tiny-eager-vs-inductor.csv",
+        "figures/compare/tiny-eager-vs-inductor.md",
+        "figures/compare/tiny-eager-vs-inductor.png",
     ]:
         assert (study / f).is_file(), f
     for ops in (study / "results" / "ops").rglob("*.parquet"):
@@ -81,6 +84,19 @@ def test_outputs_exist_and_close(study):
         assert df.iteration.nunique() == 2 and {"GEMM", "Activation", "Idle"} <= set(df.group)
     fused = optable.read(study / "results/ops/cpu/ort-opt/tiny-gpt2/bs1.parquet")
     assert fused.fused_ops.map(len).max() > 1  # ORT_ENABLE_ALL fused nodes carry what they replaced
+
+
+def test_the_named_comparison_pairs_inductor_kernels_with_eager_modules(study):
+    table = pd.read_csv(study / "figures/compare/tiny-eager-vs-inductor.csv")
+    modules = table[(table.level == "module") & (table.run == "inductor")]
+    assert set(table.baseline) == {"torch"} and len(modules)
+    # every eager op row's time is in some unit: the baseline's units add up to its op time per iteration
+    eager = optable.read(study / "results/ops/cpu/torch/tiny-gpt2/bs1.parquet")
+    ops = eager[eager.group != "Idle"]
+    per_iteration = ops.time_us.sum() / ops.iteration.nunique()
+    assert modules.baseline_us.sum() == pytest.approx(per_iteration, rel=1e-9)
+    assert set(modules.verdict) <= {"faster", "slower", "no clear change"}
+    assert "Bonferroni" in (study / "figures/compare/tiny-eager-vs-inductor.md").read_text()
 
 
 def test_fig7_compares_torch_and_ort_and_marks_failures(study):
@@ -148,6 +164,7 @@ def test_changing_a_torch_setting_reruns_only_torch_jobs(study):
         "make_horizon": 1,  # the horizon draws every run of every backend
         "plot_fig10": 1,
         "plot_fig11": 1,
+        "compare_runs": 1,  # the named comparison of tiny-gpt2 bs1 under eager and Inductor
         "all": 1,
     }  # not fig9 or table1: their models (figures.fig9.models, Table I's runs) are not in this config
 

@@ -112,6 +112,12 @@ PRODUCTS = {
 }
 
 
+def comparison_ops_path(spec):
+    """``platform/backend/model/bsN`` (the schema's pattern) -> that run's op table."""
+    platform, backend, model, bs = spec.split("/")
+    return plan.ops_path(plan.Run(platform, backend, model, int(bs.removeprefix("bs"))))
+
+
 def normalized_results(product):
     """The op tables and shares of the runs a product draws (the scorecard: every run). A named target lists
     them so that a missing one is rebuilt: Snakemake rebuilds a missing input of an output-less target rule,
