@@ -141,7 +141,13 @@ WORKFLOW_CONFIG = {
     },
     "backends": {
         "torch": {"warmup": 1, "iterations": 3, "profile_iterations": 2, "threads": 1},
-        "ort": {"models": ["tiny-gpt2", "broken"], "warmup": 1, "iterations": 3, "profile_iterations": 2},
+        "ort": {
+            "models": ["tiny-gpt2", "broken"],
+            "batch_sizes": [1],
+            "warmup": 1,
+            "iterations": 3,
+            "profile_iterations": 2,
+        },
         # one compile (~30 s on 2 cores) is enough to test Inductor's path
         "inductor": {
             "models": ["tiny-gpt2"],
