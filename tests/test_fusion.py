@@ -296,3 +296,53 @@ def test_graphs_with_same_kernel_names_stay_apart(tmp_path):
     for name in shared:  # each graph's copy of the kernel names its own block
         mine = {m.split(".")[0] for (op, _), m in modules.items() if op == name}
         assert mine == {"first", "second"}, (name, modules)
+
+
+def _extern_graph(tmp_path):
+    """A compiled graph (compile id 0/0) whose code calls extern addmm twice: handle 2 runs post-grad node
+    addmm (pre-grad fc1 in blk.fc1, a Linear), handle 5 runs addmm_1 (fc2 in blk.fc2)."""
+    from ngbench import names
+
+    graph = tmp_path / "inductor" / "compile_0"
+    graph.mkdir(parents=True)
+    (graph / names.INDUCTOR_GRAPH_FILE).write_text(json.dumps({"compile_id": "0/0", "graph_id": 0}))
+    (graph / names.INDUCTOR_PROVENANCE_FILE).write_text(json.dumps({
+        "cppCodeToPost": {"extern_kernels.addmm:5": ["addmm_1"], "cpp_fused_relu_3": ["relu"],
+                          "extern_kernels.addmm:2": ["addmm"]},
+        "postToPre": {"addmm": ["fc1"], "addmm_1": ["fc2"], "relu": ["act"]},
+    }))  # fmt: skip
+    (graph / names.INDUCTOR_PRE_GRAD_FILE).write_text(json.dumps({
+        "fc1": {"target": "linear", "module_paths": ["blk.fc1", "blk"], "module_types": ["Linear", "Block"]},
+        "fc2": {"target": "linear", "module_paths": ["blk.fc2", "blk"], "module_types": ["Linear", "Block"]},
+        "act": {"target": "relu", "module_paths": ["blk.act", "blk"], "module_types": ["ReLU", "Block"]},
+    }))  # fmt: skip
+    return tmp_path / "inductor"
+
+
+def _extern_rows(per_iteration):
+    rows = []
+    for it in (1, 2):
+        for seq, op in enumerate(per_iteration):
+            rows.append({"iteration": it, "seq": seq, "op": op, "node": "0/0", "module": "", "module_type": ""})
+    return pd.DataFrame(rows)
+
+
+def test_extern_calls_get_the_module_of_the_nodes_they_run(tmp_path):
+    from ngbench.traces import inductor
+
+    graphs = inductor.load_artifacts(_extern_graph(tmp_path))
+    df = _extern_rows(["aten::addmm", "cpp_fused_relu_3", "aten::addmm"])
+    # in each iteration the first addmm is handle 2 (fc1), the second handle 5 (fc2): code order, not file order
+    assert inductor._attribute_externs(df, graphs) == {"rows_with_module": 4, "rows_without": 0}
+    addmm = df[df.op == "aten::addmm"]
+    assert addmm.module.tolist() == ["blk.fc1", "blk.fc2", "blk.fc1", "blk.fc2"]
+    assert set(addmm.module_type) == {"Linear"} and df.loc[df.op != "aten::addmm", "module"].eq("").all()
+
+
+def test_extern_calls_that_do_not_match_the_code_stay_unattributed(tmp_path):
+    from ngbench.traces import inductor
+
+    graphs = inductor.load_artifacts(_extern_graph(tmp_path))
+    df = _extern_rows(["aten::addmm", "aten::addmm", "aten::addmm"])  # three calls where the code makes two
+    assert inductor._attribute_externs(df, graphs) == {"rows_with_module": 0, "rows_without": 6}
+    assert df.module.eq("").all()

@@ -38,6 +38,7 @@ from ngbench.errors import InputError
 from ngbench.scopes import common_chain
 
 log = logging.getLogger(__name__)
+_EXTERN = re.compile(r"^extern_kernels\.(?P<op>\w+):(?P<handle>\d+)$")  # Inductor's provenance handle
 _KERNEL = re.compile(r"^(?:graph_(?P<graph>\d+)_)?(?P<name>(?:cpp|triton)_\w+)$")
 _KERNEL_DEF = re.compile(r"^(?P<name>(?:cpp|triton)_\w+) = async_compile\.\w+\(", re.M)
 # a generated kernel that multiplies matrices itself: CPP GEMM templates, Triton dot products
@@ -74,6 +75,9 @@ class GraphArtifacts:
     returned: set[str] = field(default_factory=set)  # post-grad nodes the graph returns
     args: dict[str, list[str]] = field(default_factory=dict)  # post-grad node -> nodes/graph inputs it reads
     tensors: dict[str, wk.TensorSpec] = field(default_factory=dict)  # node or graph input -> its value
+    # extern calls (extern_kernels.addmm, .bmm, .convolution) in the order the graph's code makes them:
+    # (aten op they run, their post-grad nodes); Inductor numbers them with its provenance debug handles
+    externs: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def base(self, name: str) -> str:
         """The buffer behind a value: through view ops that no kernel computes (Inductor reads the base)."""
@@ -166,8 +170,13 @@ def load_artifacts(artifact_dir: str | Path) -> dict[str, GraphArtifacts]:
         prov_path = graph_dir / names.INDUCTOR_PROVENANCE_FILE
         if prov_path.is_file():
             prov = _json(prov_path)
+            externs = []
             for kernel, nodes in (prov.get("cppCodeToPost") or {}).items():
                 art.kernels[kernel.split(":")[0]] = list(nodes)
+                m = _EXTERN.match(kernel)
+                if m:
+                    externs.append((int(m.group("handle")), f"aten::{m.group('op')}", list(nodes)))
+            art.externs = [(op, nodes) for _, op, nodes in sorted(externs)]
             art.post_to_pre.update(prov.get("postToPre") or {})
         post = graph_dir / names.INDUCTOR_POST_GRAD_FILE
         if post.is_file():
@@ -332,6 +341,7 @@ def attribute(df: pd.DataFrame, artifact_dir: str | Path, taxonomy: tax.Taxonomy
         df.loc[rows, "work_source"] = w.source
     for column in ("bytes", "flops"):
         df[column] = pd.to_numeric(df[column], errors="coerce")
+    externs = _attribute_externs(df, graphs)
     total = float(df.loc[kernel_rows, "time_us"].sum())
     by_provenance = float(df.loc[kernel_rows & attributed, "time_us"].sum())
     original: dict[str, int] = {}
@@ -347,4 +357,51 @@ def attribute(df: pd.DataFrame, artifact_dir: str | Path, taxonomy: tax.Taxonomy
         "kernel_time_us_by_provenance": by_provenance,
         "kernel_time_us_by_name": total - by_provenance,
         "kernels_without_provenance": sorted(op for (op, _), v in decided.items() if v is None)[:50],
+        "extern_calls": externs,
     }
+
+
+def _extern_module(art: GraphArtifacts, nodes: list[str]) -> tuple[str, str]:
+    chains = []
+    for node in nodes:
+        pre = art.pre.get((art.post_to_pre.get(node) or [""])[0], {})
+        chains.append((pre.get("module_paths", []), pre.get("module_types", [])))
+    module, module_type, _, _ = common_chain(chains)
+    return module, module_type
+
+
+def _attribute_externs(df: pd.DataFrame, graphs: dict[str, GraphArtifacts]) -> dict[str, int]:
+    """Give the extern calls' rows (``aten::addmm`` under a compiled region) the module of the post-grad
+    nodes they run: in each iteration, the k-th call of an op inside the region of compile id ``c`` is the
+    k-th extern call of that op in graph ``c``'s code (Inductor runs its calls in code order). A graph
+    whose rows do not match its calls one to one in some iteration keeps them unattributed (counted)."""
+    matched = unmatched = 0
+    for art in graphs.values():
+        if not art.externs or not art.compile_id:
+            continue
+        ops = {op for op, _ in art.externs}
+        mine = df[(df["node"] == art.compile_id) & df["op"].isin(ops)]
+        plan: dict[int, tuple[str, str]] = {}
+        ok = True
+        for _, rows in mine.sort_values(["iteration", "seq"]).groupby("iteration", sort=False):
+            for op in ops:
+                calls = [nodes for o, nodes in art.externs if o == op]
+                idx = list(rows.index[rows["op"] == op])
+                if len(idx) % len(calls):  # the graph ran a whole number of times, or this is not its rows
+                    ok = False
+                    break
+                for i, row in enumerate(idx):
+                    plan[row] = _extern_module(art, calls[i % len(calls)])
+            if not ok:
+                break
+        if not ok:
+            unmatched += len(mine)
+            continue
+        for row, (module, module_type) in plan.items():
+            if module:
+                df.at[row, "module"] = module
+                df.at[row, "module_type"] = module_type
+                matched += 1
+            else:
+                unmatched += 1
+    return {"rows_with_module": matched, "rows_without": unmatched}
