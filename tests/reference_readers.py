@@ -61,8 +61,10 @@ def _union(intervals: list[tuple[float, float]]) -> float:
 
 
 def _event_time(e: dict) -> tuple[float, float]:
-    """(ts, dur) of an X event (0 where absent, as the trace format's readers default), or Invalid."""
-    ts, dur = e.get("ts", 0.0), e.get("dur", 0.0)
+    """(ts, dur) of a complete (timed) event, or Invalid: both are required."""
+    if "ts" not in e or "dur" not in e:
+        raise Invalid("a complete event without ts or dur")
+    ts, dur = e["ts"], e["dur"]
     if not (_number(ts) and _number(dur)):
         raise Invalid(f"non-numeric time {ts!r}/{dur!r}")
     ts, dur = float(ts), float(dur)

@@ -422,3 +422,35 @@ def test_a_truncated_minified_trace_is_one_line(tmp_path):
         kineto.normalize(bad)
     assert "minified.json" in str(err.value) and "\n" not in str(err.value)
     assert_one_line_error(ngbench("normalize", "--trace", str(bad), "--out", str(tmp_path / "o.parquet")))
+
+
+def test_a_damaged_key_is_an_error_not_a_default(tmp_path):
+    """msgspec skips keys it does not know without checking their bytes: a "dur" key damaged into invalid
+    UTF-8 read as absent, and the node's time defaulted to 0. Now the bytes are checked, and a complete event
+    without its times is an error in every reader."""
+    events = [
+        {"cat": "Session", "name": "model_run", "ph": "X", "ts": 0, "dur": 100, "args": {}},
+        {"cat": "Node", "name": "mm_kernel_time", "ph": "X", "ts": 10, "dur": 50, "args": {"op_name": "MatMul"}},
+    ]
+    raw = json.dumps(events).encode().replace(b'"dur": 50', b'"d\x80r": 50')
+    damaged = tmp_path / "ort.json"
+    damaged.write_bytes(raw)
+    with pytest.raises(InputError, match="ort.json: not valid JSON: .*utf-8"):
+        ort.normalize(damaged)
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps([events[0], {k: v for k, v in events[1].items() if k != "dur"}]))
+    with pytest.raises(InputError, match=r"missing.json: event 1 \('mm_kernel_time', cat 'Node'\) has ts=10.0, dur=nan"):
+        ort.normalize(missing)
+    # PyTorch's own layout (the msgspec fast path) and a minified one (ijson): both refuse the damaged key
+    step, mm = X("ProfilerStep#1", 0, 100, cat="user_annotation"), X("aten::mm", 10, 50)
+    blocks = ",\n".join("  {\n    " + json.dumps(e)[1:-1] + "\n  }" for e in (step, mm))
+    for layout, text in (
+        ("pytorch", '{\n  "schemaVersion": 1,\n  "traceEvents": [\n' + blocks + "\n  ]\n}"),
+        ("minified", json.dumps({"traceEvents": [step, mm]})),
+    ):
+        trace = tmp_path / f"{layout}.json"
+        trace.write_bytes(text.encode().replace(b'"dur": 50', b'"d\xffr": 50'))
+        with pytest.raises(InputError, match=f"(?i){layout}.json: .*utf-?8"):
+            kineto.normalize(trace)
+        trace.write_text(text)
+        assert len(kineto.normalize(trace)[0]) == 2  # undamaged: the op and the Idle row

@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from ngbench import names
-from ngbench.errors import InputError
+from ngbench.errors import InputError, bad_event_time, implausible_time
 from ngbench.traces.kineto import iter_event_batches
 
 DATA_PATH = Path(__file__).resolve().parents[1] / "compat.yaml"
@@ -81,10 +81,14 @@ def _events(path: Path):
     host: dict = defaultdict(list)  # tid -> (ts, -dur, kind, name, correlation)
     kernels: dict[int, float] = defaultdict(float)
     steps = []
+    index = 0
     for batch in batches:
         for e in batch:
+            index += 1
             if e.ph != "X":
                 continue
+            if implausible_time(e.ts, e.dur):  # also a complete event without its times (NaN)
+                raise bad_event_time(path, index - 1, e.name, e.cat, e.ts, e.dur)
             if e.cat in KERNEL_CATS:
                 if e.args is not None and e.args.correlation is not None:
                     kernels[e.args.correlation] += e.dur

@@ -97,8 +97,8 @@ class Event(msgspec.Struct, gc=False):
     ph: str = ""
     cat: str | None = None
     name: str = ""
-    ts: float = 0.0
-    dur: float = 0.0
+    ts: float = math.nan  # absent: NaN, so a complete event (ph X) without its times is rejected, not placed at 0
+    dur: float = math.nan
     pid: int | str | None = None
     tid: int | str | None = None
     args: _Args | None = None
@@ -151,6 +151,14 @@ _READ_ERRORS = (
 )
 
 
+def _decode(segment: bytes) -> list[Event]:
+    """msgspec skips keys it does not know without checking their bytes: a key damaged into invalid UTF-8
+    would read as absent. The whole segment is checked first (a no-op pass for ASCII)."""
+    if not segment.isascii():
+        segment.decode("utf-8")  # raises UnicodeDecodeError (a ValueError): unreadable, one line
+    return _DECODER.decode(segment)
+
+
 def _kineto_batches(f: IO[bytes]) -> Iterator[list[Event]] | None:
     """Fast path for PyTorch's own exporter layout (one event per ``\n  {`` block): decode ~8 MiB of
     events at a time with msgspec, so memory stays bounded. Returns None when the layout differs."""
@@ -167,11 +175,11 @@ def _kineto_batches(f: IO[bytes]) -> Iterator[list[Event]] | None:
                 tail = _KINETO_END.search(buf, pos)
                 if tail is None:
                     raise InputError("the traceEvents array does not end as PyTorch writes it (truncated?)")
-                yield _DECODER.decode(b"[" + buf[pos : tail.start() + 4] + b"]")
+                yield _decode(b"[" + buf[pos : tail.start() + 4] + b"]")
                 return
             cut = buf.rfind(_KINETO_SEP, pos)
             if cut != -1:  # every event up to the last complete one
-                yield _DECODER.decode(b"[" + buf[pos : cut + 4] + b"]")
+                yield _decode(b"[" + buf[pos : cut + 4] + b"]")
                 buf, pos = buf[cut + len(_KINETO_SEP) - 1 :], 0
             buf += more
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import math
 import zlib
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,8 @@ class _Event(msgspec.Struct, gc=False):
     name: str = ""
     cat: str = ""
     ph: str = ""
-    ts: float = 0.0
-    dur: float = 0.0
+    ts: float = math.nan  # absent: NaN, so a timed event without its times is rejected (_check_events)
+    dur: float = math.nan
     args: _Args | None = None
 
 
@@ -67,10 +68,12 @@ def read_events(path: str | Path) -> list[_Event]:
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{path}: cannot read: {type(exc).__name__}: {exc}") from exc
     try:
+        if not raw.isascii():
+            raw.decode("utf-8")  # msgspec does not check the bytes of keys it skips
         events = msgspec.json.decode(raw, type=list[_Event])
     except msgspec.ValidationError as exc:
         raise InputError(f"{path}: not an ONNX Runtime profile (expected a JSON array of trace events): {exc}") from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid JSON: {exc}") from exc
     return events
 
