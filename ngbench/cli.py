@@ -213,6 +213,8 @@ def _limits(args: argparse.Namespace) -> int:
     params = settings.platform_params(config, args.platform, backends)
     if args.max_working_set_mib:
         params["limits"]["max_working_set_mib"] = args.max_working_set_mib
+    if args.max_gemm_n:
+        params["limits"]["max_gemm_n"] = args.max_gemm_n
     record = platform_limits.measure(params, out=args.out)
     if record.get("status") != "ok":
         raise InputError(f"{args.out}: {record.get('reason')}")
@@ -389,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     lm.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     lm.add_argument("--platform", default="local")
     lm.add_argument("--max-working-set-mib", type=_count, help="largest working set (default: 4x the LLC)")
+    lm.add_argument("--max-gemm-n", type=_count, help="largest square GEMM for the peak FLOP/s (default: 4096)")
     lm.set_defaults(func=_limits)
 
     m = sub.add_parser("models", parents=[common], help="list the registered models")

@@ -114,11 +114,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests that share the workflow study run in one pytest-xdist worker (it is built once per worker), and
-    tests marked ``gpu`` need a CUDA GPU: skipped here with that reason (``pytest -m gpu`` on a GPU machine)."""
-    for item in items:
-        if "study" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("study"))
+    """Tests marked ``gpu`` need a CUDA GPU: skipped here with that reason (``pytest -m gpu`` on a GPU machine)."""
     if not any("gpu" in item.keywords for item in items):
         return
     try:

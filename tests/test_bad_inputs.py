@@ -439,7 +439,8 @@ def test_a_damaged_key_is_an_error_not_a_default(tmp_path):
         ort.normalize(damaged)
     missing = tmp_path / "missing.json"
     missing.write_text(json.dumps([events[0], {k: v for k, v in events[1].items() if k != "dur"}]))
-    with pytest.raises(InputError, match=r"missing.json: event 1 \('mm_kernel_time', cat 'Node'\) has ts=10.0, dur=nan"):
+    message = r"missing.json: event 1 \('mm_kernel_time', cat 'Node'\) has ts=10.0, dur=nan"
+    with pytest.raises(InputError, match=message):
         ort.normalize(missing)
     # PyTorch's own layout (the msgspec fast path) and a minified one (ijson): both refuse the damaged key
     step, mm = X("ProfilerStep#1", 0, 100, cat="user_annotation"), X("aten::mm", 10, 50)

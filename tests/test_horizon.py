@@ -215,7 +215,7 @@ def _timed(fn) -> float:
 @pytest.mark.slow
 def test_cli_limits_measures_this_machine_and_horizon_reads_it(tmp_path):
     out = tmp_path / "here.json"
-    res = run_ngbench("limits", "--out", str(out), "--max-working-set-mib", "1", cwd=tmp_path)
+    res = run_ngbench("limits", "--out", str(out), "--max-working-set-mib", "1", "--max-gemm-n", "256", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     record = json.loads(out.read_text())
     assert {r["kernel"] for r in record["memory_bandwidth"]} == {"copy", "scale", "add", "triad", "update"}

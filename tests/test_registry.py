@@ -163,6 +163,7 @@ def test_norm_calibration_gives_random_rcnn_a_trained_graph():
 
     spec = SPECS["fasterrcnn"]
     model, _ = registry.build(spec)
+    model.transform.min_size, model.transform.max_size = (320,), 480  # the full ResNet-50, on a smaller image
     batch, _ = inputs.make_batch(spec, 1, seq_len=None)
     with torch.inference_mode():
         before = model(**batch)[0]["boxes"].shape[0]
