@@ -209,7 +209,9 @@ def _limits(args: argparse.Namespace) -> int:
 
     # the schema's defaults; a model is required there, though the roofs depend on none
     config = settings.with_defaults({"platforms": {args.platform: {"device": args.device}}, "models": {"gpt2": None}})
-    backends = ["torch", "inductor", "ort", "ort-opt"] if args.device == "cpu" else ["torch", "inductor", "ort", "trt"]
+    backends = args.backends or (
+        ["torch", "inductor", "ort", "ort-opt"] if args.device == "cpu" else ["torch", "inductor", "ort", "trt"]
+    )
     params = settings.platform_params(config, args.platform, backends)
     if args.max_working_set_mib:
         params["limits"]["max_working_set_mib"] = args.max_working_set_mib
@@ -392,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     lm.add_argument("--platform", default="local")
     lm.add_argument("--max-working-set-mib", type=_count, help="largest working set (default: 4x the LLC)")
     lm.add_argument("--max-gemm-n", type=_count, help="largest square GEMM for the peak FLOP/s (default: 4096)")
+    lm.add_argument("--backends", nargs="+", choices=sorted(catalog.BACKENDS), help="dispatch floors to measure (all)")
     lm.set_defaults(func=_limits)
 
     m = sub.add_parser("models", parents=[common], help="list the registered models")

@@ -2,8 +2,10 @@ import copy
 import functools
 import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 HYPOTHESIS_SEED = pytest.StashKey[object]()
 UNTRACKED_AT_START = pytest.StashKey[set]()
+STUDY_RUN = pytest.StashKey[tuple]()
 WROTE_INTO_REPO = pytest.StashKey[list]()
 # real profiler outputs published by other projects (attribution in tests/fixtures/README.md)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -91,6 +94,19 @@ def pytest_sessionstart(session):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    """Stop a background study still running (an interrupted session), and fail the run when a test wrote
+    into the checkout."""
+    started = session.config.stash.get(STUDY_RUN, None)
+    if started is not None:
+        work, proc, _ = started
+        if proc.poll() is None:
+            proc.kill()
+        elif exitstatus == 0:
+            shutil.rmtree(work, ignore_errors=True)  # kept after failures, to look at
+    _repository_untouched(session)
+
+
+def _repository_untouched(session):
     """No test writes into the checkout (a relative ``--out``, a CLI run in the repository): new untracked
     files fail the run, named."""
     new = sorted(_untracked() - session.config.stash.get(UNTRACKED_AT_START, set()))
@@ -167,26 +183,56 @@ WORKFLOW_CONFIG = {
 }
 
 
+def snakemake_command(workdir, *args) -> list[str]:
+    snakefile = str(REPO / "Snakefile")
+    return [sys.executable, "-m", "snakemake", "--snakefile", snakefile, "--directory", str(workdir), *args]
+
+
 def snakemake(workdir, *args):
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        *args,
-    ]
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1200)
+    return subprocess.run(snakemake_command(workdir, *args), cwd=workdir, capture_output=True, text=True, timeout=1200)
+
+
+def pytest_collection_finish(session):
+    """Start the shared study as soon as the tests that read it are collected: Snakemake runs it in the
+    background (its 2 cores) while the tests before them run; the ``study`` fixture waits for it. Tests
+    that time this machine ask for ``quiet_machine`` first, which waits too."""
+    if not any("study" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    work = Path(tempfile.mkdtemp(prefix="ngbench-study-"))
+    (work / "config.yaml").write_text(yaml.safe_dump(WORKFLOW_CONFIG))
+    log = open(work / "snakemake.out", "w")  # noqa: SIM115 - the process writes it until the fixture waits
+    proc = subprocess.Popen(snakemake_command(work, "--cores", "2"), cwd=work, stdout=log, stderr=subprocess.STDOUT)
+    session.config.stash[STUDY_RUN] = (work, proc, log)
+
+
+def _wait_for_study(config) -> Path | None:
+    started = config.stash.get(STUDY_RUN, None)
+    if started is None:
+        return None
+    work, proc, log = started
+    try:
+        code = proc.wait(timeout=1800)
+    finally:
+        log.close()
+    assert code == 0, (work / "snakemake.out").read_text()[-6000:]
+    return work
 
 
 @pytest.fixture(scope="session")
-def study(tmp_path_factory):
-    """The small study, run once per session by Snakemake as a user runs it. Tests read it or dry-run it;
-    a test that changes results works on a copy (``copy_of_study`` in test_workflow.py)."""
-    work = tmp_path_factory.mktemp("study")
-    (work / "config.yaml").write_text(yaml.safe_dump(WORKFLOW_CONFIG))
-    res = snakemake(work, "--cores", "2")
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+def study(pytestconfig, tmp_path_factory):
+    """The small study, run once per session by Snakemake as a user runs it (started in the background at
+    collection). Tests read it or dry-run it; a test that changes results works on a copy (``copy_of_study``
+    in test_workflow.py)."""
+    work = _wait_for_study(pytestconfig)
+    if work is None:  # not started at collection (the fixture was requested dynamically): run it now
+        work = tmp_path_factory.mktemp("study")
+        (work / "config.yaml").write_text(yaml.safe_dump(WORKFLOW_CONFIG))
+        res = snakemake(work, "--cores", "2")
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return work
+
+
+@pytest.fixture
+def quiet_machine(pytestconfig):
+    """For tests that time this machine: the background study, if one was started, has finished."""
+    _wait_for_study(pytestconfig)

@@ -149,7 +149,7 @@ def test_cli_horizon_on_a_cpu_trace_asks_for_the_roofs(tmp_path):
 
 
 @pytest.mark.slow
-def test_measured_dram_roof_matches_numpy_and_places_a_streaming_op_and_a_tiny_op(tmp_path):
+def test_measured_dram_roof_matches_numpy_and_places_a_streaming_op_and_a_tiny_op(tmp_path, quiet_machine):
     """The DRAM bandwidth the limits job measures (STREAM add), against numpy's own add of the same size on
     one thread (numpy's copy is libc memcpy, whose non-temporal stores skip the write-allocate reads every
     regular store pays: no match for a torch op, so add, which both write with regular stores);
@@ -213,14 +213,16 @@ def _timed(fn) -> float:
 
 
 @pytest.mark.slow
-def test_cli_limits_measures_this_machine_and_horizon_reads_it(tmp_path):
+def test_cli_limits_measures_this_machine_and_horizon_reads_it(tmp_path, quiet_machine):
     out = tmp_path / "here.json"
-    res = run_ngbench("limits", "--out", str(out), "--max-working-set-mib", "1", "--max-gemm-n", "256", cwd=tmp_path)
+    small = ["--max-working-set-mib", "1", "--max-gemm-n", "256", "--backends", "torch", "ort"]
+    res = run_ngbench("limits", "--out", str(out), *small, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     record = json.loads(out.read_text())
     assert {r["kernel"] for r in record["memory_bandwidth"]} == {"copy", "scale", "add", "triad", "update"}
     assert record["peak_flops"]["float32"]["flops_per_s"] > 0 and record["dispatch_floor_us"]["torch"]["us"] > 0
     assert max(r["working_set_bytes"] for r in record["memory_bandwidth"]) <= 1 << 20
+    assert set(record["dispatch_floor_us"]) == {"torch", "ort"}  # --backends: only these floors
     trace = FIXTURES / "inductor" / "detr_masked_softmax" / "trace.0.json.gz"
     res = run_ngbench("horizon", str(trace), "--limits", str(out), "--figure", str(tmp_path / "h.png"), cwd=tmp_path)
     assert res.returncode == 0 and "measured (here.json)" in res.stdout, res.stderr[-2000:]

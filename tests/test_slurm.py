@@ -166,6 +166,7 @@ def test_the_study_runs_through_sbatch_like_it_runs_here(cluster, study, tmp_pat
         "--slurm-no-account",
         "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "2",
+        "--seconds-between-status-checks", "2",  # a one-node test cluster: no need to spare the controller
         "--slurm-keep-successful-logs",
         *SMALL_NODE,
         env=cluster,

@@ -53,7 +53,7 @@ def test_a_disturbed_run_is_measured_again_then_marked():
     assert verdict["status"] == "disturbed" and verdict["attempts"] == 2 and verdict["reasons"]
 
 
-def test_other_processes_cpu_is_measured():
+def test_other_processes_cpu_is_measured(quiet_machine):
     """The phase's "other processes" figure rises by what a spinner we start really used (its own CPU time,
     read from the OS), over a baseline phase without it: not just any load on a busy machine."""
     import psutil

@@ -304,7 +304,7 @@ def test_an_archive_from_this_checkout_joins_another_and_reruns_nothing(study, t
     archive.export("cpu", tmp_path / "cpu.tar.gz", results=study / "results")
     other = tmp_path / "laptop"
     other.mkdir()
-    config = eager_only(platforms={"laptop": {"device": "cpu"}}, models={"tiny-gpt2": None})
+    config = eager_only(platforms={"laptop": {"device": "cpu"}}, models={"tiny-gpt2": {"batch_sizes": [1]}})
     (other / "config.yaml").write_text(yaml.safe_dump(config))
     archive.import_(tmp_path / "cpu.tar.gz", results=other / "results")
     dry = snakemake(other, "-n", "--cores", "2", "figures/fig6.png")
@@ -366,7 +366,7 @@ def copy_of_study(study, tmp_path):
 def test_a_profile_killed_midway_asks_for_rerun_incomplete_and_redoes_it(copy_of_study):
     work = copy_of_study
     cfg = yaml.safe_load((work / "config.yaml").read_text())
-    cfg["backends"]["torch"]["profile_iterations"] = 30  # a long enough profiling phase to land in
+    cfg["backends"]["torch"]["profile_iterations"] = 8  # a profiling phase long enough to land in (after trace 2)
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     run_dir = work / "results/traces/cpu/torch/tiny-gpt2/bs1"
     target = "results/ops/cpu/torch/tiny-gpt2/bs1.parquet"
@@ -381,7 +381,7 @@ def test_a_profile_killed_midway_asks_for_rerun_incomplete_and_redoes_it(copy_of
     assert redo.returncode == 0, redo.stderr[-3000:]
     df = optable.read(work / target)
     optable.check(df)
-    assert df.iteration.nunique() == 30
+    assert df.iteration.nunique() == 8
 
 
 def test_a_missing_op_table_is_rebuilt_by_the_study_and_its_named_targets(copy_of_study):
