@@ -130,7 +130,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``gpu`` need a CUDA GPU: skipped here with that reason (``pytest -m gpu`` on a GPU machine)."""
+    """Tests that time this machine (``quiet_machine``) run just before the first test of the background
+    study, when it has finished; tests marked ``gpu`` need a CUDA GPU: skipped here with that reason
+    (``pytest -m gpu`` on a GPU machine)."""
+    first_study = next((i for i, item in enumerate(items) if "study" in getattr(item, "fixturenames", ())), None)
+    if first_study is not None:
+        quiet = [item for item in items[:first_study] if "quiet_machine" in getattr(item, "fixturenames", ())]
+        rest = [item for item in items if item not in quiet]
+        at = rest.index(items[first_study])
+        items[:] = rest[:at] + quiet + rest[at:]
     if not any("gpu" in item.keywords for item in items):
         return
     try:
