@@ -14,7 +14,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 HYPOTHESIS_SEED = pytest.StashKey[object]()
 UNTRACKED_AT_START = pytest.StashKey[set]()
-STUDY_RUN = pytest.StashKey[tuple]()
+STUDY_RUN = pytest.StashKey[dict]()
 WROTE_INTO_REPO = pytest.StashKey[list]()
 # real profiler outputs published by other projects (attribution in tests/fixtures/README.md)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -96,9 +96,7 @@ def pytest_sessionstart(session):
 def pytest_sessionfinish(session, exitstatus):
     """Stop a background study still running (an interrupted session), and fail the run when a test wrote
     into the checkout."""
-    started = session.config.stash.get(STUDY_RUN, None)
-    if started is not None:
-        work, proc, _ = started
+    for work, proc, _ in session.config.stash.get(STUDY_RUN, {}).values():
         if proc.poll() is None:
             proc.kill()
         elif exitstatus == 0:
@@ -133,7 +131,8 @@ def pytest_collection_modifyitems(config, items):
     """Tests that time this machine (``quiet_machine``) run just before the first test of the background
     study, when it has finished; tests marked ``gpu`` need a CUDA GPU: skipped here with that reason
     (``pytest -m gpu`` on a GPU machine)."""
-    first_study = next((i for i, item in enumerate(items) if "study" in getattr(item, "fixturenames", ())), None)
+    background = set(BACKGROUND)
+    first_study = next((i for i, item in enumerate(items) if background & set(getattr(item, "fixturenames", ()))), None)
     if first_study is not None:
         quiet = [item for item in items[:first_study] if "quiet_machine" in getattr(item, "fixturenames", ())]
         rest = [item for item in items if item not in quiet]
@@ -200,21 +199,50 @@ def snakemake(workdir, *args):
     return subprocess.run(snakemake_command(workdir, *args), cwd=workdir, capture_output=True, text=True, timeout=1200)
 
 
+def keep_going_config() -> dict:
+    """The keep-going study: tiny GPT-2 and the broken model under PyTorch eager alone, ``on_error: fail``."""
+    return {
+        "platforms": {"cpu": {"device": "cpu"}},
+        "models": {"tiny-gpt2": {"batch_sizes": [1]}, "broken": None},
+        "custom_models": WORKFLOW_CONFIG["custom_models"],
+        "backends": {
+            "torch": WORKFLOW_CONFIG["backends"]["torch"],
+            "ort": {"enabled": False},
+            "inductor": {"enabled": False},
+            "torch-int8": {"enabled": False},
+        },
+        "energy": {"enabled": False},
+        "platform_limits": WORKFLOW_CONFIG["platform_limits"],
+        "figures": {"fig1": {"models": ["tiny-gpt2"]}, "fig8": {"models": ["tiny-gpt2"]}},
+        "on_error": "fail",
+    }
+
+
+# studies Snakemake runs in the background from collection on, by the fixture that waits for each
+BACKGROUND = {
+    "study": (lambda: WORKFLOW_CONFIG, ["--cores", "2"]),
+    "keep_going_study": (keep_going_config, ["--cores", "2", "--keep-going"]),
+}
+
+
 def pytest_collection_finish(session):
-    """Start the shared study as soon as the tests that read it are collected: Snakemake runs it in the
-    background (its 2 cores) while the tests before them run; the ``study`` fixture waits for it. Tests
-    that time this machine ask for ``quiet_machine`` first, which waits too."""
-    if not any("study" in getattr(item, "fixturenames", ()) for item in session.items):
-        return
-    work = Path(tempfile.mkdtemp(prefix="ngbench-study-"))
-    (work / "config.yaml").write_text(yaml.safe_dump(WORKFLOW_CONFIG))
-    log = open(work / "snakemake.out", "w")  # noqa: SIM115 - the process writes it until the fixture waits
-    proc = subprocess.Popen(snakemake_command(work, "--cores", "2"), cwd=work, stdout=log, stderr=subprocess.STDOUT)
-    session.config.stash[STUDY_RUN] = (work, proc, log)
+    """Start each background study as soon as the tests that read it are collected: Snakemake runs it while
+    the tests before them run; its fixture waits for it. Tests that time this machine ask for
+    ``quiet_machine`` first, which waits for every one."""
+    runs = {}
+    for name, (config, args) in BACKGROUND.items():
+        if not any(name in getattr(item, "fixturenames", ()) for item in session.items):
+            continue
+        work = Path(tempfile.mkdtemp(prefix=f"ngbench-{name}-"))
+        (work / "config.yaml").write_text(yaml.safe_dump(config()))
+        log = open(work / "snakemake.out", "w")  # noqa: SIM115 - the process writes it until the fixture waits
+        proc = subprocess.Popen(snakemake_command(work, *args), cwd=work, stdout=log, stderr=subprocess.STDOUT)
+        runs[name] = (work, proc, log)
+    session.config.stash[STUDY_RUN] = runs
 
 
-def _wait_for_study(config) -> Path | None:
-    started = config.stash.get(STUDY_RUN, None)
+def _wait_for(config, name: str) -> tuple[Path, int] | None:
+    started = config.stash.get(STUDY_RUN, {}).get(name)
     if started is None:
         return None
     work, proc, log = started
@@ -222,6 +250,14 @@ def _wait_for_study(config) -> Path | None:
         code = proc.wait(timeout=1800)
     finally:
         log.close()
+    return work, code
+
+
+def _wait_for_study(config) -> Path | None:
+    done = _wait_for(config, "study")
+    if done is None:
+        return None
+    work, code = done
     assert code == 0, (work / "snakemake.out").read_text()[-6000:]
     return work
 
@@ -240,7 +276,19 @@ def study(pytestconfig, tmp_path_factory):
     return work
 
 
+@pytest.fixture(scope="session")
+def keep_going_study(pytestconfig, tmp_path_factory):
+    """(folder, exit code) of the keep-going study (``keep_going_config``), run in the background."""
+    done = _wait_for(pytestconfig, "keep_going_study")
+    if done is None:
+        work = tmp_path_factory.mktemp("keep_going")
+        (work / "config.yaml").write_text(yaml.safe_dump(keep_going_config()))
+        done = work, snakemake(work, "--cores", "2", "--keep-going").returncode
+    return done
+
+
 @pytest.fixture
 def quiet_machine(pytestconfig):
-    """For tests that time this machine: the background study, if one was started, has finished."""
-    _wait_for_study(pytestconfig)
+    """For tests that time this machine: every background study that was started has finished."""
+    for name in BACKGROUND:
+        _wait_for(pytestconfig, name)

@@ -318,15 +318,10 @@ def test_an_archive_from_this_checkout_joins_another_and_reruns_nothing(study, t
     assert imported.equals(optable.read(study / "results/ops/cpu/torch/tiny-gpt2/bs1.parquet"))
 
 
-def test_with_on_error_fail_keep_going_renders_every_figure_that_does_not_need_the_failure(tmp_path):
-    config = eager_only(
-        models={"tiny-gpt2": {"batch_sizes": [1]}, "broken": None},
-        figures={"fig1": {"models": ["tiny-gpt2"]}, "fig8": {"models": ["tiny-gpt2"]}},
-        on_error="fail",
-    )
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    res = snakemake(tmp_path, "--cores", "2", "--keep-going")
-    assert res.returncode != 0  # the broken model's profile job failed
+def test_with_on_error_fail_keep_going_renders_every_figure_that_does_not_need_the_failure(keep_going_study):
+    # conftest.keep_going_config: tiny-gpt2 bs1 and the broken model, eager, on_error: fail, --keep-going
+    tmp_path, returncode = keep_going_study
+    assert returncode != 0  # the broken model's profile job failed
     assert "divisible" in (tmp_path / "logs/profile/cpu/torch/broken/bs1.log").read_text()
     for made in ("figures/fig1.png", "figures/fig8.png", "figures/table2.md", "figures/fig5.png"):
         assert (tmp_path / made).is_file(), made  # none of these draws the broken run
