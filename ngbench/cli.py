@@ -264,7 +264,13 @@ def _models(args: argparse.Namespace) -> int:
     from ngbench import registry
 
     rows = []
-    for name, spec in registry.load().items():
+    specs = registry.load()
+    unknown = sorted(set(args.names) - set(specs))
+    if unknown:
+        raise InputError(f"models {unknown}: not in the registry (known: {', '.join(sorted(specs))})")
+    for name, spec in specs.items():
+        if args.names and name not in args.names:
+            continue
         row = {
             "name": name,
             "paper_name": spec.paper_name,
@@ -398,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     lm.set_defaults(func=_limits)
 
     m = sub.add_parser("models", parents=[common], help="list the registered models")
+    m.add_argument("names", nargs="*", help="only these models (default: every registered one)")
     m.add_argument("--format", choices=["table", "csv"], default="table")
     m.add_argument(
         "--no-params", dest="params", action="store_false", help="skip counting full-depth parameters (meta device)"

@@ -47,14 +47,18 @@ def test_normalize_rejects_a_file_it_cannot_read(tmp_path):
 
 
 def test_models_lists_the_registry_as_csv():
-    res = ngbench("models", "--format", "csv")
-    assert res.returncode == 0, res.stderr
     from io import StringIO
 
+    res = ngbench("models", "--format", "csv", "--no-params")
+    assert res.returncode == 0, res.stderr
     df = pd.read_csv(StringIO(res.stdout)).set_index("name")
     assert len(df) == 18 and {"swin-t", "vit-b", "gpt2", "mixtral", "llama3", "maskrcnn"} <= set(df.index)
-    assert df.loc["vit-b", "parameters"] == 86_567_656  # torchvision's documented count
-    assert list(df.columns[:4]) == ["paper_name", "task", "dataset", "source"]
+    assert list(df.columns[:4]) == ["paper_name", "task", "dataset", "source"] and "parameters" not in df
+    res = ngbench("models", "vit-b", "--format", "csv")  # counted on the meta device (every count: test_registry)
+    counted = pd.read_csv(StringIO(res.stdout)).set_index("name")
+    assert list(counted.index) == ["vit-b"] and counted.loc["vit-b", "parameters"] == 86_567_656  # torchvision's
+    bad = ngbench("models", "vit-q")
+    assert bad.returncode == 2 and "models ['vit-q']: not in the registry" in bad.stderr
 
 
 def test_normalize_trtexec_exports(fixtures_dir, tmp_path):
