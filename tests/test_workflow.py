@@ -361,7 +361,7 @@ def copy_of_study(study, tmp_path):
 def test_a_profile_killed_midway_asks_for_rerun_incomplete_and_redoes_it(copy_of_study):
     work = copy_of_study
     cfg = yaml.safe_load((work / "config.yaml").read_text())
-    cfg["backends"]["torch"]["profile_iterations"] = 8  # a profiling phase long enough to land in (after trace 2)
+    cfg["backends"]["torch"]["profile_iterations"] = 5  # a profiling phase long enough to land in (after trace 2)
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     run_dir = work / "results/traces/cpu/torch/tiny-gpt2/bs1"
     target = "results/ops/cpu/torch/tiny-gpt2/bs1.parquet"
@@ -376,7 +376,7 @@ def test_a_profile_killed_midway_asks_for_rerun_incomplete_and_redoes_it(copy_of
     assert redo.returncode == 0, redo.stderr[-3000:]
     df = optable.read(work / target)
     optable.check(df)
-    assert df.iteration.nunique() == 8
+    assert df.iteration.nunique() == 5
 
 
 def test_a_missing_op_table_is_rebuilt_by_the_study_and_its_named_targets(copy_of_study):
