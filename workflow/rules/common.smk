@@ -112,10 +112,17 @@ PRODUCTS = {
 }
 
 
+COMPARISONS = config["comparisons"]
+
+
 def comparison_ops_path(spec):
     """``platform/backend/model/bsN`` (the schema's pattern) -> that run's op table."""
     platform, backend, model, bs = spec.split("/")
     return plan.ops_path(plan.Run(platform, backend, model, int(bs.removeprefix("bs"))))
+
+
+def comparison_tables(wildcards):
+    return [comparison_ops_path(spec) for spec in COMPARISONS[wildcards.name]["runs"]]
 
 
 def normalized_results(product):

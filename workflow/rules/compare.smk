@@ -1,12 +1,5 @@
 # Comparisons the config names (`comparisons:`): runs of one model set side by side, module by module, with
 # bootstrap intervals. `snakemake --cores all compare` makes every one.
-COMPARISONS = config["comparisons"]
-
-
-def comparison_tables(wildcards):
-    return [comparison_ops_path(spec) for spec in COMPARISONS[wildcards.name]["runs"]]
-
-
 rule compare_runs:
     input:
         tables=comparison_tables,
