@@ -2,6 +2,7 @@ import copy
 import functools
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -199,11 +200,11 @@ def snakemake(workdir, *args):
     return subprocess.run(snakemake_command(workdir, *args), cwd=workdir, capture_output=True, text=True, timeout=1200)
 
 
-def keep_going_config() -> dict:
-    """The keep-going study: tiny GPT-2 and the broken model under PyTorch eager alone, ``on_error: fail``."""
-    return {
+def eager_only(**overrides) -> dict:
+    """A small study of the workflow study's models under PyTorch eager alone (no export, compile, int8 or
+    energy), with the study's short roof settings."""
+    config = {
         "platforms": {"cpu": {"device": "cpu"}},
-        "models": {"tiny-gpt2": {"batch_sizes": [1]}, "broken": None},
         "custom_models": WORKFLOW_CONFIG["custom_models"],
         "backends": {
             "torch": WORKFLOW_CONFIG["backends"]["torch"],
@@ -213,9 +214,28 @@ def keep_going_config() -> dict:
         },
         "energy": {"enabled": False},
         "platform_limits": WORKFLOW_CONFIG["platform_limits"],
-        "figures": {"fig1": {"models": ["tiny-gpt2"]}, "fig8": {"models": ["tiny-gpt2"]}},
-        "on_error": "fail",
     }
+    return {**config, **overrides}
+
+
+def keep_going_config() -> dict:
+    """The keep-going study: tiny GPT-2 and the broken model under PyTorch eager alone, ``on_error: fail``."""
+    return eager_only(
+        models={"tiny-gpt2": {"batch_sizes": [1]}, "broken": None},
+        figures={"fig1": {"models": ["tiny-gpt2"]}, "fig8": {"models": ["tiny-gpt2"]}},
+        on_error="fail",
+    )
+
+
+def jobs_by_rule(dry_run_log: str) -> dict[str, int]:
+    """Jobs per rule (``rule:backend`` where the job has a backend wildcard) in a dry run's log."""
+    jobs: dict[str, int] = {}
+    for block in re.split(r"^(?:local)?rule ", dry_run_log, flags=re.M)[1:]:
+        rule = block.split(":", 1)[0]
+        backend = re.search(r"^\s+wildcards:.*\bbackend=([\w.-]+)", block, re.M)
+        key = f"{rule}:{backend.group(1)}" if backend else rule
+        jobs[key] = jobs.get(key, 0) + 1
+    return jobs
 
 
 # studies Snakemake runs in the background from collection on, by the fixture that waits for each

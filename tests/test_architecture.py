@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, jobs_by_rule
 
 from ngbench import catalog, names, plan
 from ngbench import table as optable
@@ -222,12 +222,7 @@ def planned(tmp_path_factory) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for section in re.split(r"^== ", res.stdout + res.stderr, flags=re.M)[1:]:
         target, text = section.split("\n", 1)
-        jobs = out.setdefault(target, {})
-        for block in re.split(r"^(?:local)?rule ", text, flags=re.M)[1:]:
-            rule = block.split(":", 1)[0]
-            backend = re.search(r"^\s+wildcards:.*\bbackend=([\w.-]+)", block, re.M)
-            key = f"{rule}:{backend.group(1)}" if backend else rule
-            jobs[key] = jobs.get(key, 0) + 1
+        out[target] = jobs_by_rule(text)
     return out
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, WORKFLOW_CONFIG, snakemake
+from conftest import REPO, WORKFLOW_CONFIG, eager_only, jobs_by_rule, snakemake
 
 from ngbench import table as optable
 
@@ -27,13 +27,7 @@ def planned_jobs(workdir, *targets, by_backend=False):
         return {
             m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m.group(1) != "total"
         }
-    jobs: dict[str, int] = {}
-    for block in re.split(r"^(?:local)?rule ", out, flags=re.M)[1:]:
-        rule = block.split(":", 1)[0]
-        backend = re.search(r"^\s+wildcards:.*\bbackend=([\w.-]+)", block, re.M)
-        key = f"{rule}:{backend.group(1)}" if backend else rule
-        jobs[key] = jobs.get(key, 0) + 1
-    return jobs
+    return jobs_by_rule(out)
 
 
 def test_outputs_exist_and_close(study):
@@ -267,23 +261,6 @@ def test_report_bundles_figures_and_tables(study):
 
     names = zipfile.ZipFile(study / "report.zip").namelist()
     assert any(n.endswith("fig6.png") for n in names) and any(n.endswith("table4.md") for n in names)
-
-
-def eager_only(**overrides):
-    """A small study of this module's models under PyTorch eager alone (no export, compile, int8 or energy)."""
-    config = {
-        "platforms": {"cpu": {"device": "cpu"}},
-        "custom_models": WORKFLOW_CONFIG["custom_models"],
-        "backends": {
-            "torch": WORKFLOW_CONFIG["backends"]["torch"],
-            "ort": {"enabled": False},
-            "inductor": {"enabled": False},
-            "torch-int8": {"enabled": False},
-        },
-        "energy": {"enabled": False},
-        "platform_limits": WORKFLOW_CONFIG["platform_limits"],  # the roofs' short settings, as in the study
-    }
-    return {**config, **overrides}
 
 
 def test_failures_csv_names_the_job_the_reason_and_the_log(study):
