@@ -107,11 +107,15 @@ def fold_map(keys_per_run: list[set[str]]) -> dict[str, str]:
     return target
 
 
+def _with_units(table: pd.DataFrame, fold: dict[str, str]) -> pd.DataFrame:
+    """The op rows (Idle left out) with the unit each is compared in."""
+    ops = table[table["group"] != IDLE]
+    return ops.assign(unit=[fold[_unit_key(m, g)] for m, g in zip(ops["module"], ops["group"])])
+
+
 def _per_iteration(table: pd.DataFrame, fold: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """(iteration x unit us, iteration x group us, iteration time) of one run; Idle is a group, not a unit."""
-    ops = table[table["group"] != IDLE]
-    keys = [fold[_unit_key(m, g)] for m, g in zip(ops["module"], ops["group"])]
-    units = ops.assign(unit=keys).pivot_table(
+    units = _with_units(table, fold).pivot_table(
         index="iteration", columns="unit", values="time_us", aggfunc="sum", fill_value=0.0
     )
     groups = table.pivot_table(index="iteration", columns="group", values="time_us", aggfunc="sum", fill_value=0.0)
@@ -140,13 +144,8 @@ def iterations_needed(base: np.ndarray, other: np.ndarray, effect_us: float, lev
     pooled standard deviation (inf where the spread is unknown, 1 where there is none)."""
     if len(base) + len(other) < 3 or effect_us <= 0:
         return math.inf
-    pooled = math.sqrt(
-        (
-            (len(base) - 1) * base.var(ddof=1 if len(base) > 1 else 0)
-            + (len(other) - 1) * other.var(ddof=1 if len(other) > 1 else 0)
-        )
-        / max(1, len(base) + len(other) - 2)
-    )
+    spread = sum((len(x) - 1) * x.var(ddof=1) for x in (base, other) if len(x) > 1)
+    pooled = math.sqrt(spread / max(1, len(base) + len(other) - 2))
     if pooled == 0:
         return 1.0
     z = NormalDist().inv_cdf(1 - (1 - level) / 2) + NormalDist().inv_cdf(POWER)
@@ -241,10 +240,8 @@ def compare(
             o = float(groups[group].mean()) if group in groups.columns else 0.0
             water_rows.append({"run": run.label, "step": group, "us": o - b})
         water_rows.append({"run": run.label, "step": "run iteration", "us": float(iteration.mean())})
-        ops = run.table[run.table["group"] != IDLE]
         n_iter = max(1, run.table["iteration"].nunique())
-        unit = [fold[_unit_key(m, g)] for m, g in zip(ops["module"], ops["group"])]
-        composition = ops.assign(unit=unit).groupby(["unit", "group"])["time_us"].sum() / n_iter
+        composition = _with_units(run.table, fold).groupby(["unit", "group"])["time_us"].sum() / n_iter
         for (name, group), us in composition.items():
             comp_rows.append({"run": run.label, "unit": name, "group": group, "us": float(us)})
     correction = f"Bonferroni over the units compared per run and level (alpha {alpha})"
