@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import yaml  # noqa: E402
+import yaml
 
-from ngbench import names, taxonomy  # noqa: E402
-from ngbench.analysis.classes import class_times  # noqa: E402
+from ngbench import names, taxonomy
+from ngbench.analysis.classes import class_times
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -48,7 +48,7 @@ def load_graph(path: str | Path):
 
     try:
         return onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several types
+    except Exception as exc:
         raise InputError(f"{path}: not a readable ONNX model: {exc}") from exc
 
 

@@ -30,7 +30,7 @@ def _micros(start: int, end: int) -> set[int]:
 
 
 def read(path: Path = TRACE) -> dict:
-    events = json.load(gzip.open(path))["traceEvents"]
+    events = json.loads(gzip.decompress(path.read_bytes()))["traceEvents"]
     measure = sorted(
         (e for e in events if e.get("cat") == "user_annotation" and e["name"].endswith(INNER)), key=lambda e: e["dur"]
     )[0]  # the innermost (shortest) measure range

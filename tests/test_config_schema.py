@@ -3,6 +3,7 @@
 import copy
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -28,7 +29,7 @@ def test_shipped_config_is_valid_and_defaults_fill_in():
 
 
 def test_every_schema_property_is_described():
-    schema = yaml.safe_load(open(SCHEMA))
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
 
     def walk(node, path):
         for key, sub in (node.get("properties") or {}).items():

@@ -8,7 +8,7 @@ from conftest import REPO
 from ngbench import inputs, registry
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-import gpu_bundle  # noqa: E402
+import gpu_bundle
 
 
 def test_carried_wikitext_and_vocabulary_give_the_same_batch(tmp_path, monkeypatch):

@@ -88,7 +88,7 @@ def test_alexnet_without_marker_is_one_iteration(alexnet):
     assert info["iterations"] == 1
     assert "whole trace" in info["iteration_source"]
     # whole-trace window: first to last recorded activity (Trace span excluded)
-    events = json.load(gzip.open(alexnet))["traceEvents"]
+    events = json.loads(gzip.decompress(alexnet.read_bytes()))["traceEvents"]
     xs = [e for e in events if e.get("ph") == "X" and e.get("cat") != "Trace"]
     span = max(e["ts"] + e["dur"] for e in xs) - min(e["ts"] for e in xs)
     assert df["iteration_time_us"].iloc[0] == pytest.approx(span)
@@ -120,7 +120,7 @@ def test_triton_trace_by_hand(triton):
 # device thread). Expected busy time per step is computed here straight from the JSON: the union of every
 # device interval (cat kernel, gpu_memcpy, gpu_memset) clipped to the ProfilerStep range, no ngbench code.
 def _device_union_per_step(path):
-    events = json.load(gzip.open(path))["traceEvents"]
+    events = json.loads(gzip.decompress(path.read_bytes()))["traceEvents"]
     steps = {
         e["name"]: (e["ts"], e["ts"] + e["dur"])
         for e in events
@@ -167,7 +167,7 @@ def test_two_thread_traces_keep_every_threads_device_work(fixtures_dir, name):
 
 def test_hta_two_thread_trace_rows_come_from_both_threads(fixtures_dir):
     path = fixtures_dir / "torch-profiler" / "hta_trace_diff_control_two_threads.json.gz"
-    events = json.load(gzip.open(path))["traceEvents"]
+    events = json.loads(gzip.decompress(path.read_bytes()))["traceEvents"]
     # backward ops run on autograd's thread: their evaluate_function wrappers are top-level ops there
     backward = {e["name"] for e in events if e.get("cat") == "cpu_op" and e["name"].startswith("autograd::engine")}
     df, info = normalized(path.name)

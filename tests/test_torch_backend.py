@@ -110,7 +110,7 @@ def test_fast_and_generic_parsers_agree(profiled, tmp_path):
     trace = sorted(out.glob(names.KINETO_TRACE_GLOB))[0]
     fast, fast_info = k.normalize(trace)
     minified = tmp_path / "minified.json"
-    minified.write_text(json.dumps(json.load(gzip.open(trace))))
+    minified.write_text(json.dumps(json.loads(gzip.decompress(trace.read_bytes()))))
     generic, generic_info = k.normalize(minified)
     assert fast_info["parser"].startswith("msgspec") and generic_info["parser"].startswith("ijson")
     assert fast_info["events"] == generic_info["events"]

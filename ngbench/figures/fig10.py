@@ -11,14 +11,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from ngbench import taxonomy as tax  # noqa: E402
-from ngbench.analysis import horizon as hz  # noqa: E402
-from ngbench.figures import style  # noqa: E402
+from ngbench import taxonomy as tax
+from ngbench.analysis import horizon as hz
+from ngbench.figures import style
 
 MIN_INTENSITY = 1e-3  # where intensity-0 ops are drawn
 COLUMNS = ["platform", "backend", "model", "batch_size", "op", "group", "bound", "intensity", "achieved_gb_per_s",

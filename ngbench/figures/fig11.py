@@ -10,13 +10,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-from ngbench import names  # noqa: E402
-from ngbench import taxonomy as tax  # noqa: E402
-from ngbench.figures import style  # noqa: E402
+from ngbench import names
+from ngbench import taxonomy as tax
+from ngbench.figures import style
 
 COLUMNS = ["platform", "model", "batch_size", "backend", "basis", "GEMM", "non-GEMM", "Idle", "coverage",
            "gemm_coverage", "limits"]  # fmt: skip

@@ -9,12 +9,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from ngbench import catalog, names  # noqa: E402
+from ngbench import catalog, names
 
 DEVICE_PANELS = {"cpu": "CPU-only", "cuda": "CPU+GPU"}
 NO_GPU = "no GPU on this platform"

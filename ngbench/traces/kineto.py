@@ -128,7 +128,7 @@ class ParsedTrace:
 
 
 def _open(path: Path) -> IO[bytes]:
-    f = open(path, "rb")
+    f = open(path, "rb")  # noqa: SIM115 - the caller closes it (a stream outlives this call)
     magic = f.read(2)
     f.seek(0)
     return gzip.GzipFile(fileobj=f) if magic == b"\x1f\x8b" else f
