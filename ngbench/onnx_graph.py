@@ -48,7 +48,7 @@ def load_graph(path: str | Path):
 
     try:
         return onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
+    except Exception as exc:  # protobuf raises several types
         raise InputError(f"{path}: not a readable ONNX model: {exc}") from exc
 
 

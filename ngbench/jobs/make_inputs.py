@@ -26,7 +26,7 @@ def make(params: dict, *, model: str, batch_size: int, out: str) -> dict:
             seed=cfg["seed"],
         )
         prov.update(model=model, batch_size=batch_size, status=names.STATUS_OK)
-    except Exception as exc:
+    except Exception as exc:  # becomes a record or a failed job
         if params["on_error"] == "fail":
             raise
         log.error("inputs for %s bs%d failed:\n%s", model, batch_size, traceback.format_exc())

@@ -53,7 +53,7 @@ def failure_recorded(on_error: str, record: dict, what: str, prefix: str = "") -
     except Unavailable as exc:
         log.warning("%s skipped: %s", what, exc)
         record.update(status=names.STATUS_SKIPPED, reason=f"{prefix}{first_line(exc)[:300]}")
-    except Exception as exc:
+    except Exception as exc:  # every failure becomes a record or a failed job
         if on_error == "fail":
             raise
         log.error("%s failed:\n%s", what, traceback.format_exc())
