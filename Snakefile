@@ -1,6 +1,6 @@
 # nongemm-bench: where ML inference time goes, GEMM vs non-GEMM operators (ISPASS 2025 NonGEMM Bench).
 #
-# Results path scheme (DESIGN.md section 3):
+# Results path scheme:
 #   results/inputs/{model}/bs{bs}.pt                           real, preprocessed input batch (+ .json)
 #   results/onnx/{model}/bs{bs}.onnx                           ONNX export (+ .onnx.data weights, .modules.json)
 #   results/engines/{platform}/{model}/bs{bs}.{precision}.plan TensorRT engine, CUDA platforms only (+ .json record)
@@ -8,9 +8,11 @@
 #   results/latency/{platform}/{backend}/{model}/bs{bs}.json   unprofiled end-to-end latency samples
 #   results/ops/{platform}/{backend}/{model}/bs{bs}.parquet    the unified op table
 #   results/energy/{platform}/{model}/bs{bs}.json              energy per inference (n/a with the reason)
-#   results/shares/{platform}/{backend}/{model}/bs{bs}.parquet group shares of one run (+ .unknown.csv)
+#   results/shares/{platform}/{backend}/{model}/bs{bs}.parquet group shares of one run (+ .unknown.csv, and
+#                                                              .compat.parquet: the original study's metric)
 #   results/shares.parquet, results/unknown_ops.csv            every run's shares; ops the taxonomy does not know
 #   results/failures.csv                                       runs that failed or were skipped: job, reason, log
+#   results/trust.csv                                          per run: may its numbers be trusted, and why not
 #   results/platform/{platform}.json                           the platform's measured roofs (horizon)
 #   figures/compare/{name}.csv|.md|.png                        named comparisons of runs (config: comparisons)
 #   figures/                                                   the paper's figures and tables

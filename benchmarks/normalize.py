@@ -10,7 +10,7 @@ peak. Floor: reading the file and decoding it with msgspec alone (``msgspec.json
 Python objects, no attribution): what any parser of this file pays at least. Each figure is also given as
 a multiple of that floor.
 
-Target (DESIGN.md section 9): >= 5x the speed of holistictraceanalysis's parser on the same file, peak memory
+Target: >= 5x the speed of holistictraceanalysis's parser on the same file, peak memory
 <= 2x the (uncompressed) file size. Each parser runs in its own fresh process; peak memory is the growth of
 that process's maximum RSS over its baseline after imports.
 """

@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/profiler_overhead.py [--models swin-t vit-b gpt2] [--batch-size 1] [--iterations 10]
 
-Target (DESIGN.md section 9): module scoping adds < 10% on top of the plain profiler. Each configuration
+Target: module scoping adds < 10% on top of the plain profiler. Each configuration
 runs the same model object on the same real input batch; medians over the measured iterations. Each model
 runs in its own process: allocator state left by an earlier model skewed later ones (GPT-2's scoped run
 went from 279 ms alone to 903 ms after Swin-T and ViT-B in the same process).

@@ -1,14 +1,17 @@
-"""The one table of backends: what each is, where it runs, the job that runs it, the files it leaves and the
-normalizer that reads them. The workflow's rules, the jobs, the CLI and the figures all read it.
+"""The one table of backends: what each is, where it runs, the job that runs it, the files it reads and the
+normalizer that reads its traces. The workflow's rules, the jobs, the analyses, the CLI and the figures read
+every fact about a backend here; none of them decides anything by a backend's name.
 
 Adding a backend is one :class:`Backend` entry here, its runner (a function in ``ngbench.jobs``) and its
-normalizer (a function in ``ngbench.normalize``); the config schema lists its settings block.
-Runner and normalizer are named as ``"module:function"`` so reading the table imports no heavy library.
+normalizer (a function in ``ngbench.normalize``); the config schema lists its settings block (README: "Adding a
+backend"). Runner, normalizer and dispatch floor are named as ``"module:function"`` so reading the table
+imports no heavy library.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,17 +28,19 @@ class Backend:
     devices: tuple[str, ...]  # device kinds it runs on (cpu, cuda)
     runner: str  # "module:function" of the job that profiles one run (ngbench.jobs.*)
     normalizer: str  # "module:function" turning a run's trace directory into an op table (ngbench.normalize)
-    trace_format: str  # what `ngbench normalize --backend NAME` reads: kineto | ort | trt
-    taxonomy_kind: str  # which name table of taxonomy.yaml classifies its ops: torch | onnx | trt
-    raw_files: tuple[str, ...]  # globs of the profiler's own files inside the run's trace directory
+    trace_format: str  # the profiler's format of its traces: kineto | ort | trt
+    constituent_kind: str  # the name table of taxonomy.yaml that names the ops inside its fused rows: torch | onnx
     # rule inputs besides the input batch (``batch``): name -> template over {platform} {model} {bs} {precision}
     # and {graph} ("fp16." when the engine is built from the export's fp16 copy, else "")
     inputs: dict[str, str] = field(default_factory=dict)
     conda_env: str = "envs/torch.yaml"
-    requires: tuple[str, ...] = ()  # optional Python packages (import names) the runner needs
+    requires: tuple[str, ...] = ()  # optional Python packages (import names) the runner needs: without them it skips
+    builds_model: bool = True  # False: runs a prebuilt artifact (an engine), so its job never builds the model
+    dispatch_floor: str = ""  # "module:function" timing its cheapest op on a device (the horizon's floor), if any
     default_models: str = "drawn"  # without `models:` in its settings: all | drawn | none
     variant: bool = False  # selected by its settings block's `variants:` list
     fused: bool = False  # fuses operators (its GEMM rows can carry non-GEMM work): fig8, Table V
+    quantized: bool = False  # runs GEMMs in a quantized format: fig9 and the int8 claims set it against its baseline
     options: dict[str, Any] = field(default_factory=dict)  # runner options fixed by the backend (not settings)
 
     def load_runner(self) -> Callable[..., dict]:
@@ -44,8 +49,15 @@ class Backend:
     def load_normalizer(self) -> Callable[..., tuple[Any, dict]]:
         return _load(self.normalizer)
 
+    def load_dispatch_floor(self) -> Callable[..., tuple[float | None, str]] | None:
+        return _load(self.dispatch_floor) if self.dispatch_floor else None
+
     def runs_on(self, device: str) -> bool:
-        return device.split(":")[0] in self.devices
+        return names.device_kind(device) in self.devices
+
+    def missing_packages(self) -> list[str]:
+        """The optional packages of :attr:`requires` that are not installed here."""
+        return [p for p in self.requires if importlib.util.find_spec(p) is None]
 
 
 _ONNX_INPUTS = {
@@ -53,8 +65,6 @@ _ONNX_INPUTS = {
     "data": "results/onnx/{model}/bs{bs}.onnx.data",
     "modules": "results/onnx/{model}/bs{bs}.modules.json",
 }
-_KINETO = (names.KINETO_TRACE_GLOB, names.SHAPES_FILE, names.EXEC_TRACE_FILE)
-
 _TORCH = Backend(
     name="torch",
     label="PyTorch eager",
@@ -63,9 +73,9 @@ _TORCH = Backend(
     runner="ngbench.jobs.run_torch:run",
     normalizer="ngbench.normalize:kineto_run",
     trace_format="kineto",
-    taxonomy_kind="torch",
-    raw_files=_KINETO,
+    constituent_kind="torch",
     default_models="all",
+    dispatch_floor="ngbench.jobs.platform_limits:torch_floor",
 )
 # the other backends are variations of these two: only what differs is spelled out
 _ORT = Backend(
@@ -76,11 +86,11 @@ _ORT = Backend(
     runner="ngbench.jobs.run_ort:run",
     normalizer="ngbench.normalize:ort_run",
     trace_format="ort",
-    taxonomy_kind="onnx",
-    raw_files=(names.ORT_PROFILE_FILE, names.NODES_FILE),
+    constituent_kind="onnx",
     inputs=_ONNX_INPUTS,
     requires=("onnxruntime",),
     variant=True,
+    dispatch_floor="ngbench.jobs.platform_limits:ort_floor",
     options={"graph_optimization": "disable"},
 )
 
@@ -94,8 +104,8 @@ BACKENDS: dict[str, Backend] = {
             label="TorchInductor",
             settings="inductor",
             normalizer="ngbench.normalize:inductor_run",
-            raw_files=(names.KINETO_TRACE_GLOB, f"{names.INDUCTOR_ARTIFACT_DIR}/**"),
             default_models="drawn",
+            dispatch_floor="ngbench.jobs.platform_limits:inductor_floor",
             fused=True,
             options={"compile": True, "scope_modules": False, "shapes_pass": False},
         ),
@@ -104,8 +114,9 @@ BACKENDS: dict[str, Backend] = {
             name="torch-int8",
             label="LLM.int8 (bitsandbytes)",
             settings="torch-int8",
-            requires=("bitsandbytes",),
+            requires=("bitsandbytes", "accelerate"),
             default_models="none",
+            quantized=True,
             options={"quantize": "llm.int8"},
         ),
         _ORT,
@@ -124,8 +135,7 @@ BACKENDS: dict[str, Backend] = {
             runner="ngbench.jobs.run_trt:run",
             normalizer="ngbench.normalize:trt_run",
             trace_format="trt",
-            taxonomy_kind="trt",
-            raw_files=(names.TRT_PROFILE_FILE, names.TRT_LAYERS_FILE, names.NODES_FILE),
+            constituent_kind="onnx",
             inputs={
                 "plan": "results/engines/{platform}/{model}/bs{bs}.{precision}.plan",
                 "record": "results/engines/{platform}/{model}/bs{bs}.{precision}.plan.json",
@@ -135,11 +145,14 @@ BACKENDS: dict[str, Backend] = {
             },
             conda_env="envs/trt.yaml",
             requires=("tensorrt",),
+            builds_model=False,
             fused=True,
         ),
     )
 }
 TRACE_FORMATS = ("kineto", "ort", "trt")
+# the unfused, unquantized run every comparison starts from (fig8, fig9, Table V, energy, the compat metric)
+BASELINE = "torch"
 
 
 def get(name: str) -> Backend:
@@ -150,9 +163,13 @@ def get(name: str) -> Backend:
         raise InputError(f"backend {name!r}: expected one of {', '.join(BACKENDS)}") from None
 
 
-def of_settings(block: str) -> list[Backend]:
-    """The backends configured by one settings block (``ort`` configures ort and ort-opt)."""
-    return [b for b in BACKENDS.values() if b.settings == block]
+def unfused_baseline(name: str) -> str:
+    """The run a fusing backend's dividend is measured against: the first unfused, unquantized backend that
+    writes the same trace format (ort for ort-opt: the same runtime without graph optimizations; torch for
+    Inductor), else :data:`BASELINE` (TensorRT)."""
+    entry = get(name)
+    same = [b.name for b in BACKENDS.values() if not (b.fused or b.quantized) and b.trace_format == entry.trace_format]
+    return same[0] if same else BASELINE
 
 
 def _load(ref: str) -> Callable[..., Any]:

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ngbench import names
 from ngbench.errors import InputError
 
 
@@ -133,7 +134,7 @@ def _horizon(args: argparse.Namespace) -> int:
         platform = str(df["platform"].iloc[0])
         if args.limits:
             measured[platform] = limits
-        elif (df["device"] == "cuda").any():
+        elif df["device"].map(names.is_cuda).any():
             gpu = args.gpu or ((meta.get("environment") or {}).get("torch") or {}).get("gpu")
             sheet = hz.spec_sheet_limits(platform, gpu)
             if sheet is None:
@@ -205,13 +206,13 @@ def _trace_gpu(path: Path) -> str | None:
 
 def _limits(args: argparse.Namespace) -> int:
     """Measure this machine's roofs (the workflow's measure_platform job, defaults of the config schema)."""
+    from ngbench import catalog
     from ngbench.jobs import platform_limits, settings
 
     # the schema's defaults; a model is required there, though the roofs depend on none
     config = settings.with_defaults({"platforms": {args.platform: {"device": args.device}}, "models": {"gpt2": None}})
-    backends = args.backends or (
-        ["torch", "inductor", "ort", "ort-opt"] if args.device == "cpu" else ["torch", "inductor", "ort", "trt"]
-    )
+    measurable = [b for b in catalog.BACKENDS.values() if b.runs_on(args.device) and b.dispatch_floor]
+    backends = args.backends or [b.name for b in measurable if not b.missing_packages()]
     params = settings.platform_params(config, args.platform, backends)
     if args.max_working_set_mib:
         params["limits"]["max_working_set_mib"] = args.max_working_set_mib
@@ -301,7 +302,7 @@ def _vocab(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from ngbench import catalog
 
-    p = argparse.ArgumentParser(prog="python -m ngbench", description=__doc__)
+    p = argparse.ArgumentParser(prog="ngbench", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the traceback of an input error")
     sub = p.add_subparsers(dest="command", required=True)

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ngbench import names
+
 POWERCAP_ROOT = Path("/sys/class/powercap")
 NA = "n/a"
 UPDATES_PER_BLOCK = 20  # counter updates a measured block spans at least (benchmarks/gpu_check.py wants 10)
@@ -153,7 +155,7 @@ def counters_for(
         out["cpu"] = RaplCounter(powercap_root)
     except EnergyUnavailable as exc:
         out["cpu"] = str(exc)
-    if device.startswith("cuda"):
+    if names.is_cuda(device):
         try:
             out["gpu"] = NvmlCounter(int(device.split(":")[1]) if ":" in device else 0, gpu_pci_bus_id)
         except EnergyUnavailable as exc:

@@ -1,4 +1,4 @@
-"""Environment and provenance metadata recorded with every result (DESIGN.md section 7)."""
+"""Environment and provenance metadata recorded with every result."""
 
 from __future__ import annotations
 

@@ -34,3 +34,14 @@ STATUS_MISSING = "missing"  # a cell a figure wants and no run provides
 # -- time classes (the study's GEMM / non-GEMM split; group names live in taxonomy.yaml) ------------------------
 NON_GEMM = "non-GEMM"
 FUSED_MIXED = "fused GEMM+non-GEMM"  # kernels/layers doing GEMM and non-GEMM work together
+
+
+# -- devices: a platform's ``device`` is torch's spelling (cpu, cuda, cuda:1) -----------------------------------
+def device_kind(device: object) -> str:
+    """``cuda`` for any CUDA device (``cuda``, ``cuda:1``, a ``torch.device``), else ``cpu``."""
+    return "cuda" if str(device).split(":")[0] == "cuda" else "cpu"
+
+
+def is_cuda(device: object) -> bool:
+    """Whether ``device`` names a CUDA device: the one answer to "is this a GPU platform"."""
+    return device_kind(device) == "cuda"

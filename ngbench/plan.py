@@ -146,7 +146,7 @@ def absent_devices(config: dict, planned: Iterable[tuple[str, str]], has_cuda: b
         {
             p
             for rule, p in planned
-            if rule in MEASUREMENT_RULES and config["platforms"].get(p, {}).get("device", "").startswith("cuda")
+            if rule in MEASUREMENT_RULES and names.is_cuda(config["platforms"].get(p, {}).get("device", ""))
         }
     )
     if not cuda:

@@ -1,4 +1,4 @@
-"""The unified op table (DESIGN.md section 5): schema, closure check, parquet I/O.
+"""The unified op table: schema, closure check, parquet I/O.
 
 One row per top-level op instance per measured iteration, plus one explicit ``idle/unattributed`` row per
 iteration (group ``Idle``) so that, per iteration, ``sum(time_us) == iteration_time_us``.

@@ -1,4 +1,4 @@
-"""Operator taxonomy: op / module / layer / kernel name -> group, by the one rule of DESIGN.md section 6.
+"""Operator taxonomy: op / module / layer / kernel name -> group, by one rule (README: the taxonomy).
 
 The data lives in ``taxonomy.yaml`` beside this file; this module only applies it:
 
@@ -125,7 +125,7 @@ class Taxonomy:
         group from :meth:`constituent_group`, its weight (how many ops it contributed) and whether it
         produces one of the fused unit's outputs), run inside ``module_types`` (the innermost modules common
         to all constituents, innermost first). The one rule for Inductor kernels, ORT fused nodes and
-        TensorRT layers (DESIGN.md section 6):
+        TensorRT layers:
 
         1. GEMM when a constituent is a GEMM or the unit's own type multiplies matrices (a GEMM with a fused
            epilogue, ``CaskGemmConvolution``; its ``fused_ops`` list the non-GEMM parts, which the fusion

@@ -49,7 +49,7 @@ def test_the_bottom_module_imports_nothing_of_ours():
 
 
 def test_every_catalog_entry_resolves_and_the_schema_knows_it():
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    schema = yaml.safe_load((REPO / "ngbench/config.schema.yaml").read_text())
     blocks = schema["properties"]["backends"]["properties"]
     platform_enum = schema["properties"]["platforms"]["additionalProperties"]["properties"]["backends"]["items"]["enum"]
     assert set(platform_enum) == set(catalog.BACKENDS)
@@ -69,6 +69,59 @@ def test_no_rule_or_script_spells_a_backend_name():
     for path in [*sorted((REPO / "workflow/rules").glob("*.smk")), *sorted((REPO / "workflow/scripts").glob("*.py"))]:
         text = path.read_text().replace('config["backends"]["trt"]', "")
         assert not [p for p in pattern if p in text], path.name
+
+
+def decisions_by_backend_name(path: Path) -> list[str]:
+    """Where code decides by a backend's name: a comparison (``==``, ``in``) or a parameter default that
+    spells one. Trace formats share two names with backends (ort, trt) and are compared as formats."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any("trace_format" in ast.unparse(side) for side in sides):
+                continue
+            spelled = [c.value for side in sides for c in ast.walk(side) if isinstance(c, ast.Constant)]
+        elif isinstance(node, ast.FunctionDef):
+            defaults = [*node.args.defaults, *node.args.kw_defaults]
+            spelled = [d.value for d in defaults if isinstance(d, ast.Constant)]
+        else:
+            continue
+        found += [f"{path.relative_to(REPO)}:{node.lineno}: {v!r}" for v in spelled if v in catalog.BACKENDS]
+    return found
+
+
+@pytest.mark.parametrize("where", ["analysis", "jobs", "figures", "backends", "../benchmarks", "."])
+def test_no_module_decides_by_a_backend_name(where):
+    """Analyses, jobs, figures, the CLI and the benchmarks read a backend's facts from the catalog (fused,
+    quantized, builds_model, dispatch_floor, BASELINE, ...), never by comparing its name. Not checked: the
+    catalog itself, the trace readers (``traces/``: one per format, labelling rows) and the taxonomy, whose
+    ``kind`` names its name tables (torch, onnx, trt)."""
+    paths = sorted((PACKAGE / where).glob("*.py"))
+    assert paths
+    skip = {"catalog.py", "taxonomy.py"}
+    found = [hit for path in paths if path.name not in skip for hit in decisions_by_backend_name(path)]
+    assert not found
+
+
+def test_the_name_check_sees_a_decision_by_name(tmp_path):
+    probe = PACKAGE / "analysis" / "_probe_by_name.py"
+    try:
+        probe.write_text('def f(backend, fallback="inductor"):\n    return backend in ("torch", "x")\n')
+        assert [h.split(": ")[1] for h in decisions_by_backend_name(probe)] == ["'inductor'", "'torch'"]
+    finally:
+        probe.unlink()
+
+
+def test_one_helper_answers_is_this_cuda():
+    """`names.is_cuda` / `names.device_kind` are the one spelling of "is this a GPU platform"."""
+    spelled = []
+    for path in [*PACKAGE.rglob("*.py"), *(REPO / "benchmarks").glob("*.py"), *(REPO / "workflow").rglob("*.smk")]:
+        if path.name == "names.py":
+            continue
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if 'startswith("cuda")' in line or '== "cuda"' in line or "'cuda' ==" in line:
+                spelled.append(f"{path.relative_to(REPO)}:{i}")
+    assert not spelled
 
 
 # -- a toy backend: one catalog entry, its runner and its normalizer -------------------------------------------------
@@ -125,8 +178,7 @@ def test_a_toy_backend_is_one_entry_plus_its_runner_and_normalizer(tmp_path, mon
         runner=f"{__name__}:toy_runner",
         normalizer=f"{__name__}:toy_normalizer",
         trace_format="kineto",
-        taxonomy_kind="torch",
-        raw_files=("toy.json",),
+        constituent_kind="torch",
     )
     monkeypatch.setitem(catalog.BACKENDS, "toy", toy)
     config = settings.with_defaults({"models": {"swin-t": {"batch_sizes": [1]}}})

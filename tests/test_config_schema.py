@@ -1,4 +1,4 @@
-"""config.yaml is validated by Snakemake's own validate() against workflow/schemas/config.schema.yaml."""
+"""config.yaml is validated by Snakemake's own validate() against ngbench/config.schema.yaml."""
 
 import copy
 import subprocess
@@ -11,7 +11,7 @@ from conftest import REPO
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+SCHEMA = str(REPO / "ngbench" / "config.schema.yaml")
 
 
 def shipped():

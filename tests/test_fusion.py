@@ -125,7 +125,7 @@ def test_table5_before_after_and_missing_sides(tmp_path):
             },
         )
         paths.append(p)
-    t5 = fusion.table5(paths).set_index("backend")
+    t5 = fusion.table5(paths, ["torch", "inductor", "trt"]).set_index("backend")
     trt = t5.loc["trt"]
     assert trt.status == "ok"
     assert trt.non_gemm_ms_before == pytest.approx(0.050) and trt.non_gemm_pct_before == pytest.approx(50.0)

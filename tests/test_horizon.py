@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from conftest import FIXTURES, normalized, run_ngbench
 
+from ngbench import catalog
 from ngbench import table as optable
 from ngbench.analysis import horizon as hz
 from ngbench.errors import InputError
@@ -263,7 +264,7 @@ def test_fusion_dividend_pairs_each_fusing_backend_with_its_unfused_runtime(tmp_
     assert got.loc["inductor", "baseline"] == "torch" and got.loc["inductor", "bytes_removed_pct"] == pytest.approx(
         75.0
     )
-    assert report.unfused_baseline("trt") == "torch" and set(got.index) == {"ort-opt", "inductor"}
+    assert catalog.unfused_baseline("trt") == "torch" and set(got.index) == {"ort-opt", "inductor"}
     for column in report.RUN_COLUMNS:
         if column not in runs:
             runs[column] = "" if column in ("headroom_ms_by_group", "bound_ms", "ops_without_work", "reason") else 1.0

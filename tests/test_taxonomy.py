@@ -160,7 +160,7 @@ def test_bad_taxonomy_is_rejected(tmp_path):
         tax.Taxonomy.__init__(tax.Taxonomy.__new__(tax.Taxonomy), __import__("yaml").safe_load(bad.read_text()))
 
 
-# -- fused nodes / kernels / layers (DESIGN section 6, "fused") ---------------------------------------------------
+# -- fused nodes / kernels / layers ("fused") ---------------------------------------------------
 def parts(*ops_modules, kind="onnx"):
     return [(T.constituent_group(op, mods, kind), 1.0) for op, mods in ops_modules]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from ngbench import names
+from ngbench import catalog, names
 from ngbench import taxonomy as tax
 
 SHARE_TOLERANCE_PP = 5.0
@@ -53,7 +53,7 @@ class Evidence:
     def cuda_platforms(self) -> set[str]:
         if self.shares.empty:
             return set()
-        return set(self.shares.loc[self.shares["device"].map(_kind) == "cuda", "platform"])
+        return set(self.shares.loc[self.shares["device"].map(names.is_cuda), "platform"])
 
 
 @dataclass
@@ -68,10 +68,6 @@ class Result:
 
 def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
-
-
-def _kind(device: str) -> str:
-    return "cuda" if str(device).startswith("cuda") else "cpu"
 
 
 def resolved(claim: dict, evidence: Evidence) -> dict:
@@ -96,7 +92,7 @@ def select(df: pd.DataFrame, needs: dict, *, device: str | None = None) -> pd.Da
         out = out[out["model"].isin(needs["models"])]
     want = device or needs.get("device", "any")
     if want != "any" and not isinstance(want, list):
-        out = out[out["device"].map(_kind) == want]
+        out = out[out["device"].map(names.device_kind) == want]
     return out
 
 
@@ -111,7 +107,7 @@ def run_shares(df: pd.DataFrame, group: str, evidence: Evidence, *, compat: bool
     if df.empty:
         return pd.Series(dtype=float)
     if group in (tax.GEMM, names.NON_GEMM):
-        rows = df[(df["level"] == "class") & (df["group"] == (group if not compat else group))]
+        rows = df[(df["level"] == "class") & (df["group"] == group)]
     elif compat:
         rows = df[(df["level"] == "group") & (df["group"] == _paper_group(group, evidence))]
     else:
@@ -181,18 +177,20 @@ def _table_measure(claim: dict, evidence: Evidence) -> tuple[Any, int, str]:
         return int(((df["ratio_to_paper"] - 1).abs() <= 0.05).sum()), len(df), ""
     if kind == "table4":
         df = t.get("table4", pd.DataFrame())
-        df = df[df["device"].map(_kind) == "cuda"] if len(df) else df
+        df = df[df["device"].map(names.is_cuda)] if len(df) else df
         if not len(df):
             return None, 0, "needs PyTorch eager runs on a CUDA platform"
         return int((df["top_group"] == df["paper_group_A_gpu"]).sum()), len(df), ""
     if kind in ("table5", "fusion"):
         df = t.get("table5", pd.DataFrame())
         if len(df):
-            df = df[(df["backend"] == "trt") & (df["status"] == names.STATUS_OK)]
+            fused = [b for b in _as_list(claim["needs"]["backend"]) if catalog.get(b).fused]
+            df = df[df["backend"].isin(fused) & (df["status"] == names.STATUS_OK)]
             if claim["needs"].get("models"):
                 df = df[df["model"].isin(claim["needs"]["models"])]
         if not len(df):
-            return None, 0, "needs TensorRT runs on a CUDA platform"
+            labels = " or ".join(catalog.get(b).label for b in _as_list(claim["needs"]["backend"]))
+            return None, 0, f"needs {labels} runs on a CUDA platform"
         if kind == "table5":
             return len(df), len(df), ""
         column = claim["measure"]["column"]
@@ -225,7 +223,7 @@ def _table_measure(claim: dict, evidence: Evidence) -> tuple[Any, int, str]:
 def _missing_reason(claim: dict, evidence: Evidence) -> str:
     needs = claim["needs"]
     devices = [d for d in _as_list(needs.get("device", "any")) if d != "any"]
-    present = set(evidence.shares["device"].map(_kind)) if len(evidence.shares) else set()
+    present = set(evidence.shares["device"].map(names.device_kind)) if len(evidence.shares) else set()
     lacking = [d for d in devices if d not in present]
     if "cuda" in lacking:
         return "needs a CUDA platform (none in these results)"
@@ -272,7 +270,7 @@ def measure(claim: dict, evidence: Evidence) -> Result:
         return Result(reason=_missing_reason(claim, evidence), runs=runs)
     res = Result(ours=value, runs=runs, gap=_gap(claim, value))
     res.verdict, res.reason = verdict(claim, value)
-    if len(evidence.compat) and "torch" in _as_list(claim["needs"].get("backend", [])):
+    if len(evidence.compat) and catalog.BASELINE in _as_list(claim["needs"].get("backend", [])):
         res.compat, _ = _measure_shares(claim, evidence.compat, evidence, compat=True)
         if res.compat is not None:
             compat_verdict, gap = verdict(claim, res.compat)

@@ -19,7 +19,7 @@ CLASSES = [tax.GEMM, names.FUSED_MIXED, names.NON_GEMM, tax.IDLE]
 
 def constituent_kind(backend: str) -> str:
     """Name table for the ops inside fused rows: aten ops (Kineto traces) or ONNX op types (ORT, TensorRT)."""
-    return "torch" if catalog.get(backend).trace_format == "kineto" else "onnx"
+    return catalog.get(backend).constituent_kind
 
 
 def is_gemm_op(op: str, taxonomy: tax.Taxonomy, kind: str) -> bool:

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ngbench import catalog
 from ngbench import table as optable
 from ngbench import taxonomy as tax
 from ngbench.analysis.classes import class_times, constituent_kind, is_gemm_op
-from ngbench.names import FUSED_MIXED, NON_GEMM, STATUS_OK
+from ngbench.names import FUSED_MIXED, NON_GEMM
 
 HEADLINE = "fused / original non-GEMM"
 BATCH_NORM_OPS = {
@@ -129,11 +130,12 @@ def batch_norm_tally(non_gemm: pd.DataFrame) -> dict[str, int]:
     }
 
 
-def table5(op_tables: Iterable[str | Path], fused_backends: Iterable[str] = ("inductor", "trt")) -> pd.DataFrame:
-    """Non-GEMM latency before (PyTorch eager) and after fusion, the fusion rates and the batch-norm tally,
-    one row per platform / model / batch / fused backend (a missing or failed side says why)."""
+def table5(op_tables: Iterable[str | Path], backends: Iterable[str]) -> pd.DataFrame:
+    """Non-GEMM latency before (the catalog's baseline, PyTorch eager) and after fusion, the fusion rates and
+    the batch-norm tally, one row per platform / model / batch / fusing backend of ``backends`` (a missing or
+    failed side says why)."""
     taxonomy = tax.load()
-    fused_backends = list(fused_backends)
+    fused_backends = [b for b in backends if catalog.get(b).fused]
     runs = optable.read_runs(op_tables)
     # a batch size no fused backend ran is left out when another batch size of the model has a fused run
     fused_models = {(p, m) for (p, m, _), b in runs.items() if set(b) & set(fused_backends)}
@@ -141,11 +143,11 @@ def table5(op_tables: Iterable[str | Path], fused_backends: Iterable[str] = ("in
     for (platform, model, bs), backends in sorted(runs.items(), key=lambda kv: str(kv[0])):
         if not set(backends) & set(fused_backends) and (platform, model) in fused_models:
             continue
-        before = backends.get("torch")
+        before = backends.get(catalog.BASELINE)
         for backend in fused_backends:
             row = {"platform": platform, "model": model, "batch_size": bs, "backend": backend}
             after = backends.get(backend)
-            problem = _problem(before, "torch") or _problem(after, backend)
+            problem = _problem(before, catalog.BASELINE) or _problem(after, backend)
             if problem:
                 row["status"], row["reason"] = "missing", problem
                 out.append(row)
@@ -175,15 +177,9 @@ def table5(op_tables: Iterable[str | Path], fused_backends: Iterable[str] = ("in
 
 def _problem(run, backend: str) -> str:
     if run is None:
-        return f"no {backend} run" + (" (TensorRT needs a GPU platform)" if backend == "trt" else "")
+        entry = catalog.get(backend)
+        return f"no {backend} run" + ("" if entry.runs_on("cpu") else f" ({entry.label} needs a GPU platform)")
     df, meta = run
     if meta.get("status", "ok") != "ok":
         return f"{backend} failed: {meta.get('reason', '')}"
     return ""
-
-
-def fig8_data(shares: pd.DataFrame, models: list[str], backends: list[str]) -> pd.DataFrame:
-    """Long table behind fig8: each run's time classes (shares level ``fusion``: GEMM, fused GEMM+non-GEMM,
-    non-GEMM, Idle) with mean share and median ms; failed runs keep their one status row."""
-    df = shares[shares["model"].isin(models) & shares["backend"].isin(backends)]
-    return df[(df["level"] == "fusion") | (df["status"] != STATUS_OK)].reset_index(drop=True)

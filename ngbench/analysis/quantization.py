@@ -8,24 +8,25 @@ from pathlib import Path
 
 import pandas as pd
 
-from ngbench import names
+from ngbench import catalog, names
 from ngbench import table as optable
 from ngbench import taxonomy as tax
 from ngbench.analysis.classes import class_times
 
-FP, INT8 = "torch", "torch-int8"
 
-
-def summary(op_tables: Iterable[str | Path], paper_claim: str = "") -> pd.DataFrame:
-    """One row per (platform, model, batch): fp (torch) vs int8 (torch-int8), medians over iterations."""
+def summary(op_tables: Iterable[str | Path], compared: Iterable[str], paper_claim: str = "") -> pd.DataFrame:
+    """One row per (platform, model, batch): the catalog's baseline (fp) vs the quantized backend among
+    ``compared`` (int8), medians over iterations."""
     taxonomy = tax.load()
+    fp_backend = catalog.BASELINE
+    int8_backend = next(b for b in compared if catalog.get(b).quantized)
     rows = []
     for (platform, model, bs), backends in sorted(optable.read_runs(op_tables).items(), key=lambda kv: str(kv[0])):
-        fp, q = backends.get(FP), backends.get(INT8)
+        fp, q = backends.get(fp_backend), backends.get(int8_backend)
         row = {"platform": platform, "model": model, "batch_size": bs}
         problems = [
             f"{b}: {(r[1].get('reason') if r else 'not run')}"
-            for b, r in ((FP, fp), (INT8, q))
+            for b, r in ((fp_backend, fp), (int8_backend, q))
             if r is None or r[1].get("status") != names.STATUS_OK
         ]
         if problems:

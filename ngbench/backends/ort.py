@@ -38,7 +38,7 @@ def providers_for(device: str, provider_options: dict | None = None) -> list:
     """ORT providers for a platform device (``cpu``, ``cuda``, ``cuda:1``)."""
     import onnxruntime as ort
 
-    if not device.startswith("cuda"):
+    if not names.is_cuda(device):
         return ["CPUExecutionProvider"]
     available = ort.get_available_providers()
     if "CUDAExecutionProvider" not in available:
@@ -112,7 +112,7 @@ def run(
     trace_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = Path(onnx_path)
     providers = providers_for(device, provider_options)
-    cuda = device.startswith("cuda")
+    cuda = names.is_cuda(device)
     feed = {k: v.detach().cpu().numpy() for k, v in inputs.items()}
     with tempfile.TemporaryDirectory(prefix="ngbench-ort-") as scratch:
         scratch = Path(scratch)

@@ -74,7 +74,7 @@ def profiler_activities(device: str) -> list:
     """What the PyTorch profiler records on ``device``: host ops always, CUDA kernels and copies on a GPU."""
     from torch.profiler import ProfilerActivity
 
-    return [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if str(device).startswith("cuda") else [])
+    return [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if names.is_cuda(device) else [])
 
 
 def _device(name: str):
@@ -89,7 +89,7 @@ def require_device(name: str) -> None:
     does not have."""
     import torch
 
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    if names.is_cuda(name) and not torch.cuda.is_available():
         raise DeviceUnavailable(
             f"device {name!r}: no CUDA GPU is visible on this machine (torch {torch.__version__}, "
             f"built for CUDA {torch.version.cuda or 'none'})"
@@ -112,7 +112,7 @@ def prepare(model, inputs: dict, *, device: str, dtype: str, threads: int | None
     if torch_dtype != torch.float32:
         inputs = {k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in inputs.items()}
     model.eval()
-    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)  # the job's device
+    sync = (lambda: torch.cuda.synchronize(dev)) if names.is_cuda(dev.type) else (lambda: None)  # the job's device
     return model, inputs, sync
 
 
@@ -142,7 +142,7 @@ def run(
 
     model, inputs, sync = prepare(model, inputs, device=device, dtype=dtype, threads=threads, move_model=move_model)
     dev = _device(device)
-    cuda = dev.type == "cuda"
+    cuda = names.is_cuda(dev.type)
 
     trace_dir = Path(trace_dir)
     trace_dir.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ def complete_cells(df: pd.DataFrame, backends: list[str]) -> pd.DataFrame:
             "layers": c.layers,
             "full_depth": c.full_depth,
             "status": names.STATUS_MISSING,
-            "reason": (style.cpu_reason(b) if style.device_kind(c.device) == "cpu" else None) or f"{b} not run",
+            "reason": (style.cpu_reason(b) if names.device_kind(c.device) == "cpu" else None) or f"{b} not run",
         }
         for c in present.itertuples()
         for b in backends

@@ -10,6 +10,9 @@ import pandas as pd
 
 from ngbench.analysis import quantization
 from ngbench.figures import comparison, paper
+from ngbench.figures.specs import FIGURES
+
+SPEC = FIGURES["fig9"]
 
 TITLE = "fig9: fp (torch) vs LLM.int8 (torch-int8), same checkpoint, per sequence length"
 
@@ -20,4 +23,4 @@ def plot(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list
 
 def summary(op_tables: Iterable[str | Path]) -> pd.DataFrame:
     ref = paper.section("fig9")
-    return quantization.summary(op_tables, paper_claim=f"{ref['claim']} ({ref['source']})")
+    return quantization.summary(op_tables, SPEC.backends, paper_claim=f"{ref['claim']} ({ref['source']})")

@@ -91,25 +91,15 @@ def collect(
     return table.sort_values(["platform", "model", "batch_size", "backend"]).reset_index(drop=True), inst
 
 
-def unfused_baseline(backend: str) -> str:
-    """The run a fusing backend's dividend is measured against: the unfused backend that reads the same trace
-    format (ort for ort-opt: the same runtime without graph optimizations; torch for Inductor), else eager
-    PyTorch (TensorRT)."""
-    entry = catalog.get(backend)
-    same = [b.name for b in catalog.BACKENDS.values()
-            if not b.fused and not b.options.get("quantize") and b.trace_format == entry.trace_format]  # fmt: skip
-    return same[0] if same else "torch"
-
-
 def fusion_dividend(runs: pd.DataFrame) -> pd.DataFrame:
     """Non-GEMM bytes and time per iteration under each fusing backend beside its unfused baseline
-    (:func:`unfused_baseline`), paired by platform, model and batch size."""
+    (:func:`ngbench.catalog.unfused_baseline`), paired by platform, model and batch size."""
     ok = runs[runs["status"] == names.STATUS_OK].set_index(["platform", "backend", "model", "batch_size"])
     rows = []
     for (platform, backend, model, bs), r in ok.iterrows():
         if not catalog.get(backend).fused:
             continue
-        base_name = unfused_baseline(backend)
+        base_name = catalog.unfused_baseline(backend)
         key = (platform, base_name, model, bs)
         if key not in ok.index:
             continue

@@ -24,10 +24,6 @@ HOST_TIMED = "host-timed"  # a GPU cell whose op times are host-side (see analys
 REASON_CHARS = 40  # of a hatched bar's reason; the full reason is in the figure's note and its CSV
 
 
-def device_kind(device: str) -> str:
-    return "cuda" if str(device).startswith("cuda") else "cpu"
-
-
 def bar_label(row) -> str:
     label = f"{row.model}\nbs{int(row.batch_size)}"
     if (
@@ -108,7 +104,7 @@ def panel_grid(
     """The paper's layout: a CPU-only and a CPU+GPU column, one row per platform of that kind. ``draw(ax,
     rows of one platform, device kind)`` fills a panel and returns notes (full reasons of hatched cells),
     printed under the figure. A column without platforms says why."""
-    kinds = data["device"].map(device_kind) if len(data) else None
+    kinds = data["device"].map(names.device_kind) if len(data) else None
     platforms = {k: sorted(data.loc[kinds == k, "platform"].unique()) if len(data) else [] for k in DEVICE_PANELS}
     nrows = max(1, *(len(p) for p in platforms.values()))
     bars = [max([bars_per_panel(data[data["platform"] == p]) for p in platforms[k]] or [1]) for k in DEVICE_PANELS]
@@ -128,7 +124,7 @@ def panel_grid(
         for r in range(nrows):
             ax = axes[r][c]
             if r >= len(platforms[kind]):
-                mark_missing(ax, NO_GPU if kind == "cuda" else NO_CPU)
+                mark_missing(ax, NO_GPU if names.is_cuda(kind) else NO_CPU)
                 ax.set_title(DEVICE_PANELS[kind])
                 continue
             platform = platforms[kind][r]

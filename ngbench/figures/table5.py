@@ -29,7 +29,7 @@ NOTES = (
 
 def full(op_tables: Iterable[str | Path]) -> pd.DataFrame:
     """Every rate and count, one row per platform / model / batch / fused backend (``table5_all_rates.csv``)."""
-    return fusion.table5(op_tables, fused_backends=SPEC.backends[1:])
+    return fusion.table5(op_tables, SPEC.backends)
 
 
 def table(everything: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Real, preprocessed input batches (DESIGN.md section 4).
+"""Real, preprocessed input batches.
 
 Images: photographs that ship in scikit-image (and scikit-learn), or the user's ImageNet/COCO directory,
 through the model's own preprocessing (the torchvision weights' transforms). Text: Wikipedia articles that
@@ -24,13 +24,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ngbench.errors import InputError
 from ngbench.registry import ModelSpec
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".JPEG", ".bmp", ".webp"}
-
-
-class InputError(ValueError):
-    pass
 
 
 # -- images ---------------------------------------------------------------------------------------------------

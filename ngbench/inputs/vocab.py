@@ -17,7 +17,8 @@ from pathlib import Path
 
 SDIST = "llama-cpp-python==0.3.36"
 GGUF_MEMBER = "vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf"
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "resources" / "tokenizers" / "llama2"
+# relative to the working directory: the checkout, where the README's set-up runs `ngbench vocab llama2`
+DEFAULT_DIR = Path("resources") / "tokenizers" / "llama2"
 
 
 def llama2_model_path() -> Path:

@@ -22,7 +22,7 @@ def profile(
     input_path: str,
     trace_dir: str,
     latency_out: str,
-    backend: str = "torch",
+    backend: str = catalog.BASELINE,
     files: dict | None = None,
 ) -> dict:
     """One run of ``backend``; ``files``: its catalog inputs besides the batch (export, engine)."""

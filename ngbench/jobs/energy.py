@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ngbench import env, inputs, names
+from ngbench import catalog, env, inputs, names
 from ngbench.jobs import model as model_job
 from ngbench.jobs import records
 
 
 def _cuda_pci_bus_id(device: str) -> str | None:
     """The PCI bus id of a CUDA device as NVML names it (None off CUDA, or where torch sees no GPU)."""
-    if not device.startswith("cuda"):
+    if not names.is_cuda(device):
         return None
     import torch
 
@@ -36,7 +36,7 @@ def measure(params: dict, *, batch_size: int, input_path: str, out: str) -> dict
     record: dict[str, Any] = {
         "platform": params["platform"],
         "device": device,
-        "backend": "torch",
+        "backend": catalog.BASELINE,
         "model": model["name"],
         "batch_size": batch_size,
         "settings": settings,

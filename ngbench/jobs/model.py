@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ngbench import registry
+from ngbench import names, registry
 
 
 def build(model: dict[str, Any], tensors: dict, dtype: str, attn_implementation: str | None, meta: dict):
@@ -36,4 +36,4 @@ def build(model: dict[str, Any], tensors: dict, dtype: str, attn_implementation:
 
 
 def dtype_for(settings: dict, device: str) -> str:
-    return settings["dtype_cuda" if device.startswith("cuda") else "dtype_cpu"]
+    return settings["dtype_cuda" if names.is_cuda(device) else "dtype_cpu"]

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ngbench import env, names
+from ngbench import catalog, env, names
 
 log = logging.getLogger(__name__)
 # kernel -> (arrays allocated, words moved per element as counted). STREAM's four count what they name (no
@@ -45,7 +45,7 @@ FORMAT = "ngbench.platform-limits/1"
 
 def last_level_cache_bytes(device: str) -> int | None:
     """The largest cache of the CPU (sysfs), or the GPU's L2."""
-    if device.startswith("cuda"):
+    if names.is_cuda(device):
         import torch
 
         props = torch.cuda.get_device_properties(torch.device(device))
@@ -69,7 +69,7 @@ class _Timer:
     def __init__(self, device: str, min_time_s: float, trials: int):
         import torch
 
-        self.cuda = device.startswith("cuda")
+        self.cuda = names.is_cuda(device)
         self.torch = torch
         self.min_time_s, self.trials = min_time_s, trials
 
@@ -191,7 +191,7 @@ def _profiled_op_us(device: str, fn: Callable[[], Any], name: str, calls: int = 
 
     from ngbench.backends.torch_eager import profiler_activities
 
-    cuda = device.startswith("cuda")
+    cuda = names.is_cuda(device)
     activities = profiler_activities(device)
     for _ in range(10):
         fn()
@@ -242,7 +242,7 @@ def _inductor_floor(device: str) -> float | None:
 
     from ngbench.backends.torch_eager import profiler_activities
 
-    cuda = device.startswith("cuda")
+    cuda = names.is_cuda(device)
     with torch._inductor.config.patch({"cpp.enable_kernel_profile": True}):
         fn = torch.compile(lambda x: x + 1.0, backend="inductor")
         x = torch.ones(1, device=device)
@@ -263,31 +263,41 @@ def _inductor_floor(device: str) -> float | None:
     return float(statistics.median(times)) if times else None
 
 
-def dispatch_floors(device: str, backends: list[str]) -> dict[str, dict[str, Any]]:
+def torch_floor(device: str) -> tuple[float | None, str]:
+    """PyTorch eager's cheapest op: aten::add on one element, as the profiler times it."""
     import torch
 
-    out: dict[str, dict[str, Any]] = {}
     x = torch.ones(1, device=device)
-    cuda = device.startswith("cuda")
+    us = _profiled_op_us(device, lambda: torch.add(x, x), "aten::add")
+    basis = "device time of the kernel" if names.is_cuda(device) else "host range"
+    return us, f"median profiled {basis} of aten::add on one element"
+
+
+def ort_floor(device: str) -> tuple[float | None, str]:
+    """ONNX Runtime's cheapest node: one Add on one element, from ORT's own profile."""
+    providers = ["CUDAExecutionProvider"] if names.is_cuda(device) else ["CPUExecutionProvider"]
+    return _ort_floor(providers), "median _kernel_time of one Add node on one element in ORT's own profile"
+
+
+def inductor_floor(device: str) -> tuple[float | None, str]:
+    """TorchInductor's cheapest kernel: a compiled one-element add."""
+    return _inductor_floor(device), "median kernel range of a compiled one-element add"
+
+
+def dispatch_floors(device: str, backends: list[str]) -> dict[str, dict[str, Any]]:
+    """Each backend's dispatch floor on ``device``, by the function its catalog entry names."""
+    out: dict[str, dict[str, Any]] = {}
     for backend in backends:
+        entry = catalog.get(backend)
+        floor = entry.load_dispatch_floor()
+        if floor is None:
+            out[backend] = {"us": None, "reason": f"no floor measurement for {backend} on {device}"}
+            continue
+        if entry.missing_packages():
+            out[backend] = {"us": None, "reason": f"needs {', '.join(entry.missing_packages())} (not installed)"}
+            continue
         try:
-            if backend in ("torch", "torch-int8"):
-                us = _profiled_op_us(device, lambda: torch.add(x, x), "aten::add")
-                how = (
-                    "median profiled "
-                    + ("device time of the kernel" if cuda else "host range")
-                    + " of aten::add on one element"
-                )
-            elif backend in ("ort", "ort-opt"):
-                providers = ["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"]
-                us = _ort_floor(providers)
-                how = "median _kernel_time of one Add node on one element in ORT's own profile"
-            elif backend == "inductor":
-                us = _inductor_floor(device)
-                how = "median kernel range of a compiled one-element add"
-            else:
-                out[backend] = {"us": None, "reason": f"no floor measurement for {backend} on {device}"}
-                continue
+            us, how = floor(device)
         except Exception as exc:  # noqa: BLE001 (a backend that cannot run here says why)
             out[backend] = {"us": None, "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
             continue
@@ -301,7 +311,7 @@ def measure(params: dict, *, out: str, threads: int | None = None) -> dict[str, 
 
     device, settings = params["device"], params["limits"]
     record: dict[str, Any] = {"format": FORMAT, "platform": params["platform"], "device": device}
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    if names.is_cuda(device) and not torch.cuda.is_available():
         record.update(status=names.STATUS_SKIPPED, reason=f"device {device!r}: no CUDA GPU is visible on this machine")
         _write(record, out)
         return record
@@ -327,7 +337,7 @@ def measure(params: dict, *, out: str, threads: int | None = None) -> dict[str, 
             dispatch_floor_us=dispatch_floors(device, params["backends"]),
             environment=env.describe(params),
         )
-    if device.startswith("cuda"):
+    if names.is_cuda(device):
         record["gpu_name"] = torch.cuda.get_device_name(torch.device(device))
     _write(record, out)
     return record

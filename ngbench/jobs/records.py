@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ngbench import env, names
+from ngbench import catalog, env, names
 from ngbench.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,15 @@ def require_ok(record: dict, what: str) -> None:
         raise UpstreamFailed(record.get("reason") or f"{what} failed")
 
 
+def require_packages(backend: str) -> None:
+    """A backend whose optional packages (its catalog entry's ``requires``) are not installed is skipped, with
+    the missing ones named."""
+    missing = catalog.get(backend).missing_packages()
+    if missing:
+        verb, them = ("is", "it") if len(missing) == 1 else ("are", "them")
+        raise Unavailable(f"{', '.join(missing)} {verb} not installed ({backend} needs {them})")
+
+
 def run_meta(params: dict, batch_size: int) -> dict[str, Any]:
     """What every run records before it starts (its meta.json grows from here)."""
     return {
@@ -109,7 +118,7 @@ def write_empty(*paths: str | Path) -> None:
 
 
 def input_failed(provenance: dict) -> None:
-    from ngbench.inputs import InputError
+    from ngbench.errors import InputError
 
     if provenance.get("status") == names.STATUS_FAILED:
         raise InputError(f"inputs: {provenance.get('reason')}")

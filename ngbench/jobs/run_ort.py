@@ -60,6 +60,7 @@ def run(params: dict, *, batch_size: int, files: dict, trace_dir: str, latency_o
     meta = records.run_meta(params, batch_size)
     what = f"{params['backend']}/{params['model']['name']} bs{batch_size} on {params['platform']}"
     with records.failure_recorded(params["on_error"], meta, what):
+        records.require_packages(params["backend"])
         export = records.export_record(files["modules"])
         meta["export"] = {k: v for k, v in export.items() if k != "inputs"}
         meta["model_provenance"] = export.get("model_provenance")
@@ -78,7 +79,7 @@ def run(params: dict, *, batch_size: int, files: dict, trace_dir: str, latency_o
                 intra_op_threads=settings["threads"] or threads,
                 inter_op_threads=settings["inter_op_threads"],
                 provider_options=settings["cuda_provider_options"],
-                dtype=settings["dtype_cuda"] if device.startswith("cuda") else "float32",
+                dtype=settings["dtype_cuda"] if names.is_cuda(device) else "float32",
             ),
             params["trust"],
             what,

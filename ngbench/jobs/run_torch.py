@@ -20,6 +20,7 @@ def run(params: dict, *, batch_size: int, files: dict, trace_dir: str, latency_o
     meta = records.run_meta(params, batch_size)
     what = f"{params['backend']}/{params['model']['name']} bs{batch_size} on {params['platform']}"
     with records.failure_recorded(params["on_error"], meta, what):
+        records.require_packages(params["backend"])
         torch_eager.require_device(device)  # before building anything
         tensors, meta["inputs"] = inputs.load(files["batch"])
         records.input_failed(meta["inputs"])

@@ -91,7 +91,9 @@ def run(params: dict, *, batch_size: int, files: dict, trace_dir: str, latency_o
 
     settings = params["settings"]
     meta = records.run_meta(params, batch_size)
-    with records.failure_recorded(params["on_error"], meta, f"trt/{params['model']['name']} bs{batch_size}"):
+    what = f"{params['backend']}/{params['model']['name']} bs{batch_size} on {params['platform']}"
+    with records.failure_recorded(params["on_error"], meta, what):
+        records.require_packages(params["backend"])
         engine = json.loads(Path(f"{files['plan']}.json").read_text())
         meta["engine"] = engine
         if engine.get("status") == names.STATUS_SKIPPED:

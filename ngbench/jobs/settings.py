@@ -7,24 +7,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ngbench import catalog, names, registry
 
-from ngbench import catalog, registry
-
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config.schema.yaml"
 # keys that choose which runs exist, not how one runs: changing them adds or drops jobs, never reruns one
 SELECTION_KEYS = ("enabled", "models", "batch_sizes", "variants")
 # ORT settings the ONNX export depends on (the rest are run settings: they never re-export)
 EXPORT_KEYS = ("opset", "export_tolerance", "attn_implementation")
-
-
-@cache
-def _schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
 def with_defaults(config: dict) -> dict:
@@ -95,15 +87,16 @@ def run_params(config: dict, platform: str, backend: str, model: str) -> dict[st
         "platform": platform,
         "device": config["platforms"][platform]["device"],
         "backend": backend,
-        "settings": backend_settings(config, backend, drop=EXPORT_KEYS if entry.settings == "ort" else ()),
+        # a backend that runs the export: the export's keys in its block re-export, they do not rerun it
+        "settings": backend_settings(config, backend, drop=EXPORT_KEYS if "onnx" in entry.inputs else ()),
         "options": entry.options,
         "trust": config["trust"],
         "on_error": config["on_error"],
     }
-    if entry.settings == "trt":  # runs from its engine and the export's numpy feed: no model build
-        params["model"] = {"name": model, "seq_len": model_settings(config, model)["seq_len"]}
-    else:
+    if entry.builds_model:
         params["model"] = model_params(config, model)
+    else:  # runs a prebuilt artifact: what the model is matters to that artifact's rule, not to this run
+        params["model"] = {"name": model, "seq_len": model_settings(config, model)["seq_len"]}
     return params
 
 
@@ -148,7 +141,7 @@ def platform_params(config: dict, platform: str, backends: list[str]) -> dict[st
     """What a platform's roofs depend on: its device, the dtypes and ``backends`` the study runs there, and
     the measurement settings (the horizon's own knobs, overhead_factor and top_ops, are not among them)."""
     device = config["platforms"][platform]["device"]
-    cuda = device.startswith("cuda")
+    cuda = names.is_cuda(device)
     # the dtypes the study computes in there; on a GPU every tensor-core dtype, as a GPU's spec sheet lists them
     dtypes = {"float32"} | ({"float16", "bfloat16"} if cuda else set())
     dtypes |= {config["backends"][catalog.get(b).settings].get("dtype_cuda" if cuda else "dtype_cpu") or "float32"

@@ -4,7 +4,7 @@ Streaming: PyTorch's own exporter layout is decoded with msgspec ~8 MiB of event
 we need, typed), any other layout streams through ijson; events are kept as compact tuples, so a 1 GB trace
 does not become 10 GB of Python dicts. ``benchmarks/normalize.py`` measures speed and memory.
 
-Attribution (DESIGN.md section 5):
+Attribution:
 - Iterations are ``ProfilerStep#N`` ranges, else ranges whose name matches ``iteration_marker``, else the
   whole trace (first to last recorded activity). A range is clipped to the profiler's ``Record Window End``
   (some tools close step ranges long after recording stopped). Iteration windows never overlap: a step

@@ -29,6 +29,7 @@ from typing import Any
 
 import msgspec
 
+from ngbench import names
 from ngbench import table as optable
 from ngbench import taxonomy as tax
 from ngbench import work as wk
@@ -295,7 +296,7 @@ def normalize(
         ),
         # a GPU provider without Kernel events (stock onnxruntime-gpu wheels are built without CUDA
         # profiling): each node's time is its host Compute() span, its GPU time lands in session overhead
-        "host_timed_on_device": device == "cuda" and not has_device,
+        "host_timed_on_device": names.is_cuda(device) and not has_device,
         "node_table": bool(nodes),
         "nodes_unknown_to_node_table": sorted({r["node"] for r in node_events} - set(nodes))[:50] if nodes else [],
         "ops_without_op_name": ops_unnamed,

@@ -44,7 +44,6 @@ MATCHED_FRACTION_MIN = 0.5  # fewer profile layers than this found in the layer 
 _PROFILE_KEYS = ("name", "averageMs")
 _NODE_LIKE = re.compile(r"^/?[A-Za-z][\w./:-]*$")  # torch exporter names start with /
 _CONSTANT = re.compile(r"(\.weight|\.bias|\.running_mean|\.running_var|^onnx::|^Constant_?\d*$)")
-MIXED = "fused GEMM+non-GEMM"
 
 
 def _load(path: str | Path, what: str) -> Any:

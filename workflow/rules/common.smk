@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -10,11 +11,11 @@ min_version("9.0")
 # The ngbench package lives beside the Snakefile (scripts find it through workflow/scripts/_pkg.py).
 sys.path.insert(0, workflow.basedir)
 
-from ngbench import catalog, plan  # noqa: E402
+from ngbench import catalog, names, plan  # noqa: E402
 from ngbench.figures import scorecard  # noqa: E402
 from ngbench.jobs import settings  # noqa: E402
 
-validate(config, "../schemas/config.schema.yaml", set_default=True)
+validate(config, str(settings.SCHEMA_PATH), set_default=True)
 if config["only_models"] is not None:
     unknown = sorted(set(config["only_models"]) - set(config["models"]))
     if unknown:
@@ -23,9 +24,14 @@ if config["only_models"] is not None:
         )
     config["models"] = {m: config["models"][m] for m in config["only_models"]}
 
+# The Llama-2 vocabulary the README's set-up rebuilt in this checkout, for jobs whatever their working directory
+LLAMA2_VOCAB = Path(workflow.basedir) / "resources" / "tokenizers" / "llama2" / "tokenizer.model"
+if LLAMA2_VOCAB.is_file():
+    os.environ.setdefault("NGBENCH_LLAMA2_TOKENIZER", str(LLAMA2_VOCAB))
+
 PLATFORMS = sorted(config["platforms"])
 CUDA_PLATFORMS = [
-    p for p in PLATFORMS if config["platforms"][p]["device"].startswith("cuda")
+    p for p in PLATFORMS if names.is_cuda(config["platforms"][p]["device"])
 ]
 # package data files that are inputs of rules: beside the Snakefile, wherever the working directory is
 TAXONOMY_FILE = str(Path(workflow.basedir) / "ngbench" / "taxonomy.yaml")
