@@ -25,7 +25,9 @@ if config["only_models"] is not None:
     config["models"] = {m: config["models"][m] for m in config["only_models"]}
 
 # The Llama-2 vocabulary the README's set-up rebuilt in this checkout, for jobs whatever their working directory
-LLAMA2_VOCAB = Path(workflow.basedir) / "resources" / "tokenizers" / "llama2" / "tokenizer.model"
+LLAMA2_VOCAB = (
+    Path(workflow.basedir) / "resources" / "tokenizers" / "llama2" / "tokenizer.model"
+)
 if LLAMA2_VOCAB.is_file():
     os.environ.setdefault("NGBENCH_LLAMA2_TOKENIZER", str(LLAMA2_VOCAB))
 
