@@ -29,6 +29,7 @@ class Backend:
     runner: str  # "module:function" of the job that profiles one run (ngbench.jobs.*)
     normalizer: str  # "module:function" turning a run's trace directory into an op table (ngbench.normalize)
     trace_format: str  # the profiler's format of its traces: kineto | ort | trt
+    trace_glob: str  # the profiler's own files in a run's trace directory (one per measured cycle, or one)
     constituent_kind: str  # the name table of taxonomy.yaml that names the ops inside its fused rows: torch | onnx
     # rule inputs besides the input batch (``batch``): name -> template over {platform} {model} {bs} {precision}
     # and {graph} ("fp16." when the engine is built from the export's fp16 copy, else "")
@@ -73,6 +74,7 @@ _TORCH = Backend(
     runner="ngbench.jobs.run_torch:run",
     normalizer="ngbench.normalize:kineto_run",
     trace_format="kineto",
+    trace_glob=names.KINETO_TRACE_GLOB,
     constituent_kind="torch",
     default_models="all",
     dispatch_floor="ngbench.jobs.platform_limits:torch_floor",
@@ -86,6 +88,7 @@ _ORT = Backend(
     runner="ngbench.jobs.run_ort:run",
     normalizer="ngbench.normalize:ort_run",
     trace_format="ort",
+    trace_glob=names.ORT_PROFILE_FILE,
     constituent_kind="onnx",
     inputs=_ONNX_INPUTS,
     requires=("onnxruntime",),
@@ -135,6 +138,7 @@ BACKENDS: dict[str, Backend] = {
             runner="ngbench.jobs.run_trt:run",
             normalizer="ngbench.normalize:trt_run",
             trace_format="trt",
+            trace_glob=names.TRT_PROFILE_FILE,
             constituent_kind="onnx",
             inputs={
                 "plan": "results/engines/{platform}/{model}/bs{bs}.{precision}.plan",

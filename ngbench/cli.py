@@ -12,7 +12,9 @@ from ngbench.errors import InputError
 
 
 def _normalize(args: argparse.Namespace) -> int:
-    from ngbench import catalog
+    """One run through its backend's catalog normalizer, as the workflow's normalize job does: a run's trace
+    directory (its meta.json labels the rows unless flags say otherwise) or the profiler's own files."""
+    from ngbench import normalize
     from ngbench import table as optable
 
     out = Path(args.out)
@@ -21,18 +23,16 @@ def _normalize(args: argparse.Namespace) -> int:
     try:
         if out.is_dir():
             raise InputError(f"--out {out}: is a directory; expected the path of the op table to write (.parquet)")
+        files, meta = _run_files(args)
         labels = {
-            "platform": args.platform,
+            "platform": args.platform or meta.get("platform") or "unknown",
             "backend": args.backend,
-            "model": args.model or Path(args.trace[0]).name.split(".")[0],
-            "batch_size": args.batch_size,
-            "seq_len": args.seq_len,
+            "model": args.model or meta.get("model") or Path(args.trace[0]).name.split(".")[0],
+            "batch_size": args.batch_size if args.batch_size is not None else meta.get("batch_size", 0),
+            "seq_len": args.seq_len if args.seq_len is not None else meta.get("seq_len"),
         }
-        trace_format = catalog.get(args.backend).trace_format
-        df, info = {"kineto": _normalize_kineto, "ort": _normalize_ort, "trt": _normalize_trt}[trace_format](
-            args, labels
-        )
-        optable.write(df, out, run={"normalize": info, "status": "ok", "platform": args.platform})
+        df, info = normalize.normalize(args.backend, files, labels)
+        optable.write(df, out, run={**meta, "normalize": info, "status": "ok", "platform": labels["platform"]})
     except BaseException:
         if out.is_file():  # never leave an older table that looks like this run's
             out.unlink()
@@ -42,6 +42,40 @@ def _normalize(args: argparse.Namespace) -> int:
         f"{info['time_basis']}"
     )
     return 0
+
+
+def _run_files(args: argparse.Namespace):
+    """(:class:`ngbench.normalize.RunFiles`, the run record) of ``--trace``: one directory, or files."""
+    from ngbench import catalog, normalize
+
+    catalog.get(args.backend)  # an unknown backend is an input error listing the known ones
+    paths = [Path(t) for t in args.trace]
+    if len(paths) == 1 and paths[0].is_dir():
+        trace_dir = paths[0]
+        meta = normalize.read_meta(trace_dir) if (trace_dir / names.META_FILE).is_file() else {}
+        if meta.get("status", names.STATUS_OK) != names.STATUS_OK:
+            raise InputError(f"{trace_dir}: the run did not succeed ({meta.get('status')}: {meta.get('reason')})")
+        if meta.get("backend", args.backend) != args.backend:
+            raise InputError(
+                f"{trace_dir}: its run record says backend {meta['backend']!r}, not --backend {args.backend!r}"
+            )
+        return normalize.RunFiles.of_run(trace_dir, args.backend, meta), meta
+    given = {
+        "shapes_trace": args.shapes,
+        "exec_trace": args.exec_trace,
+        "inductor_artifacts": args.inductor_artifacts,
+        "nodes": args.nodes,
+        "onnx": args.onnx,
+        "optimized": args.optimized,
+        "layers": args.layers,
+    }
+    files = normalize.RunFiles(
+        traces=tuple(paths),
+        skip_runs=args.skip_runs,
+        iteration_marker=args.iteration_marker,
+        **{key: Path(value) for key, value in given.items() if value},
+    )
+    return files, {}
 
 
 def _normalize_compat(args: argparse.Namespace, out: Path) -> int:
@@ -58,40 +92,6 @@ def _normalize_compat(args: argparse.Namespace, out: Path) -> int:
     print(f"{out}: {len(ops)} op names over {len(args.trace)} trace(s); compat metric, {switches}")
     print(view.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return 0
-
-
-def _normalize_kineto(args: argparse.Namespace, labels: dict):
-    from ngbench.traces import kineto
-
-    return kineto.normalize_many(args.trace, iteration_marker=args.iteration_marker, **labels)
-
-
-def _normalize_ort(args: argparse.Namespace, labels: dict):
-    from ngbench import onnx_graph
-    from ngbench.traces import ort
-
-    if len(args.trace) != 1:
-        raise InputError("--backend ort takes one profile file per run")
-    if args.nodes:
-        nodes = onnx_graph.read_nodes(args.nodes)
-    elif args.onnx:
-        optimized = onnx_graph.load_graph(args.optimized) if args.optimized else None
-        nodes = onnx_graph.node_table(onnx_graph.load_graph(args.onnx), optimized)
-    else:
-        if args.optimized:
-            raise InputError("--optimized needs --onnx (the original graph it is joined to)")
-        nodes = {}
-    return ort.normalize(args.trace[0], nodes=nodes, skip_runs=args.skip_runs, **labels)
-
-
-def _normalize_trt(args: argparse.Namespace, labels: dict):
-    from ngbench import onnx_graph
-    from ngbench.traces import trt
-
-    if len(args.trace) != 1:
-        raise InputError("--backend trt takes one per-layer profile (trtexec --exportProfile)")
-    nodes = onnx_graph.node_modules(onnx_graph.load_graph(args.onnx)) if args.onnx else None
-    return trt.normalize(args.trace[0], args.layers, nodes=nodes, **labels)
 
 
 def _shares(args: argparse.Namespace) -> int:
@@ -310,14 +310,18 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("normalize", parents=[common], help="turn a profiler trace into the unified op table (parquet)")
     n.add_argument(
         "--backend",
-        default="torch",
-        help="the backend that wrote the trace, which says its format: "
+        default=catalog.BASELINE,
+        help="the backend that wrote the trace: its catalog normalizer reads it, as the workflow's does. "
         + "; ".join(f"{b.name} ({b.trace_format})" for b in catalog.BACKENDS.values())
         + ". kineto: PyTorch profiler Chrome-trace JSON, .gz or not; ort: ONNX Runtime profile JSON; trt: "
         "TensorRT per-layer profile JSON, with --layers",
     )
     n.add_argument(
-        "--trace", required=True, nargs="+", help="the profiler's output file(s): several for one run's cycles"
+        "--trace",
+        required=True,
+        nargs="+",
+        help="a run's trace directory (results/traces/...: every file the run left is read), or the profiler's "
+        "own file(s): several for one run's cycles",
     )
     n.add_argument("--out", required=True, help="op table to write (.parquet)")
     n.add_argument(
@@ -334,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="compat: turn off one of the original's choices (repeatable)",
     )
     n.add_argument("--iteration-marker", help="regex naming the per-iteration ranges when there are no ProfilerStep#N")
+    n.add_argument("--shapes", help="kineto: the trace of a pass with record_shapes=True (joins input shapes)")
+    n.add_argument("--exec-trace", help="kineto: the execution trace of that pass (every op's tensors)")
+    n.add_argument(
+        "--inductor-artifacts", help="inductor: the directory of compile_<k>/ artifacts (attributes the kernels)"
+    )
     n.add_argument("--onnx", help="ort, trt: the ONNX model that ran (node -> module scopes from the dynamo exporter)")
     n.add_argument("--layers", help="trt: the engine's layer information JSON (trtexec --exportLayerInfo)")
     n.add_argument(
@@ -343,10 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument(
         "--skip-runs", type=_count, default=0, help="ort: drop the first N runs (warm-up runs while profiling)"
     )
-    n.add_argument("--platform", default="unknown")
-    n.add_argument("--model", help="model label (default: trace file stem)")
-    n.add_argument("--batch-size", type=_count, default=0)
-    n.add_argument("--seq-len", type=_count)
+    n.add_argument("--platform", help="platform label (default: the run record's, else unknown)")
+    n.add_argument("--model", help="model label (default: the run record's, else the trace file's stem)")
+    n.add_argument("--batch-size", type=_count, help="batch size label (default: the run record's, else 0)")
+    n.add_argument("--seq-len", type=_count, help="sequence length label (default: the run record's)")
     n.set_defaults(func=_normalize)
 
     s = sub.add_parser("shares", parents=[common], help="print group shares of one or more op tables")

@@ -142,12 +142,13 @@ def toy_runner(params, *, batch_size, files, trace_dir, latency_out, threads=Non
     return meta
 
 
-def toy_normalizer(trace_dir, meta, labels):
+def toy_normalizer(files, labels):
     """Two iterations of the toy trace, each closed by an Idle row, built with the op table's own helpers."""
     from ngbench import taxonomy as tax
 
     taxonomy = tax.load()
-    events = json.loads((Path(trace_dir) / "toy.json").read_text())
+    (trace,) = files.traces
+    events = json.loads(trace.read_text())
     cols: dict[str, list] = {c: [] for c in optable.COLUMNS if c not in labels and c != "device"}
     for it in range(2):
         for seq, (op, us) in enumerate(events):
@@ -177,7 +178,8 @@ def test_a_toy_backend_is_one_entry_plus_its_runner_and_normalizer(tmp_path, mon
         devices=("cpu",),
         runner=f"{__name__}:toy_runner",
         normalizer=f"{__name__}:toy_normalizer",
-        trace_format="kineto",
+        trace_format="toy",
+        trace_glob="toy.json",
         constituent_kind="torch",
     )
     monkeypatch.setitem(catalog.BACKENDS, "toy", toy)

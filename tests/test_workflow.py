@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, WORKFLOW_CONFIG, eager_only, jobs_by_rule, snakemake
+from conftest import REPO, WORKFLOW_CONFIG, eager_only, jobs_by_rule, run_ngbench, snakemake
 
 from ngbench import table as optable
 
@@ -91,6 +91,30 @@ def test_the_named_comparison_pairs_inductor_kernels_with_eager_modules(study):
     assert modules.baseline_us.sum() == pytest.approx(per_iteration, rel=1e-9)
     assert set(modules.verdict) <= {"faster", "slower", "no clear change"}
     assert "Bonferroni" in (study / "figures/compare/tiny-eager-vs-inductor.md").read_text()
+
+
+def test_the_cli_normalizes_an_inductor_run_as_the_workflow_does(study, tmp_path):
+    """`ngbench normalize` goes through the catalog's normalizer: the run's directory, or its bare files with
+    the artifacts named, give the workflow's own op table; without the artifacts its kernels stay
+    unattributed, so the comparison can tell."""
+    run = study / "results/traces/cpu/inductor/tiny-gpt2/bs1"
+    workflow = optable.read(study / "results/ops/cpu/inductor/tiny-gpt2/bs1.parquet")
+    traces = sorted(str(p) for p in run.glob("trace.*.json.gz"))
+    labels = ["--platform", "cpu", "--model", "tiny-gpt2", "--batch-size", "1", "--seq-len", "32"]
+    ways = {
+        "directory": ["--trace", str(run)],
+        "files": ["--trace", *traces, "--inductor-artifacts", str(run / "inductor"), *labels],
+        "no artifacts": ["--trace", *traces, *labels],
+    }
+    tables = {}
+    for way, args in ways.items():
+        res = run_ngbench("normalize", "--backend", "inductor", *args, "--out", f"{len(tables)}.parquet", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        tables[way] = optable.read(tmp_path / f"{len(tables)}.parquet")
+    pd.testing.assert_frame_equal(tables["directory"], workflow)
+    pd.testing.assert_frame_equal(tables["files"], workflow)
+    assert workflow.fused_ops.map(len).gt(0).any()  # kernels joined to the graph nodes they fuse
+    assert not tables["no artifacts"].fused_ops.map(len).gt(0).any()
 
 
 def test_fig7_compares_torch_and_ort_and_marks_failures(study):

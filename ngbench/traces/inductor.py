@@ -289,7 +289,7 @@ def _constituents(art: GraphArtifacts, kernel: str, taxonomy: tax.Taxonomy, runs
     return parts, fused, chains
 
 
-def attribute(df: pd.DataFrame, artifact_dir: str | Path, taxonomy: tax.Taxonomy | None = None) -> dict:
+def attribute(df: pd.DataFrame, artifact_dir: str | Path | None, taxonomy: tax.Taxonomy | None = None) -> dict:
     """Rewrite the kernel rows of ``df`` in place (module, group, fused_ops); return what was attributed.
 
     A kernel row is joined to the compiled graph that ran it: by the graph id in its name
@@ -297,7 +297,7 @@ def attribute(df: pd.DataFrame, artifact_dir: str | Path, taxonomy: tax.Taxonomy
     ``node``), else by its name when exactly one graph defines it. A kernel name several graphs define,
     with neither id, stays unattributed (counted, never guessed)."""
     taxonomy = taxonomy or tax.load()
-    graphs = load_artifacts(artifact_dir) if Path(artifact_dir).is_dir() else {}
+    graphs = load_artifacts(artifact_dir) if artifact_dir and Path(artifact_dir).is_dir() else {}
     by_name: dict[str, list[str]] = {}
     for key, art in graphs.items():
         for kernel in art.kernels:
