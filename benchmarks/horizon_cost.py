@@ -71,7 +71,7 @@ def study_cost(models: list[str], repeat: int) -> None:
 
 
 def normalize_cost(runs: Path, repeat: int) -> None:
-    from ngbench.normalize import kineto_run
+    from ngbench.normalize import RunFiles, kineto_run
 
     print("\n| run | normalize, work from tensors s | from shapes (meta) s | no work s |")
     print("|---|---|---|---|")
@@ -89,7 +89,7 @@ def normalize_cost(runs: Path, repeat: int) -> None:
 
                     torch_work.from_args.cache_clear()
                     t0 = time.perf_counter()
-                    kineto_run(where, {}, labels)
+                    kineto_run(RunFiles.of_run(where, "torch"), labels)
                     times[key].append(time.perf_counter() - t0)
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"| {run.parent.name}/{run.name} | {med['tensors']:.2f} | {med['shapes']:.2f} | {med['none']:.2f} |")

@@ -57,9 +57,11 @@ def configured_runs(config: dict) -> list[Run]:
     return runs
 
 
-def figure_models(config: dict, figure: str) -> list[str]:
-    """The models a figure or table draws."""
+def figure_models(config: dict, figure: str) -> list[str] | None:
+    """The models a figure or table draws (None: any model a run has)."""
     spec = FIGURES[figure]
+    if spec.models == "any":
+        return None
     if spec.models == "all":
         return list(config["models"])
     if spec.models == "drawn":
@@ -75,11 +77,13 @@ def figure_models(config: dict, figure: str) -> list[str]:
 def figure_runs(figure: str, config: dict, runs: Iterable[Run]) -> list[Run]:
     """Of ``runs``, those the figure draws: its backends, its models, its batch sizes."""
     spec = FIGURES[figure]
-    models = set(figure_models(config, figure))
+    models = figure_models(config, figure)
     return sorted(
         r
         for r in set(runs)
-        if r.backend in spec.backends and r.model in models and (spec.batch_sizes is None or r.bs in spec.batch_sizes)
+        if r.backend in spec.backends
+        and (models is None or r.model in models)
+        and (spec.batch_sizes is None or r.bs in spec.batch_sizes)
     )
 
 

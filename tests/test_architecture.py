@@ -13,6 +13,7 @@ from conftest import REPO, jobs_by_rule
 
 from ngbench import catalog, names, plan
 from ngbench import table as optable
+from ngbench.figures import specs
 from ngbench.jobs import settings
 
 PACKAGE = REPO / "ngbench"
@@ -345,3 +346,22 @@ def test_the_gpu_smoke_plans_only_gpu_runs_and_stops_here_saying_there_is_no_gpu
     real = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert real.returncode != 0 and "platform(s) gpu: device cuda, but no CUDA GPU is visible" in real.stderr
     assert not (tmp_path / "results").exists()  # stopped before any job
+
+
+# -- the figure table makes the figure rules ---------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(specs.FIGURES))
+def test_a_product_that_reads_the_papers_numbers_declares_them(name):
+    """paper.yaml is a declared input of every product whose module reads it, so editing it reruns them."""
+    spec = specs.FIGURES[name]
+    module = PACKAGE / "figures" / f"{spec.make.partition(':')[0].rsplit('.', 1)[1]}.py"
+    reads_paper = "paper.section(" in module.read_text()
+    assert reads_paper == ("paper" in spec.files.values()), module.name
+    assert set(spec.reads) <= set(specs.PER_RUN)
+    assert callable(spec.load_make())
+
+
+def test_every_figure_rule_comes_from_the_figure_table():
+    """figures.smk spells no product: one rule per row of the table, each product a named target."""
+    rules = (REPO / "workflow/rules/figures.smk").read_text()
+    assert "figures/" not in rules and "rule:" in rules
+    assert sorted(p.name for p in (REPO / "workflow/scripts").glob("*.py") if "fig" in p.name) == ["make_figure.py"]

@@ -40,7 +40,7 @@ def test_eager_cuda_profile_closes_and_device_busy_is_the_kernel_union(tmp_path)
     import sys
 
     from ngbench import names
-    from ngbench.normalize import kineto_run
+    from ngbench.normalize import RunFiles, kineto_run
     from ngbench.table import check
 
     sys.path.insert(0, str(REPO / "benchmarks"))
@@ -48,7 +48,7 @@ def test_eager_cuda_profile_closes_and_device_busy_is_the_kernel_union(tmp_path)
 
     record = _profile(tmp_path)
     assert "CUDA" in record["profiler_activities"]
-    df, info = kineto_run(tmp_path, {}, LABELS)
+    df, info = kineto_run(RunFiles.of_run(tmp_path, "torch"), LABELS)
     check(df)
     assert info["device_activity"] and info["device_time_without_launching_op_us"] == 0
     assert info["device_time_outside_iterations_us"] <= 0.01 * info["device_time_us"]
@@ -61,10 +61,10 @@ def test_eager_cuda_profile_closes_and_device_busy_is_the_kernel_union(tmp_path)
 
 def test_inductor_triton_kernels_are_attributed(tmp_path):
     from ngbench.backends import inductor
-    from ngbench.normalize import inductor_run
+    from ngbench.normalize import RunFiles, inductor_run
 
     _profile(tmp_path, compiler=inductor.make_compiler(tmp_path / "cache"), scope_modules=False, shapes_pass=False)
-    df, info = inductor_run(tmp_path, {}, {**LABELS, "backend": "inductor"})
+    df, info = inductor_run(RunFiles.of_run(tmp_path, "inductor"), {**LABELS, "backend": "inductor"})
     ind = info["inductor"]
     assert ind["kernels"] > 0 and ind["kernels_with_provenance"] == ind["kernels"], ind
     assert df["op"].str.startswith("triton_").any()

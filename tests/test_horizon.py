@@ -160,7 +160,7 @@ def test_measured_dram_roof_matches_numpy_and_places_a_streaming_op_and_a_tiny_o
 
     from ngbench.backends import torch_eager
     from ngbench.jobs import platform_limits as pl
-    from ngbench.normalize import kineto_run
+    from ngbench.normalize import RunFiles, kineto_run
 
     llc = pl.last_level_cache_bytes("cpu") or (32 << 20)
     big = max(4 * llc, 256 << 20)  # working set of the streaming op: far past the LLC
@@ -195,13 +195,13 @@ def test_measured_dram_roof_matches_numpy_and_places_a_streaming_op_and_a_tiny_o
     labels = dict(platform="t", backend="torch", model="s", batch_size=1, seq_len=None)
     torch_eager.run(Stream(), {"x": torch.ones(big // 8)}, device="cpu", trace_dir=tmp_path / "r", warmup=1,
                     iterations=1, profile_iterations=2, threads=1)  # fmt: skip
-    roof = hz.roofline(kineto_run(tmp_path / "r", {}, labels)[0], limits)
+    roof = hz.roofline(kineto_run(RunFiles.of_run(tmp_path / "r", "torch"), labels)[0], limits)
     stream = roof[roof["op"] == "aten::add_"]
     assert (stream["bytes"] == 2 * 4 * (big // 8) + 8).all()  # read x, write it back; 1.0: a 0-dim f64 tensor
     assert stream["bound"].eq("memory").all() and stream["efficiency"].between(0.5, 1.5).all(), stream["efficiency"]
     torch_eager.run(Tiny(), {"one": torch.ones(1)}, device="cpu", trace_dir=tmp_path / "t", warmup=2, iterations=1,
                     profile_iterations=2, threads=1)  # fmt: skip
-    roof = hz.roofline(kineto_run(tmp_path / "t", {}, labels)[0], limits)
+    roof = hz.roofline(kineto_run(RunFiles.of_run(tmp_path / "t", "torch"), labels)[0], limits)
     tiny = roof[roof["op"] == "aten::add"]
     assert len(tiny) == 40 and (tiny["bytes"] == 4 + 4).all()  # one element read (twice, once), one written
     assert tiny["bound"].eq("overhead").mean() >= 0.9, (tiny["time_us"].tolist(), limits.floor_us("torch"))

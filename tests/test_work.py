@@ -215,7 +215,7 @@ class Ops(torch.nn.Module):
 
 def test_execution_trace_gives_exact_bytes(tmp_path):
     from ngbench.backends import torch_eager
-    from ngbench.normalize import kineto_run
+    from ngbench.normalize import RunFiles, kineto_run
 
     torch_eager.run(
         Ops(),
@@ -228,7 +228,7 @@ def test_execution_trace_gives_exact_bytes(tmp_path):
         threads=1,
     )
     labels = dict(platform="cpu", backend="torch", model="ops", batch_size=1, seq_len=None)
-    df, info = kineto_run(tmp_path, {}, labels)
+    df, info = kineto_run(RunFiles.of_run(tmp_path, "torch"), labels)
     rows = df[(df["iteration"] == df["iteration"].min()) & (df["group"] != "Idle")]
     assert set(rows["work_source"]) == {"tensors"}, info["input_shapes"]
     got = dict(zip(rows["op"] + "#" + rows.groupby("op").cumcount().astype(str), rows["bytes"]))

@@ -1,6 +1,7 @@
 """The workflow end to end on small models, run by Snakemake as a user runs it (marked slow)."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -188,6 +189,33 @@ def test_changing_a_torch_setting_reruns_only_torch_jobs(study):
         "compare_runs": 1,  # the named comparison of tiny-gpt2 bs1 under eager and Inductor
         "all": 1,
     }  # not fig9 or table1: their models (figures.fig9.models, Table I's runs) are not in this config
+
+
+def test_editing_the_papers_numbers_reruns_exactly_the_products_that_read_them(study, keep_going_study):
+    """paper.yaml is an input of each product the figure table says reads it: a newer file replans those and
+    the scorecard (it reads their tables), nothing else. (Both studies have finished: none sees the touch.)"""
+    from ngbench.figures import paper
+
+    assert planned_jobs(study) == {}
+    before = paper.PAPER_PATH.stat()
+    os.utime(paper.PAPER_PATH, (before.st_atime, before.st_mtime + 3600))
+    try:
+        jobs = planned_jobs(study)
+    finally:
+        os.utime(paper.PAPER_PATH, ns=(before.st_atime_ns, before.st_mtime_ns))
+    readers = {"plot_fig6", "plot_fig9", "make_table1", "make_table2", "make_table4", "make_table5"}
+    assert jobs == dict.fromkeys(readers | {"make_scorecard", "all"}, 1)
+
+
+def test_a_figures_models_rerun_that_figure_alone(study):
+    cfg = yaml.safe_load((study / "config.yaml").read_text())
+    cfg["figures"]["fig7"]["models"] = ["tiny-gpt2"]
+    (study / "config.yaml").write_text(yaml.safe_dump(cfg))
+    try:
+        jobs = planned_jobs(study)
+    finally:
+        (study / "config.yaml").write_text(yaml.safe_dump(WORKFLOW_CONFIG))
+    assert jobs == {"plot_fig7": 1, "all": 1}
 
 
 def test_fusion_outputs_from_this_machines_runs(study):

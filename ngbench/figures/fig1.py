@@ -14,3 +14,10 @@ TITLE = "fig1: GEMM vs non-GEMM share of the measured iteration, batch 1, PyTorc
 
 def plot(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list[str]) -> pd.DataFrame:
     return comparison.figure("fig1", shares, png, csv, models=models, level="class", title=TITLE)
+
+
+def make(i: dict, o: dict, p: dict) -> None:
+    """The workflow's job: draw from the runs' shares files."""
+    from ngbench.analysis import shares
+
+    plot(shares.read(i["shares"]), o["png"], o["csv"], models=p["models"])

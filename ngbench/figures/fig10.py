@@ -80,3 +80,10 @@ def plot(inst: pd.DataFrame, limits: dict[str, hz.Limits], png: str | Path, csv:
     fig.savefig(png, dpi=130)
     plt.close(fig)
     return table
+
+
+def make(i: dict, o: dict, p: dict) -> None:
+    """The workflow's job: draw the horizon's op instances against the platforms' roofs."""
+    from ngbench.figures import horizon
+
+    plot(pd.read_parquet(i["instances"]), horizon.limits_by_platform(i["limits"]), o["png"], o["csv"])

@@ -82,3 +82,8 @@ def plot(runs: pd.DataFrame, png: str | Path, csv: str | Path) -> pd.DataFrame:
     fig.savefig(png, dpi=130)
     plt.close(fig)
     return table
+
+
+def make(i: dict, o: dict, p: dict) -> None:
+    """The workflow's job: draw the horizon's per-run table."""
+    plot(pd.read_csv(i["runs"]), o["png"], o["csv"])

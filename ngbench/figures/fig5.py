@@ -85,3 +85,10 @@ def plot(records: list[dict], png: str | Path, csv: str | Path) -> pd.DataFrame:
         bar_width=0.55,
     )
     return table
+
+
+def make(i: dict, o: dict, p: dict) -> None:
+    """The workflow's job: draw from the energy records."""
+    import json
+
+    plot([json.loads(Path(path).read_text()) for path in i["energy"]], o["png"], o["csv"])

@@ -51,3 +51,10 @@ def plot(shares: pd.DataFrame, png: str | Path, csv: str | Path, backend: str = 
         bar_width=0.62,
     )
     return table
+
+
+def make(i: dict, o: dict, p: dict) -> None:
+    """The workflow's job: draw from the runs' shares files."""
+    from ngbench.analysis import shares
+
+    plot(shares.read(i["shares"]), o["png"], o["csv"])

@@ -14,3 +14,10 @@ TITLE = "fig7: PyTorch eager vs ONNX Runtime (ort: graph optimizations off; ort-
 
 def plot(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list[str]) -> pd.DataFrame:
     return comparison.figure("fig7", shares, png, csv, models=models, level="group", title=TITLE)
+
+
+def make(i: dict, o: dict, p: dict) -> None:
+    """The workflow's job: draw from the runs' shares files."""
+    from ngbench.analysis import shares
+
+    plot(shares.read(i["shares"]), o["png"], o["csv"], models=p["models"])

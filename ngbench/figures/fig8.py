@@ -14,3 +14,10 @@ TITLE = "fig8: operator fusion - PyTorch eager vs TorchInductor vs TensorRT (sha
 
 def plot(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list[str]) -> pd.DataFrame:
     return comparison.figure("fig8", shares, png, csv, models=models, level="fusion", title=TITLE)
+
+
+def make(i: dict, o: dict, p: dict) -> None:
+    """The workflow's job: draw from the runs' shares files."""
+    from ngbench.analysis import shares
+
+    plot(shares.read(i["shares"]), o["png"], o["csv"], models=p["models"])

@@ -24,3 +24,11 @@ def plot(shares: pd.DataFrame, png: str | Path, csv: str | Path, *, models: list
 def summary(op_tables: Iterable[str | Path]) -> pd.DataFrame:
     ref = paper.section("fig9")
     return quantization.summary(op_tables, SPEC.backends, paper_claim=f"{ref['claim']} ({ref['source']})")
+
+
+def make(i: dict, o: dict, p: dict) -> None:
+    """The workflow's job: draw from the runs' shares files; the summary from their op tables."""
+    from ngbench.analysis import shares
+
+    plot(shares.read(i["shares"]), o["png"], o["csv"], models=p["models"])
+    summary(i["ops"]).to_csv(o["summary"], index=False)

@@ -226,3 +226,10 @@ def write(
                      _fmt(r.non_gemm_ms)]  # fmt: skip
             lines.append(_md_row(cells))
     Path(md).write_text("\n".join(lines) + "\n")
+
+
+def make(i: dict, o: dict, p: dict) -> None:
+    """The workflow's job: every run drawn against its platform's roofs."""
+    runs, instances = collect(i["ops"], limits_by_platform(i["limits"]), overhead_factor=p["overhead_factor"])
+    write(runs, instances, md=o["md"], csv=o["csv"], runs_csv=o["runs"], fusion_csv=o["fusion"],
+          instances_out=o["instances"], top=p["top"])  # fmt: skip

@@ -123,3 +123,19 @@ def write(df: pd.DataFrame, csv: str | Path, md: str | Path, drill: list[str] | 
         + f"**Where our groups and runs differ from the paper's**\n\n{confounders}\n\n"
         f"Group names, ours -> the paper's: {mapping}.\n"
     )
+
+
+def make(i: dict, o: dict, p: dict) -> None:
+    """The workflow's job: every claim against the runs' shares, the original metric and the tables."""
+    from ngbench.analysis import compat, shares
+    from ngbench.figures import tables
+
+    evidence = claims.Evidence(
+        shares=shares.read(i["shares"]),
+        compat=compat.read(i["compat"]),
+        tables={name: tables.read(i[name]) for name in ("table1", "table2", "table4", "table5", "fig9_summary")},
+        group_names=paper.section("group_names"),
+        figure_models=p["figure_models"],
+    )
+    df = table(evidence)
+    write(df, o["csv"], o["md"], drill_downs(df, evidence))

@@ -13,6 +13,7 @@ import pandas as pd
 from ngbench import table as optable
 from ngbench import taxonomy as tax
 from ngbench.figures import paper
+from ngbench.figures import tables as table_files
 from ngbench.figures.specs import FIGURES
 
 SPEC = FIGURES["table1"]
@@ -119,3 +120,10 @@ def tables(ops: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
                 }
             )
     return pd.DataFrame(rows), pd.DataFrame(every)
+
+
+def make(i: dict, o: dict, p: dict) -> None:
+    """The workflow's job: the paper's rows and every op, from the runs' op tables."""
+    paper_rows, every_op = tables(read_ops(i["ops"]))
+    table_files.write(paper_rows, o["csv"], o["md"], TITLE, NOTES)
+    every_op.to_csv(o["ops"], index=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ngbench.figures import paper
+from ngbench.figures import tables as table_files
 
 TITLE = "Table II: parameters per model"
 NOTES = (
@@ -39,3 +40,11 @@ def table(specs: dict, count) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def make(i: dict, o: dict, p: dict) -> None:
+    """The workflow's job: the registry's models (the config's own entries too)."""
+    from ngbench import registry
+
+    rows = table(registry.load(p["custom_models"]), registry.count_parameters)
+    table_files.write(rows, o["csv"], o["md"], TITLE, NOTES)

@@ -8,6 +8,7 @@ import pandas as pd
 from ngbench import names
 from ngbench import taxonomy as tax
 from ngbench.figures import paper
+from ngbench.figures import tables as table_files
 from ngbench.figures.specs import FIGURES
 
 SPEC = FIGURES["table4"]
@@ -52,3 +53,10 @@ def table(shares: pd.DataFrame, backend: str = SPEC.backends[0]) -> pd.DataFrame
             {"platform": r.platform, "device": r.device, "model": r.model, "top_group": f"{r.status}: {r.reason}"}
         )
     return pd.DataFrame(rows)
+
+
+def make(i: dict, o: dict, p: dict) -> None:
+    """The workflow's job: from the runs' shares files."""
+    from ngbench.analysis import shares
+
+    table_files.write(table(shares.read(i["shares"])), o["csv"], o["md"], TITLE, NOTES)

@@ -11,6 +11,7 @@ import pandas as pd
 from ngbench import names
 from ngbench.analysis import fusion
 from ngbench.figures import paper
+from ngbench.figures import tables as table_files
 from ngbench.figures.specs import FIGURES
 
 SPEC = FIGURES["table5"]
@@ -62,3 +63,10 @@ def table(everything: pd.DataFrame) -> pd.DataFrame:
             )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def make(i: dict, o: dict, p: dict) -> None:
+    """The workflow's job: every rate (``full``) and the paper's table, from the runs' op tables."""
+    everything = full(i["ops"])
+    everything.to_csv(o["full"], index=False)
+    table_files.write(table(everything), o["csv"], o["md"], TITLE, NOTES)

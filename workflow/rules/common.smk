@@ -12,7 +12,7 @@ min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 
 from ngbench import catalog, names, plan  # noqa: E402
-from ngbench.figures import scorecard  # noqa: E402
+from ngbench.figures import paper, scorecard, specs  # noqa: E402
 from ngbench.jobs import settings  # noqa: E402
 
 validate(config, str(settings.SCHEMA_PATH), set_default=True)
@@ -38,6 +38,7 @@ CUDA_PLATFORMS = [
 # package data files that are inputs of rules: beside the Snakefile, wherever the working directory is
 TAXONOMY_FILE = str(Path(workflow.basedir) / "ngbench" / "taxonomy.yaml")
 REGISTRY_FILE = str(Path(workflow.basedir) / "ngbench" / "registry" / "models.yaml")
+PAPER_FILE = str(paper.PAPER_PATH)
 # A measurement takes every core it is given (Snakemake caps a rule's threads at --cores), so no other job
 # shares the machine while it runs.
 MEASUREMENT_THREADS = 1024
@@ -71,20 +72,6 @@ def all_runs():
     return sorted(set(CONFIGURED_RUNS) | set(copied_in_runs()))
 
 
-def figure_shares(figure):
-    """Input function: the per-run shares of the runs a figure draws."""
-    return lambda wildcards: [
-        plan.shares_path(r) for r in plan.figure_runs(figure, config, all_runs())
-    ]
-
-
-def figure_op_tables(figure):
-    """Input function: the op tables of the runs a figure draws (figures that count ops or shapes)."""
-    return lambda wildcards: [
-        plan.ops_path(r) for r in plan.figure_runs(figure, config, all_runs())
-    ]
-
-
 def all_shares(wildcards=None):
     return [plan.shares_path(r) for r in all_runs()]
 
@@ -101,23 +88,69 @@ def figure_models(figure):
     return plan.figure_models(config, figure)
 
 
+# -- the figure table (ngbench/figures/specs.py) makes the figure rules -------------------------------------------
+FIGURES = specs.FIGURES
 # The study's products: `snakemake --cores all fig6` names one (`all` names every one).
-PRODUCTS = {
-    "fig1": "figures/fig1.png",
-    "fig5": "figures/fig5.png",
-    "fig6": "figures/fig6.png",
-    "fig7": "figures/fig7.png",
-    "fig8": "figures/fig8.png",
-    "fig9": "figures/fig9.png",
-    "table1": "figures/table1.md",
-    "table2": "figures/table2.md",
-    "table4": "figures/table4.md",
-    "table5": "figures/table5.md",
-    "scorecard": "figures/scorecard.md",
-    "fig10": "figures/fig10.png",
-    "fig11": "figures/fig11.png",
-    "horizon": "figures/horizon.md",
-}
+PRODUCTS = {name: spec.product for name, spec in FIGURES.items()}
+
+
+def figure_runs_files(figure, kind):
+    """Input function: one per-run file (shares, ops, compat) of each run a figure draws."""
+    path = {
+        "shares": plan.shares_path,
+        "ops": plan.ops_path,
+        "compat": plan.compat_path,
+    }[kind]
+    return lambda wildcards: [
+        path(r) for r in plan.figure_runs(figure, config, all_runs())
+    ]
+
+
+def figure_inputs(figure):
+    """A figure rule's inputs: its runs' files and every other file it names (package data included, so
+    editing paper.yaml or taxonomy.yaml reruns exactly the products that read it)."""
+    spec = FIGURES[figure]
+    shared = {
+        "paper": PAPER_FILE,
+        "taxonomy": TAXONOMY_FILE,
+        "registry": REGISTRY_FILE,
+        "energy": energy_records,
+        "limits": horizon_limits,
+    }
+    files = {
+        name: specs.input_file(source) or shared[source]
+        for name, source in spec.files.items()
+    }
+    return {kind: figure_runs_files(figure, kind) for kind in spec.reads} | files
+
+
+def figure_outputs(figure):
+    """A figure rule's outputs; its product is a report item."""
+    spec = FIGURES[figure]
+    label = "figure" if spec.product.endswith(".png") else "table"
+    outputs = dict(spec.outputs)
+    first = next(iter(outputs))
+    outputs[first] = report(
+        spec.product,
+        caption=f"../report/{figure}.rst",
+        category=spec.category,
+        labels={label: figure},
+    )
+    return outputs
+
+
+def figure_params(figure):
+    """What a figure reads of the config: editing it reruns that figure alone."""
+    values = {
+        "models": lambda: figure_models(figure),
+        "custom_models": lambda: config["custom_models"],
+        "overhead_factor": lambda: config["platform_limits"]["overhead_factor"],
+        "top": lambda: config["platform_limits"]["top_ops"],
+        "figure_models": lambda: {
+            name: figure_models(name) for name in scorecard.claim_figures()
+        },
+    }
+    return {name: values[name]() for name in FIGURES[figure].params}
 
 
 COMPARISONS = config["comparisons"]
@@ -138,12 +171,7 @@ def normalized_results(product):
     them so that a missing one is rebuilt: Snakemake rebuilds a missing input of an output-less target rule,
     but not a missing intermediate behind a present file target (snakemake/snakemake#1978).
     """
-    if product == "scorecard":
-        runs = all_runs()
-    elif product in plan.FIGURES:
-        runs = plan.figure_runs(product, config, all_runs())
-    else:
-        runs = []
+    runs = plan.figure_runs(product, config, all_runs())
     return [f(r) for r in runs for f in (plan.ops_path, plan.shares_path)]
 
 
