@@ -26,16 +26,16 @@ PLANTS = [
     ),
     (
         "Kineto drops memsets",
-        "ngbench/traces/kineto.py",
+        "ngbench/traces/kineto_events.py",
         'DEVICE_CATS = {"kernel", "gpu_memcpy", "gpu_memset",',
         'DEVICE_CATS = {"kernel", "gpu_memcpy",',
         "tests/test_kineto_fixtures.py tests/test_robustness.py::test_the_oracle_is_not_vacuous",
     ),
     (
         "Kineto stretches device intervals by 0.1%",
-        "ngbench/traces/kineto.py",
-        "(device[corr] if corr is not None else pt.orphan_device).append((ts, end, name))",
-        "(device[corr] if corr is not None else pt.orphan_device).append((ts, ts + dur * 1.001, name))",
+        "ngbench/traces/kineto_events.py",
+        "interval = new(DeviceInterval, (ts, end, name))",
+        "interval = new(DeviceInterval, (ts, ts + dur * 1.001, name))",
         "tests/test_robustness.py::test_the_oracle_is_not_vacuous",
     ),
     (

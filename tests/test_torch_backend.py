@@ -123,7 +123,9 @@ def test_fast_parser_reads_across_chunk_boundaries(profiled, monkeypatch):
     out, _ = profiled
     trace = sorted(out.glob(names.KINETO_TRACE_GLOB))[0]
     whole, _ = k.normalize(trace)
-    monkeypatch.setattr(k, "CHUNK_BYTES", 4096)  # many chunks, boundaries everywhere
+    from ngbench.traces import kineto_reader
+
+    monkeypatch.setattr(kineto_reader, "CHUNK_BYTES", 4096)  # many chunks, boundaries everywhere
     chunked, info = k.normalize(trace)
     assert info["parser"].startswith("msgspec")
     pd.testing.assert_frame_equal(whole, chunked)

@@ -24,7 +24,7 @@ import yaml
 
 from ngbench import names
 from ngbench.errors import InputError, bad_event_time, implausible_time
-from ngbench.traces.kineto import iter_event_batches
+from ngbench.traces.kineto_reader import iter_event_batches
 
 DATA_PATH = Path(__file__).resolve().parents[1] / "compat.yaml"
 GEMM, NON_GEMM, UNGROUPED = "gemm", "non_gemm", "ungrouped"

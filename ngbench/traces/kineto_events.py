@@ -1,0 +1,175 @@
+"""Collecting a Kineto trace's events into what attribution needs: per host thread, its operators, module
+scopes and runtime launches (:class:`HostEvent`); the device intervals by correlation id; the iteration
+marker ranges; the recorded span. Each event is classified once per distinct (category, name) pair.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ngbench import names
+from ngbench import taxonomy as tax
+from ngbench.errors import MAX_DURATION_US, MAX_TIMESTAMP_US, bad_event_time
+from ngbench.traces.kineto_reader import EventArgs, iter_event_batches
+
+NN_MODULE = re.compile(r"^nn\.Module: (?P<cls>[A-Za-z_][\w]*?)(?:_\d+)?$")
+PROFILER_STEP = re.compile(r"^ProfilerStep#(\d+)$")
+DEVICE_CATS = {"kernel", "gpu_memcpy", "gpu_memset", "Kernel", "Memcpy", "Memset"}
+RUNTIME_CATS = {"cuda_runtime", "cuda_driver", "hip_runtime", "hip_driver", "Runtime", "Driver"}
+HOST_CATS = {"cpu_op", "user_annotation", "python_function", "Operator"}
+
+
+class Kind(IntEnum):
+    """What an event is to the normalizer. Host kinds sort in tie-break order: at equal start and length, an
+    enclosing range (marker, scope) comes before what it encloses."""
+
+    SKIP = -1  # neither an op, a scope nor device work (user ranges, Python frames, other categories)
+    MARKER = 0  # an iteration range: ProfilerStep#N or a range matching the iteration marker
+    SCOPE = 1  # a module scope, compiled region or transparent op: sets the module of what it encloses
+    OP = 2  # a PyTorch operator
+    RUNTIME = 3  # a runtime or driver call that launches device work (joined by correlation id)
+    DEVICE = 4  # device work: a kernel, memcpy or memset
+
+
+class HostEvent(NamedTuple):
+    """One event on a host thread. Tuples of these sort as the nesting sweep needs: earlier first, enclosing
+    (longer) before enclosed, then by kind."""
+
+    ts: float
+    neg_dur: float  # -dur: the longer of two ranges starting together sorts first
+    kind: Kind
+    end: float
+    name: str
+    shapes: str  # OP: its input shapes as compact JSON ("" when not recorded)
+    args: str  # OP: [dims, types, strides, concrete inputs] as one JSON string when types were recorded
+    correlation: int | None  # RUNTIME: the correlation id joining it to the device work it launched
+
+
+class DeviceInterval(NamedTuple):
+    start: float
+    end: float
+    kernel: str
+
+
+class MarkerRange(NamedTuple):
+    start: float
+    end: float
+    name: str
+
+
+@dataclass
+class ParsedTrace:
+    threads: dict[tuple[Any, Any], list[HostEvent]] = field(default_factory=lambda: defaultdict(list))
+    device: dict[int, list[DeviceInterval]] = field(default_factory=lambda: defaultdict(list))  # by correlation
+    orphan_device: list[DeviceInterval] = field(default_factory=list)  # device work without a correlation id
+    markers: list[MarkerRange] = field(default_factory=list)
+    last_end: float = float("-inf")
+    first_ts: float = float("inf")
+    record_end: float = float("inf")  # the profiler's "Record Window End" instant, when written
+    n_events: int = 0
+    n_ops: int = 0
+    categories: set[str] = field(default_factory=set)
+    parser: str = ""
+
+
+def classify(cat: str | None, name: str, marker: re.Pattern | None, transparent: re.Pattern) -> Kind:
+    """What a (category, name) pair is to the normalizer; cached per distinct pair by :func:`collect`."""
+    if cat in DEVICE_CATS:
+        return Kind.DEVICE
+    if cat in RUNTIME_CATS:
+        return Kind.RUNTIME
+    if cat not in HOST_CATS:
+        return Kind.SKIP
+    if PROFILER_STEP.match(name) or (marker is not None and marker.search(name)):
+        return Kind.MARKER
+    if name.startswith(names.MODULE_SCOPE_PREFIX) or (cat == "python_function" and NN_MODULE.match(name)):
+        return Kind.SCOPE
+    if transparent.search(name):  # wrappers and composite ops: their children are the rows
+        return Kind.SCOPE
+    if cat in ("python_function", "user_annotation"):
+        return Kind.SKIP  # user ranges and Python frames: neither ops nor module scopes
+    return Kind.OP
+
+
+def _shapes(args: EventArgs | None) -> str:
+    dims = args.input_dims if args is not None else None
+    return sys.intern(json.dumps(dims, separators=(",", ":"))) if dims else ""
+
+
+def _recorded_args(args: EventArgs | None) -> str:
+    """``[dims, types, strides, concrete]`` as one interned JSON string, when the trace recorded types."""
+    if args is None or not args.input_type or args.input_dims is None:
+        return ""
+    if not all(isinstance(t, str) for t in args.input_type):  # a damaged record: no work from it
+        return ""
+    return sys.intern(
+        json.dumps(
+            [args.input_dims, args.input_type, args.input_strides or [], args.concrete_inputs or []],
+            separators=(",", ":"),
+        )
+    )
+
+
+def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Taxonomy | None = None) -> ParsedTrace:
+    """Every event of the trace at ``path`` that attribution needs, classified (a bad time is an error)."""
+    transparent = (taxonomy or tax.load()).transparent
+    pt = ParsedTrace()
+    kinds: dict[tuple[str | None, str], tuple[Kind, str]] = {}
+    threads, device = pt.threads, pt.device
+    first_ts, last_end = pt.first_ts, pt.last_end
+    max_dur, max_ts = MAX_DURATION_US, MAX_TIMESTAMP_US  # locals: this loop runs once per event
+    new = tuple.__new__  # a NamedTuple built without its Python-level __new__: this loop runs per event
+    OP, SCOPE, RUNTIME, DEVICE, MARKER = Kind.OP, Kind.SCOPE, Kind.RUNTIME, Kind.DEVICE, Kind.MARKER
+    n_ops = 0
+    pt.parser, batches = iter_event_batches(path)
+    for batch in batches:
+        for ev in batch:
+            if ev.ph != "X":
+                if ev.ph == "i" and ev.name == "Record Window End" and math.isfinite(ev.ts):
+                    pt.record_end = ev.ts
+                continue
+            cat, name = ev.cat, ev.name
+            if cat == "Trace":  # the profiler's own span: not an activity
+                continue
+            known = kinds.get((cat, name))
+            if known is None:
+                known = kinds[(cat, name)] = (classify(cat, name, marker, transparent), sys.intern(name))
+                if cat:
+                    pt.categories.add(cat)
+            kind, name = known  # one shared string per distinct name: the event's own copy is freed
+            ts, dur = ev.ts, ev.dur
+            if not (0.0 <= dur < max_dur and -max_ts < ts < max_ts):  # also NaN: every comparison is False
+                raise bad_event_time(path, pt.n_events + batch.index(ev), ev.name, ev.cat, ts, dur)
+            end = ts + dur
+            if kind == MARKER:  # markers are clipped to the recorded span instead of bounding it
+                pt.markers.append(new(MarkerRange, (ts, end, name)))
+                continue
+            if ts < first_ts:  # every recorded activity bounds the whole-trace window
+                first_ts = ts
+            if end > last_end:
+                last_end = end
+            if kind == OP:
+                n_ops += 1
+                a = ev.args
+                shapes, recorded = (_shapes(a), _recorded_args(a)) if a else ("", "")
+                threads[ev.pid, ev.tid].append(new(HostEvent, (ts, -dur, OP, end, name, shapes, recorded, None)))
+            elif kind == SCOPE:
+                threads[ev.pid, ev.tid].append(new(HostEvent, (ts, -dur, SCOPE, end, name, "", "", None)))
+            elif kind == RUNTIME:
+                corr = ev.args.correlation if ev.args is not None else None
+                threads[ev.pid, ev.tid].append(new(HostEvent, (ts, -dur, RUNTIME, end, name, "", "", corr)))
+            elif kind == DEVICE:
+                corr = ev.args.correlation if ev.args is not None else None
+                interval = new(DeviceInterval, (ts, end, name))
+                (device[corr] if corr is not None else pt.orphan_device).append(interval)
+        pt.n_events += len(batch)
+    pt.first_ts, pt.last_end, pt.n_ops = first_ts, last_end, n_ops
+    return pt
