@@ -105,12 +105,29 @@ def frame(cols: dict[str, list], **constants: Any) -> pd.DataFrame:
     """The op table from column lists built row by row, plus columns that hold one value for every row
     (the run's labels), with the schema's integer types."""
     total = len(cols["op"])
-    for column, value in constants.items():
-        cols[column] = [value] * total
-    for column, value in WORK_DEFAULTS.items():
-        if len(cols.get(column) or ()) != total:
-            cols[column] = [value] * total
-    return pd.DataFrame(cols).astype(INT_COLUMNS)
+    for column, value in {**WORK_DEFAULTS, **constants}.items():
+        if column in constants or len(cols.get(column) or ()) != total:
+            # one value, typed as a list of it would be, repeated: no inference over every row
+            cols[column] = pd.Series([value]).repeat(total).reset_index(drop=True)
+    data = {c: _text_column(v) if c in _TEXT_COLUMNS else v for c, v in cols.items()}
+    return pd.DataFrame(data).astype(INT_COLUMNS)
+
+
+_TEXT_COLUMNS = {f.name for f in SCHEMA if f.type == pa.string()}
+
+
+def _text_column(values: Any) -> Any:
+    """A list of strings as pandas' string column, built by Arrow in one pass (pandas' own inference looks at
+    every value first); anything else (None only, other types) is left to pandas, so the type is the same."""
+    if not isinstance(values, list) or not values:
+        return values
+    try:
+        array = pa.array(values, type=pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return values
+    return (
+        pd.Series(array, dtype=pd.StringDtype("pyarrow", na_value=np.nan)) if array.null_count < len(array) else values
+    )
 
 
 def with_work_columns(df: pd.DataFrame) -> pd.DataFrame:

@@ -51,7 +51,7 @@ from ngbench import taxonomy as tax
 from ngbench.errors import InputError
 from ngbench.traces import kineto_windows
 from ngbench.traces.kineto_attribution import Decider, device_iterations, host_iterations
-from ngbench.traces.kineto_events import Kind, collect
+from ngbench.traces.kineto_events import collect
 from ngbench.traces.kineto_nesting import TopLevelOp, top_level_ops
 from ngbench.traces.kineto_reader import iter_event_batches
 
@@ -163,10 +163,7 @@ def _top_level_ops_per_thread(pt) -> dict[Any, list[TopLevelOp]]:
     """Each host thread's top-level ops; the host events are freed as they are swept (a lower peak)."""
     thread_rows: dict[Any, list[TopLevelOp]] = {}
     for key in list(pt.threads):
-        evs = pt.threads.pop(key)
-        evs.sort()
-        jump = not any(e.kind == Kind.RUNTIME for e in evs)
-        thread_rows[key] = top_level_ops(evs, pt.device, jump)
+        thread_rows[key] = top_level_ops(pt.threads.pop(key), pt.device, jump=key not in pt.launching_threads)
     return thread_rows
 
 

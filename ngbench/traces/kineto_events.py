@@ -1,5 +1,5 @@
 """Collecting a Kineto trace's events into what attribution needs: per host thread, its operators, module
-scopes and runtime launches (:class:`HostEvent`); the device intervals by correlation id; the iteration
+scopes and runtime launches (:class:`ThreadEvents`); the device intervals by correlation id; the iteration
 marker ranges; the recorded span. Each event is classified once per distinct (category, name) pair.
 """
 
@@ -9,17 +9,21 @@ import json
 import math
 import re
 import sys
+from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from ngbench import names
 from ngbench import taxonomy as tax
 from ngbench.errors import MAX_DURATION_US, MAX_TIMESTAMP_US, bad_event_time
 from ngbench.traces.kineto_reader import EventArgs, iter_event_batches
 
+_EPS_US = 1e-3  # 1 ns: trace timestamps carry ns precision in us units (kineto_nesting.EPS)
 NN_MODULE = re.compile(r"^nn\.Module: (?P<cls>[A-Za-z_][\w]*?)(?:_\d+)?$")
 PROFILER_STEP = re.compile(r"^ProfilerStep#(\d+)$")
 DEVICE_CATS = {"kernel", "gpu_memcpy", "gpu_memset", "Kernel", "Memcpy", "Memset"}
@@ -39,18 +43,48 @@ class Kind(IntEnum):
     DEVICE = 4  # device work: a kernel, memcpy or memset
 
 
-class HostEvent(NamedTuple):
-    """One event on a host thread. Tuples of these sort as the nesting sweep needs: earlier first, enclosing
-    (longer) before enclosed, then by kind."""
+class ThreadEvents:
+    """One host thread's events, column by column (a trace holds millions: no object per event). ``shapes``,
+    ``args`` and ``correlation`` are kept for the events that have them, by position."""
 
-    ts: float
-    neg_dur: float  # -dur: the longer of two ranges starting together sorts first
-    kind: Kind
-    end: float
-    name: str
-    shapes: str  # OP: its input shapes as compact JSON ("" when not recorded)
-    args: str  # OP: [dims, types, strides, concrete inputs] as one JSON string when types were recorded
-    correlation: int | None  # RUNTIME: the correlation id joining it to the device work it launched
+    __slots__ = ("ts", "dur", "kind", "name", "shapes", "args", "correlation")
+
+    def __init__(self) -> None:
+        self.ts = array("d")
+        self.dur = array("d")
+        self.kind = array("b")
+        self.name: list[str] = []
+        self.shapes: dict[int, str] = {}  # OP: its input shapes as compact JSON
+        self.args: dict[int, str] = {}  # OP: [dims, types, strides, concrete inputs] as one JSON string
+        self.correlation: dict[int, int] = {}  # RUNTIME: the id joining it to the device work it launched
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def sweep_order(self) -> tuple[list[int], list[float], list[int]]:
+        """(positions, their start times, where each one's successors begin) in the order the nesting sweep
+        needs: earlier first, at one start the longer (enclosing) range first, then by kind (a scope before
+        what it encloses); exact ties by name, shapes, arguments and correlation id. The third list gives,
+        per position in that order, the first later position starting at or after the event's end (less
+        1 ns): where a sweep resumes after skipping the event's children."""
+        ts, dur = np.frombuffer(self.ts), np.frombuffer(self.dur)
+        order = np.argsort(ts, kind="stable")  # a profiler writes events nearly in order: this is quick
+        same = np.diff(ts[order]) == 0
+        out = order.tolist()
+        if same.any():  # events starting together: each run sorted by what follows in the order
+            for first in np.flatnonzero(same & ~np.concatenate(([False], same[:-1]))).tolist():
+                last = first + 1
+                while last < len(same) and same[last]:
+                    last += 1
+                out[first : last + 1] = sorted(out[first : last + 1], key=self._tie_key)
+            order = np.array(out)
+        starts = ts[order]
+        after = np.searchsorted(starts, (starts + dur[order]) - _EPS_US, side="left")
+        return out, starts.tolist(), after.tolist()
+
+    def _tie_key(self, i: int) -> tuple:
+        return (-self.dur[i], self.kind[i], self.name[i], self.shapes.get(i, ""), self.args.get(i, ""),
+                self.correlation.get(i) or 0)  # fmt: skip
 
 
 class DeviceInterval(NamedTuple):
@@ -67,7 +101,7 @@ class MarkerRange(NamedTuple):
 
 @dataclass
 class ParsedTrace:
-    threads: dict[tuple[Any, Any], list[HostEvent]] = field(default_factory=lambda: defaultdict(list))
+    threads: dict[tuple[Any, Any], ThreadEvents] = field(default_factory=lambda: defaultdict(ThreadEvents))
     device: dict[int, list[DeviceInterval]] = field(default_factory=lambda: defaultdict(list))  # by correlation
     orphan_device: list[DeviceInterval] = field(default_factory=list)  # device work without a correlation id
     markers: list[MarkerRange] = field(default_factory=list)
@@ -77,6 +111,7 @@ class ParsedTrace:
     n_events: int = 0
     n_ops: int = 0
     categories: set[str] = field(default_factory=set)
+    launching_threads: set[tuple[Any, Any]] = field(default_factory=set)  # threads with runtime (launch) events
     parser: str = ""
 
 
@@ -129,6 +164,7 @@ def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Ta
     new = tuple.__new__  # a NamedTuple built without its Python-level __new__: this loop runs per event
     OP, SCOPE, RUNTIME, DEVICE, MARKER = Kind.OP, Kind.SCOPE, Kind.RUNTIME, Kind.DEVICE, Kind.MARKER
     n_ops = 0
+    last_key, te = None, None
     pt.parser, batches = iter_event_batches(path)
     for batch in batches:
         for ev in batch:
@@ -156,16 +192,26 @@ def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Ta
                 first_ts = ts
             if end > last_end:
                 last_end = end
-            if kind == OP:
-                n_ops += 1
-                a = ev.args
-                shapes, recorded = (_shapes(a), _recorded_args(a)) if a else ("", "")
-                threads[ev.pid, ev.tid].append(new(HostEvent, (ts, -dur, OP, end, name, shapes, recorded, None)))
-            elif kind == SCOPE:
-                threads[ev.pid, ev.tid].append(new(HostEvent, (ts, -dur, SCOPE, end, name, "", "", None)))
-            elif kind == RUNTIME:
-                corr = ev.args.correlation if ev.args is not None else None
-                threads[ev.pid, ev.tid].append(new(HostEvent, (ts, -dur, RUNTIME, end, name, "", "", corr)))
+            if kind == OP or kind == SCOPE or kind == RUNTIME:
+                key = (ev.pid, ev.tid)
+                if key != last_key:  # events of one thread come in runs: its columns stay at hand
+                    last_key, te = key, threads[key]
+                    add_ts, add_dur, add_kind, add_name = te.ts.append, te.dur.append, te.kind.append, te.name.append
+                at = len(te.name)
+                add_ts(ts)
+                add_dur(dur)
+                add_kind(kind)
+                add_name(name)
+                if kind == OP:
+                    n_ops += 1
+                    a = ev.args
+                    if a is not None and a.input_dims is not None:  # recorded inputs (record_shapes on)
+                        te.shapes[at], te.args[at] = _shapes(a), _recorded_args(a)
+                elif kind == RUNTIME:
+                    corr = ev.args.correlation if ev.args is not None else None
+                    if corr is not None:
+                        te.correlation[at] = corr
+                    pt.launching_threads.add(key)
             elif kind == DEVICE:
                 corr = ev.args.correlation if ev.args is not None else None
                 interval = new(DeviceInterval, (ts, end, name))

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from ngbench import names
-from ngbench.traces.kineto_events import NN_MODULE, HostEvent, Kind
+from ngbench.traces.kineto_events import NN_MODULE, Kind, ThreadEvents
 
 COMPILED_REGION = re.compile(r"^Torch-Compiled Region: (?P<id>\S+)")  # torch.compile's range, with its compile id
 EPS = 1e-3  # 1 ns: trace timestamps carry ns precision in us units
@@ -38,7 +38,7 @@ class TopLevelOp:
     module_types: tuple[str, ...]  # the enclosing scopes' classes, innermost first
     shapes: str
     correlations: list[int] = field(default_factory=list)  # of the device work it launched
-    args: str = ""  # recorded arguments (HostEvent.args), "" when the trace has none
+    args: str = ""  # recorded arguments (ThreadEvents.args), "" when the trace has none
     host: bool = True  # False: device work with no launching op (a row named after its kernel)
     node: str = ""  # the Dynamo compile id ("0/1") of the compiled region that ran the op, if any
 
@@ -59,70 +59,74 @@ def scope_of(name: str) -> Scope | None:
     return None
 
 
-class _Context(NamedTuple):
-    module: str
-    module_types: tuple[str, ...]
-    region: str
+class Context(NamedTuple):
+    """Where an op runs: inside which modules (innermost first) and which compiled region."""
+
+    module: str  # the innermost module scope's path
+    module_types: tuple[str, ...]  # the classes of the enclosing module scopes, innermost first
+    region: str  # the innermost compiled region's compile id
 
 
-def _context(scopes: list[Scope | None]) -> _Context:
-    """The module and region the open scopes (outermost first) put an op in."""
-    modules = [s for s in reversed(scopes) if s is not None and not s.region]
-    region = next((s.region for s in reversed(scopes) if s is not None and s.region), "")
-    return _Context(modules[0].module if modules else "", tuple(s.module_type for s in modules), region)
+OUTSIDE = Context("", (), "")
 
 
-def top_level_ops(events: list[HostEvent], device_correlations: dict | frozenset, jump: bool) -> list[TopLevelOp]:
-    """Top-level ops of one thread (``events`` sorted), with module scope and launched correlations.
+def enter(context: Context, scope: Scope | None) -> Context:
+    """The context inside ``scope`` opened in ``context``."""
+    if scope is None:
+        return context
+    if scope.region:
+        return Context(context.module, context.module_types, scope.region)
+    return Context(scope.module, (scope.module_type, *context.module_types), context.region)
+
+
+def top_level_ops(events: ThreadEvents, device_correlations: dict | frozenset, jump: bool) -> list[TopLevelOp]:
+    """Top-level ops of one thread, with module scope and launched correlations.
 
     ``jump``: the thread holds no runtime (launch) events, so nothing inside a top-level op matters and the
     sweep jumps over its children. A range that starts inside another and ends after it (a damaged trace:
     one thread's ranges nest) is treated as ending with its parent."""
+    order, starts, after = events.sweep_order()
+    durations, kinds, event_names = events.dur, events.kind, events.name
+    shapes_of, args_of, correlation_of = events.shapes, events.args, events.correlation
     rows: list[TopLevelOp] = []
     ends: list[float] = []  # end time of each open range
-    scopes: list[Scope | None] = []  # per open range: the scope it opens, if any
-    current: _Context | None = None  # the context of the open scopes, computed when an op needs it
+    contexts: list[Context] = [OUTSIDE]  # the context inside each open range (OUTSIDE: none open)
     owner: TopLevelOp | None = None  # the open top-level op
     owner_depth = -1
-    starts = [e.ts for e in events] if jump else None
     OP, SCOPE, RUNTIME = Kind.OP, Kind.SCOPE, Kind.RUNTIME
-    i, hi = 0, len(events)
-    while i < hi:
-        ts, _neg_dur, kind, end, name, shapes, recorded, correlation = events[i]
-        i += 1
+    n, hi = 0, len(order)
+    while n < hi:
+        at, ts = order[n], starts[n]
+        n += 1
         while ends and ends[-1] <= ts + EPS:
             ends.pop()
-            if scopes.pop() is not None:
-                current = None
+            contexts.pop()
             if len(ends) == owner_depth:
                 owner, owner_depth = None, -1
+        kind = kinds[at]
         if kind == RUNTIME:
+            correlation = correlation_of.get(at)
             if owner is not None:
                 if correlation is not None:
                     owner.correlations.append(correlation)
             elif correlation in device_correlations:  # device work launched outside any op
-                current = current or _context(scopes)
-                rows.append(TopLevelOp("", ts, ts, current.module, current.module_types, "", [correlation],
-                                       node=current.region))  # fmt: skip
+                c = contexts[-1]
+                rows.append(TopLevelOp("", ts, ts, c.module, c.module_types, "", [correlation], node=c.region))
             continue
-        if ends and end > ends[-1]:
+        end = ts + durations[at]
+        clipped = bool(ends) and end > ends[-1]
+        if clipped:
             end = ends[-1]  # a range cannot outlive its parent on one thread
         if kind == OP and owner is None:
-            current = current or _context(scopes)
-            owner = TopLevelOp(name, ts, end, current.module, current.module_types, shapes, [], node=current.region,
-                               args=recorded)  # fmt: skip
+            c = contexts[-1]
+            owner = TopLevelOp(event_names[at], ts, end, c.module, c.module_types, shapes_of.get(at, ""), [],
+                               node=c.region, args=args_of.get(at, ""))  # fmt: skip
             rows.append(owner)
-            if starts is not None:  # skip the op's children: next event starting at or after its end
-                i = bisect.bisect_left(starts, end - EPS, i, hi)
+            if jump:  # skip the op's children: next event starting at or after its end
+                n = bisect.bisect_left(starts, end - EPS, n, hi) if clipped else max(n, after[n - 1])
                 owner = None
                 continue
             owner_depth = len(ends)
         ends.append(end)
-        if kind == SCOPE:
-            scope = scope_of(name)
-            scopes.append(scope)
-            if scope is not None:
-                current = None
-        else:
-            scopes.append(None)
+        contexts.append(enter(contexts[-1], scope_of(event_names[at])) if kind == SCOPE else contexts[-1])
     return rows

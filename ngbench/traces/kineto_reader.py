@@ -69,37 +69,51 @@ _READ_ERRORS = (
 )
 
 
-def _decode(segment: bytes) -> list[Event]:
-    """msgspec skips keys it does not know without checking their bytes: a key damaged into invalid UTF-8
-    would read as absent. The whole segment is checked first (a no-op pass for ASCII)."""
-    if not segment.isascii():
-        segment.decode("utf-8")  # raises UnicodeDecodeError (a ValueError): unreadable, one line
-    return _DECODER.decode(segment)
+def _decode(buf: bytearray, first: int, last: int, ascii_: bool) -> list[Event]:
+    """The events from the ``{`` at ``first`` to the ``}`` at ``last`` of ``buf``, decoded in place: the byte
+    before the first event (whitespace) and the one after the last (a comma, or whitespace) become the
+    brackets of a JSON array, so no copy is made.
+
+    msgspec skips keys it does not know without checking their bytes: a key damaged into invalid UTF-8
+    would read as absent, so a segment that is not all ASCII is checked first."""
+    view = memoryview(buf)[first - 1 : last + 2]
+    try:
+        if not ascii_:
+            str(view, "utf-8")  # raises UnicodeDecodeError (a ValueError): unreadable, one line
+        view[0], view[-1] = 0x5B, 0x5D  # [ ]
+        return _DECODER.decode(view)
+    finally:
+        view.release()
 
 
 def _kineto_batches(f: IO[bytes]) -> Iterator[list[Event]] | None:
     """Fast path for PyTorch's own exporter layout (one event per ``\n  {`` block): decode ~8 MiB of
-    events at a time with msgspec, so memory stays bounded. Returns None when the layout differs."""
+    events at a time with msgspec, in place in one reused buffer, so memory stays bounded. Returns None when
+    the layout differs."""
     head = f.read(CHUNK_BYTES)
     m = _KINETO_START.search(head)
     if not m:
         return None
 
     def batches() -> Iterator[list[Event]]:
-        buf, pos = head, m.end() - 1  # pos at the "{" of the first event
+        buf, pos = bytearray(head), m.end() - 1  # pos at the "{" of the first event
+        ascii_ = head.isascii()  # of every byte in buf
         while True:
             more = f.read(CHUNK_BYTES)
             if not more:  # the rest of the array is in buf
                 tail = _KINETO_END.search(buf, pos)
                 if tail is None:
                     raise InputError("the traceEvents array does not end as PyTorch writes it (truncated?)")
-                yield _decode(b"[" + buf[pos : tail.start() + 4] + b"]")
+                yield _decode(buf, pos, tail.start() + 3, ascii_)
                 return
             cut = buf.rfind(_KINETO_SEP, pos)
             if cut != -1:  # every event up to the last complete one
-                yield _decode(b"[" + buf[pos : cut + 4] + b"]")
-                buf, pos = buf[cut + len(_KINETO_SEP) - 1 :], 0
+                yield _decode(buf, pos, cut + 3, ascii_)
+                del buf[: cut + len(_KINETO_SEP) - 2]  # keep the byte before the next "{"
+                pos = 1
+                ascii_ = buf.isascii()
             buf += more
+            ascii_ = ascii_ and more.isascii()
 
     return batches()
 
