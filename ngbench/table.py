@@ -73,6 +73,70 @@ class FusedOp(NamedTuple):
     module_type: str
 
 
+# the columns one op row fills (the run's labels, its iteration and its place in it are filled for it)
+OP_COLUMNS = ("op", "node", "module", "module_type", "group", "group_source", "is_gemm", "time_us", "device_time_us",
+              "host_time_us", "input_shapes", "fused_ops", "bytes", "flops", "work_source", "layout")  # fmt: skip
+
+
+class OpRows:
+    """One iteration's op rows, column by column, for :func:`append_iteration` (the one row builder of every
+    normalizer: a normalizer that builds whole columns at once passes them as a dict of OP_COLUMNS)."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list] = {c: [] for c in OP_COLUMNS}
+
+    def add(
+        self,
+        op: str,
+        *,
+        group: str,
+        group_source: str,
+        is_gemm: bool,
+        time_us: float,
+        node: str = "",
+        module: str = "",
+        module_type: str = "",
+        device_time_us: float | None = None,
+        host_time_us: float | None = None,
+        input_shapes: str = "",
+        fused_ops: list[str] | tuple = (),
+        work: Any = None,  # an ngbench.work.Work, None: unknown
+    ) -> None:
+        c = self.columns
+        c["op"].append(op)
+        c["node"].append(node)
+        c["module"].append(module)
+        c["module_type"].append(module_type)
+        c["group"].append(group)
+        c["group_source"].append(group_source)
+        c["is_gemm"].append(is_gemm)
+        c["time_us"].append(time_us)
+        c["device_time_us"].append(device_time_us)
+        c["host_time_us"].append(host_time_us)
+        c["input_shapes"].append(input_shapes)
+        c["fused_ops"].append(fused_ops)
+        c["bytes"].append(work.bytes if work else None)
+        c["flops"].append(work.flops if work else None)
+        c["work_source"].append(work.source if work else "none")
+        c["layout"].append(work.layout if work else "")
+
+
+def append_iteration(
+    cols: dict[str, list], iteration: int, iteration_time_us: float, ops: dict[str, list], idle_op: str = IDLE_OP
+) -> None:
+    """One iteration's op rows (``ops``: the OP_COLUMNS, one value per row each) and its Idle row, which holds
+    the part of the iteration the rows' ``time_us`` do not (``idle_op`` says which idle)."""
+    if set(ops) != set(OP_COLUMNS) or len({len(v) for v in ops.values()}) > 1:
+        raise ValueError(f"an iteration's rows need the columns {OP_COLUMNS}, each as long as the others")
+    n = len(ops["op"]) + 1
+    cols["iteration"].extend([iteration] * n)
+    cols["seq"].extend(range(n))
+    cols["iteration_time_us"].extend([iteration_time_us] * n)
+    for column in OP_COLUMNS:
+        cols[column].extend(ops[column])
+    append_idle_row(cols, iteration_time_us - sum(ops["time_us"]), op=idle_op)
+
+
 def append_idle_row(cols: dict[str, list], time_us: float, op: str = IDLE_OP) -> None:
     """Append the iteration's explicit Idle row to column lists being built (``op`` says which idle:
     ``idle/unattributed``, ORT's ``session overhead``)."""
@@ -88,7 +152,7 @@ def append_idle_row(cols: dict[str, list], time_us: float, op: str = IDLE_OP) ->
         "device_time_us": None,
         "host_time_us": None,
         "input_shapes": "",
-        "fused_ops": [],
+        "fused_ops": (),
         "bytes": None,
         "flops": None,
         "work_source": "none",

@@ -144,26 +144,19 @@ def toy_runner(params, *, batch_size, files, trace_dir, latency_out, threads=Non
 
 
 def toy_normalizer(files, labels):
-    """Two iterations of the toy trace, each closed by an Idle row, built with the op table's own helpers."""
+    """Two iterations of the toy trace, each closed by an Idle row, built with the op table's row builder."""
     from ngbench import taxonomy as tax
 
     taxonomy = tax.load()
     (trace,) = files.traces
     events = json.loads(trace.read_text())
-    cols: dict[str, list] = {c: [] for c in optable.COLUMNS if c not in labels and c != "device"}
+    cols: dict[str, list] = {c: [] for c in optable.COLUMNS}
     for it in range(2):
-        for seq, (op, us) in enumerate(events):
+        rows = optable.OpRows()
+        for op, us in events:
             group = taxonomy.op_group(op, "torch") or tax.OTHER
-            row = {"iteration": it, "seq": seq, "op": op, "node": "", "module": "", "module_type": "",
-                   "group": group, "group_source": "op", "is_gemm": taxonomy.is_gemm(group), "time_us": us,
-                   "device_time_us": None, "host_time_us": us, "iteration_time_us": TOY_ITERATION_US,
-                   "input_shapes": "", "fused_ops": []}  # fmt: skip
-            for key, value in row.items():
-                cols[key].append(value)
-        cols["iteration"].append(it)
-        cols["seq"].append(len(events))
-        cols["iteration_time_us"].append(TOY_ITERATION_US)
-        optable.append_idle_row(cols, TOY_ITERATION_US - sum(us for _, us in events))
+            rows.add(op, group=group, group_source="op", is_gemm=taxonomy.is_gemm(group), time_us=us, host_time_us=us)
+        optable.append_iteration(cols, it, TOY_ITERATION_US, rows.columns)
     df = optable.frame(cols, device="cpu", **labels)
     return df, {"iterations": 2, "iteration_source": "toy", "time_basis": "toy host time"}
 

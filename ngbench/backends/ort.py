@@ -90,6 +90,34 @@ class _Runner:
             self.session.run(None, self.feed)
 
 
+def _profiling_options(optimized: bool, intra_op_threads, inter_op_threads, scratch: Path):
+    """A profiled session's options: the profile (and, optimized, the graph ORT ran) into ``scratch``."""
+    so = session_options(optimized, intra_op_threads, inter_op_threads)
+    so.enable_profiling = True
+    so.profile_file_prefix = str(scratch / "ort_profile")
+    if optimized:
+        so.optimized_model_filepath = str(scratch / "optimized.onnx")
+        # the graph is what we need; weights go to a scratch file that is deleted with the directory
+        so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "optimized.data")
+        so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+    return so
+
+
+def _write_node_table(model_path: Path, optimized_path: Path | None, source: Path, trace_dir: Path) -> None:
+    """The node table of the graph that ran (fused nodes with their constituents), beside the profile."""
+    original = onnx_graph.load_graph(model_path)
+    optimized_graph = onnx_graph.load_graph(optimized_path) if optimized_path else None
+    nodes = onnx_graph.node_table(original, optimized_graph)
+    onnx_graph.write_nodes(
+        nodes,
+        trace_dir / names.NODES_FILE,
+        source=str(source),
+        optimized_graph=optimized_path is not None,
+        fused_nodes=sum(1 for n in nodes.values() if n.fused),
+        original_ops=onnx_graph.op_counts(original),
+    )
+
+
 def run(
     onnx_path: str | Path,
     inputs: dict,
@@ -131,34 +159,16 @@ def run(
         used_providers = runner.session.get_providers()
         del runner
 
-        # profiled session: warm-up runs are in the profile too (profiling starts with the session)
-        so = session_options(optimized, intra_op_threads, inter_op_threads)
-        so.enable_profiling = True
-        so.profile_file_prefix = str(scratch / "ort_profile")
-        if optimized:
-            so.optimized_model_filepath = str(scratch / "optimized.onnx")
-            # the graph is what we need; weights go to a scratch file that is deleted with the directory
-            so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "optimized.data")
-            so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+        so = _profiling_options(optimized, intra_op_threads, inter_op_threads, scratch)
         runner = _Runner(model_path, so, providers, feed, cuda)
-        try:
+        try:  # warm-up runs are in the profile too (profiling starts with the session)
             time_iterations(runner.run, lambda: None, warmup)
             with measured_phase(load, "profiled"):
                 profiled = time_iterations(runner.run, lambda: None, profile_iterations)
         finally:
             written = runner.session.end_profiling()
         shutil.move(written, trace_dir / names.ORT_PROFILE_FILE)
-        original = onnx_graph.load_graph(model_path)
-        optimized_graph = onnx_graph.load_graph(scratch / "optimized.onnx") if optimized else None
-        nodes = onnx_graph.node_table(original, optimized_graph)
-        onnx_graph.write_nodes(
-            nodes,
-            trace_dir / names.NODES_FILE,
-            source=str(onnx_path),
-            optimized_graph=optimized,
-            fused_nodes=sum(1 for n in nodes.values() if n.fused),
-            original_ops=onnx_graph.op_counts(original),
-        )
+        _write_node_table(model_path, scratch / "optimized.onnx" if optimized else None, onnx_path, trace_dir)
     latency, prof = summarize(samples), summarize(profiled)
     return {
         "onnxruntime": ort.__version__,

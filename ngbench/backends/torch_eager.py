@@ -138,7 +138,6 @@ def run(
     ``inference_mode`` and makes the first call itself, so compile time is its own and never a latency or
     warm-up sample."""
     import torch
-    from torch.profiler import profile, schedule
 
     model, inputs, sync = prepare(model, inputs, device=device, dtype=dtype, threads=threads, move_model=move_model)
     dev = _device(device)
@@ -162,43 +161,11 @@ def run(
             latency = time_iterations(step, sync, iterations)
 
         activities = profiler_activities(device)
-        profiled: list[float] = []
-
-        exported: list[str] = []
-
-        def export(prof):
-            path = trace_dir / names.KINETO_TRACE_FILE.format(cycle=len(exported))
-            prof.export_chrome_trace(str(path))
-            exported.append(path.name)
-
-        scopes = module_scopes(model) if scope_modules else _null()
-        with (
-            warnings.catch_warnings(),  # scoped: the filter must not pile up in the global list per run
-            scopes,
-            profile(
-                activities=activities,
-                record_shapes=False,
-                schedule=schedule(wait=0, warmup=1, active=1, repeat=profile_iterations),
-                on_trace_ready=export,
-            ) as prof,
-        ):
-            # clearing events at the end of each cycle is what we want (see the module docstring)
-            warnings.filterwarnings("ignore", message=".*Profiler clears events at the end of each cycle")
-            with measured_phase(load, "profiled"):
-                for _ in range(2 * profile_iterations):
-                    profiled += time_iterations(step, sync, 1)
-                    prof.step()
+        scopes = (lambda: module_scopes(model)) if scope_modules else _null
+        with measured_phase(load, "profiled"):
+            exported, profiled = _profiled_cycles(step, sync, trace_dir, activities, scopes, profile_iterations)
         if shapes_pass:
-            exec_trace = _exec_trace_observer(trace_dir)
-            with (
-                module_scopes(model) if scope_modules else _null(),
-                profile(activities=activities, record_shapes=True, execution_trace_observer=exec_trace) as shapes_prof,
-            ):
-                step()
-                sync()
-            shapes_prof.export_chrome_trace(str(trace_dir / names.SHAPES_FILE))
-            _compress_exec_trace(trace_dir)
-    profiled = profiled[1::2]  # each cycle's warm-up step is not measured
+            _shapes_pass(step, sync, trace_dir, activities, scopes)
     lat, prof_stats = summarize(latency), summarize(profiled)
     return {
         "traces": exported,
@@ -222,6 +189,50 @@ def run(
         "sync": "torch.cuda.synchronize before and after each iteration" if cuda else "none needed (CPU)",
         **({"compile": compiled} if compiler is not None else {}),
     }
+
+
+def _profiled_cycles(step, sync, trace_dir: Path, activities, scopes, cycles: int) -> tuple[list[str], list[float]]:
+    """One profiler cycle per measured iteration (a warm-up step, then the measured one), each exported as
+    its own trace: (trace file names, the measured steps' times in ms)."""
+    from torch.profiler import profile, schedule
+
+    exported: list[str] = []
+    times: list[float] = []
+
+    def export(prof):
+        path = trace_dir / names.KINETO_TRACE_FILE.format(cycle=len(exported))
+        prof.export_chrome_trace(str(path))
+        exported.append(path.name)
+
+    with (
+        warnings.catch_warnings(),  # scoped: the filter must not pile up in the global list per run
+        scopes(),
+        profile(
+            activities=activities,
+            record_shapes=False,
+            schedule=schedule(wait=0, warmup=1, active=1, repeat=cycles),
+            on_trace_ready=export,
+        ) as prof,
+    ):
+        # clearing events at the end of each cycle is what we want (see the module docstring)
+        warnings.filterwarnings("ignore", message=".*Profiler clears events at the end of each cycle")
+        for _ in range(2 * cycles):
+            times += time_iterations(step, sync, 1)
+            prof.step()
+    return exported, times[1::2]  # each cycle's warm-up step is not measured
+
+
+def _shapes_pass(step, sync, trace_dir: Path, activities, scopes) -> None:
+    """One more iteration with record_shapes and the execution trace observer: the ops' inputs, joined to
+    the timed traces (whose timing they would disturb)."""
+    from torch.profiler import profile
+
+    exec_trace = _exec_trace_observer(trace_dir)
+    with scopes(), profile(activities=activities, record_shapes=True, execution_trace_observer=exec_trace) as prof:
+        step()
+        sync()
+    prof.export_chrome_trace(str(trace_dir / names.SHAPES_FILE))
+    _compress_exec_trace(trace_dir)
 
 
 @contextmanager

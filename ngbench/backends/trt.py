@@ -261,6 +261,41 @@ def _timed_samples(cudart, stream, step, iterations: int, created: list) -> list
     return samples
 
 
+def _layer_times(trt, cudart, context, stream, enqueue, iterations: int) -> dict[str, list[float]]:
+    """Each layer's time (ms) in each of ``iterations`` enqueues, from TensorRT's IProfiler."""
+    per_layer: dict[str, list[float]] = {}
+
+    class LayerProfiler(trt.IProfiler):
+        def __init__(self):
+            trt.IProfiler.__init__(self)
+
+        def report_layer_time(self, layer_name, ms):
+            per_layer.setdefault(layer_name, []).append(ms)
+
+    context.profiler = LayerProfiler()
+    for _ in range(iterations):
+        enqueue()
+        _check(cudart.cudaStreamSynchronize(stream))
+    return per_layer
+
+
+def _write_profile(path: Path, per_layer: dict[str, list[float]], iterations: int) -> None:
+    """The per-layer times in trtexec's --exportProfile layout (a count record, then one record per layer)."""
+    total = sum(sum(v) for v in per_layer.values()) or 1.0
+    records: list[dict[str, Any]] = [{"count": iterations}]
+    records += [
+        {
+            "name": name,
+            "timeMs": sum(v),
+            "averageMs": sum(v) / len(v),
+            "medianMs": statistics.median(v),
+            "percentage": 100.0 * sum(v) / total,
+        }
+        for name, v in per_layer.items()
+    ]
+    path.write_text(json.dumps(records, indent=1))
+
+
 def run(
     plan_path: str | Path,
     inputs: dict,
@@ -310,39 +345,14 @@ def run(
                 enqueue()
 
         samples = _timed_samples(cudart, stream, step, iterations, created)
-
-        per_layer: dict[str, list[float]] = {}
-
-        class LayerProfiler(trt.IProfiler):
-            def __init__(self):
-                trt.IProfiler.__init__(self)
-
-            def report_layer_time(self, layer_name, ms):
-                per_layer.setdefault(layer_name, []).append(ms)
-
-        context.profiler = LayerProfiler()
-        for _ in range(profile_iterations):
-            enqueue()
-            _check(cudart.cudaStreamSynchronize(stream))
+        per_layer = _layer_times(trt, cudart, context, stream, enqueue, profile_iterations)
     finally:
         if buffers is not None:
             buffers.free()
         for destroy, obj in reversed(created):
             destroy(obj)
         cudart.cudaStreamDestroy(stream)
-    total = sum(sum(v) for v in per_layer.values()) or 1.0
-    records: list[dict[str, Any]] = [{"count": profile_iterations}]
-    records += [
-        {
-            "name": name,
-            "timeMs": sum(v),
-            "averageMs": sum(v) / len(v),
-            "medianMs": statistics.median(v),
-            "percentage": 100.0 * sum(v) / total,
-        }
-        for name, v in per_layer.items()
-    ]
-    (trace_dir / names.TRT_PROFILE_FILE).write_text(json.dumps(records, indent=1))
+    _write_profile(trace_dir / names.TRT_PROFILE_FILE, per_layer, profile_iterations)
     return {
         "tensorrt": trt.__version__,
         "latency_samples_ms": samples,

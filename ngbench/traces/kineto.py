@@ -117,7 +117,6 @@ def _normalize(
         other = device_iterations(pt, found.windows, thread_rows, decide, cols)
     else:
         other = host_iterations(found.windows, thread_rows, decide, cols)
-    cols["fused_ops"] = [()] * len(cols["op"])  # eager ops fuse nothing
     labels = {"platform": platform, "backend": backend, "model": model, "batch_size": batch_size, "seq_len": seq_len}
     df = optable.frame(cols, device="cuda" if has_device else "cpu", **labels)
     work_notes = dict(decide.work_notes.most_common(20))

@@ -234,31 +234,29 @@ def device_iterations(pt: ParsedTrace, windows: list[Window], thread_rows: Rows,
 
 def emit(cols: dict, w: Window, rows: list[TopLevelOp], times, device_times, host_times, decide: Decider,
          kernels) -> None:  # fmt: skip
-    """One iteration's rows and its Idle row, column by column (``optable.append_idle_row`` closes it)."""
-    n = len(rows) + 1
-    iteration_time = w.end - w.start
-    cols["iteration"].extend([w.iteration] * n)
-    cols["seq"].extend(range(n))
-    cols["iteration_time_us"].extend([iteration_time] * n)
+    """One iteration's rows, whole columns at a time, and its Idle row (``optable.append_iteration``)."""
     cache = decide.cache
     decisions = [
         (None if k else cache.get((r.op, r.module_types))) or decide(r.op, r.module_types, k)  # cached: no call
         for r, k in zip(rows, kernels)
     ]
-    cols["op"].extend([r.op for r in rows])
-    cols["node"].extend([r.node for r in rows])
-    cols["module"].extend([r.module for r in rows])
-    cols["module_type"].extend([r.module_types[0] if r.module_types else "" for r in rows])
-    cols["group"].extend([d.group for d in decisions])
-    cols["group_source"].extend([d.source for d in decisions])
-    cols["is_gemm"].extend([d.is_gemm for d in decisions])
-    cols["time_us"].extend(times)
-    cols["device_time_us"].extend(device_times)
-    cols["host_time_us"].extend(host_times)
-    cols["input_shapes"].extend([r.shapes for r in rows])
     works = [decide.work(r, d.group) for r, d in zip(rows, decisions)]
-    cols["bytes"].extend([w.bytes for w in works])
-    cols["flops"].extend([w.flops for w in works])
-    cols["work_source"].extend([w.source for w in works])
-    cols["layout"].extend([w.layout for w in works])
-    optable.append_idle_row(cols, iteration_time - sum(times))
+    ops = {
+        "op": [r.op for r in rows],
+        "node": [r.node for r in rows],
+        "module": [r.module for r in rows],
+        "module_type": [r.module_types[0] if r.module_types else "" for r in rows],
+        "group": [d.group for d in decisions],
+        "group_source": [d.source for d in decisions],
+        "is_gemm": [d.is_gemm for d in decisions],
+        "time_us": times,
+        "device_time_us": device_times,
+        "host_time_us": host_times,
+        "input_shapes": [r.shapes for r in rows],
+        "fused_ops": [()] * len(rows),  # eager ops fuse nothing
+        "bytes": [w.bytes for w in works],
+        "flops": [w.flops for w in works],
+        "work_source": [w.source for w in works],
+        "layout": [w.layout for w in works],
+    }
+    optable.append_iteration(cols, w.iteration, w.end - w.start, ops)

@@ -24,8 +24,8 @@ import json
 import logging
 import math
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -118,9 +118,9 @@ def _tensors(entries: list | None) -> list[wk.TensorSpec]:
     return out
 
 
-def _work(op: str, group: str, rec: dict, info: NodeInfo | None, taxonomy: tax.Taxonomy) -> wk.Work:
+def _work(op: str, group: str, rec: NodeExecution, info: NodeInfo | None, taxonomy: tax.Taxonomy) -> wk.Work:
     """A node's work from its own recorded inputs and outputs (a fused node's, not its constituents')."""
-    inputs, outputs = rec["inputs"], rec["outputs"]
+    inputs, outputs = rec.inputs, rec.outputs
     if not inputs and not outputs:
         return wk.unknown("the profile records no input/output shapes for this node")
     constituents = [
@@ -143,6 +143,21 @@ def _shapes(args: _Args | None) -> str:
     return json.dumps([dims for entry in args.input_type_shape for dims in entry.values()])
 
 
+@dataclass(slots=True)
+class NodeExecution:
+    """One execution of a graph node: its span (with the waits around it) and the device kernels it ran."""
+
+    node: str
+    op: str  # the op type the profile names ("" when it names none)
+    provider: str | None
+    shapes: str
+    inputs: list[wk.TensorSpec]
+    outputs: list[wk.TensorSpec]
+    ts: float
+    end: float
+    kernels: list[tuple[float, float, str]] = field(default_factory=list)
+
+
 def normalize(
     path: str | Path,
     *,
@@ -157,125 +172,17 @@ def normalize(
 ):
     """One ORT profile -> (op table DataFrame, info). ``skip_runs`` drops the first runs (warm-up runs made
     while profiling was on); ``nodes`` is the node table from the ONNX export (and optimized graph)."""
-
     taxonomy = taxonomy or tax.load()
     nodes = nodes or {}
     if isinstance(skip_runs, bool) or not isinstance(skip_runs, int) or skip_runs < 0:
         raise InputError(f"{path}: skip_runs is {skip_runs!r}, expected a whole number >= 0")
     events = read_events(path)
     _check_events(path, events)
-    runs = sorted((e.ts, e.ts + e.dur) for e in events if e.cat == "Session" and e.name == "model_run")
-    if not runs:
-        raise InputError(f"{path}: no 'model_run' Session events: not an ONNX Runtime profile, or no run was profiled")
-    for (s0, e0), (s1, e1) in zip(runs, runs[1:]):
-        if s1 < e0:
-            raise InputError(
-                f"{path}: model_run events [{s0}, {e0}] and [{s1}, {e1}] overlap: expected one run after another "
-                "(a damaged profile, or profiles of concurrent runs merged)"
-            )
-    if skip_runs >= len(runs):
-        raise InputError(f"{path}: {len(runs)} run(s) profiled, all of them skipped (skip_runs={skip_runs})")
-    runs = runs[skip_runs:]
-
-    # node events, with the device kernels each launched (listed after it, or naming it as parent)
-    node_events: list[dict[str, Any]] = []
-    latest: dict[str, dict[str, Any]] = {}  # node name -> its latest execution
-    fence_before: dict[str, tuple[float, float]] = {}  # waits seen before the node's next execution
-    kernels_seen = 0
-    last: dict[str, Any] | None = None
-    for e in events:
-        if e.cat == "Node":
-            split = _split_node_name(e.name)
-            if split is None:
-                continue
-            node, part = split
-            if part == "_fence_before":
-                fence_before[node] = (e.ts, e.ts + e.dur)
-                continue
-            if part == "_fence_after":
-                if node in latest:
-                    latest[node]["end"] = max(latest[node]["end"], e.ts + e.dur)
-                continue
-            start, end = e.ts, e.ts + e.dur
-            if node in fence_before:
-                f_start, f_end = fence_before.pop(node)
-                start, end = min(start, f_start), max(end, f_end)
-            rec = {
-                "node": node,
-                "op": (e.args.op_name if e.args else None) or "",
-                "provider": e.args.provider if e.args else None,
-                "shapes": _shapes(e.args),
-                "inputs": _tensors(e.args.input_type_shape if e.args else None),
-                "outputs": _tensors(e.args.output_type_shape if e.args else None),
-                "ts": start,
-                "end": end,
-                "kernels": [],
-            }
-            node_events.append(rec)
-            latest[node] = last = rec
-        elif e.cat == "Kernel":
-            kernels_seen += 1
-            parent = e.args.parent_name if e.args else None
-            owner = latest.get(parent) if parent else last
-            if owner is not None:
-                owner["kernels"].append((e.ts, e.ts + e.dur, e.name))
-    node_events.sort(key=lambda r: r["ts"])
-    has_device = kernels_seen > 0
-
+    runs = _measured_runs(path, events, skip_runs)
+    executions, has_device = _node_executions(events)
     cols: dict[str, list] = {c: [] for c in optable.COLUMNS}
-    decisions: dict[str, tuple[str, str, bool]] = {}
-    works: dict[str, wk.Work] = {}  # per node: its shapes are the same in every run
-    ops_unnamed = 0
-    idx = 0
-    for iteration, (w_start, w_end) in enumerate(runs):
-        while idx < len(node_events) and node_events[idx]["ts"] < w_start:
-            idx += 1
-        rows = []
-        while idx < len(node_events) and node_events[idx]["ts"] < w_end:
-            rows.append(node_events[idx])
-            idx += 1
-        if has_device:
-            owned = [(max(s, w_start), min(e, w_end), i) for i, r in enumerate(rows) for s, e, _ in r["kernels"]]
-            device_times = [union_length([(s, e) for s, e, _ in r["kernels"]]) for r in rows]
-        else:
-            owned = [(max(r["ts"], w_start), min(r["end"], w_end), i) for i, r in enumerate(rows)]
-            device_times = [None] * len(rows)
-        share = split_busy_time(owned)  # overlapping nodes (parallel executor) share the time they overlap
-        times = [share.get(i, 0.0) for i in range(len(rows))]
-        n = len(rows) + 1
-        cols["iteration"].extend([iteration] * n)
-        cols["seq"].extend(range(n))
-        cols["iteration_time_us"].extend([w_end - w_start] * n)
-        for r, t, dt in zip(rows, times, device_times):
-            info = nodes.get(r["node"])
-            op = r["op"] or (info.op_type if info else "")
-            if not op:
-                ops_unnamed += 1
-                op = r["node"]
-            decision = decisions.get(r["node"])
-            if decision is None:
-                decision = decisions[r["node"]] = _decide(taxonomy, op, info)
-            cols["op"].append(op)
-            cols["node"].append(r["node"])
-            cols["module"].append(info.module if info else "")
-            cols["module_type"].append(info.module_type if info else "")
-            cols["group"].append(decision[0])
-            cols["group_source"].append(decision[1])
-            cols["is_gemm"].append(decision[2])
-            cols["time_us"].append(t)
-            cols["device_time_us"].append(dt)
-            cols["host_time_us"].append(r["end"] - r["ts"])
-            cols["input_shapes"].append(r["shapes"])
-            cols["fused_ops"].append(_fused_ops(info))
-            w = works.get(r["node"])
-            if w is None:
-                w = works[r["node"]] = _work(op, decision[0], r, info, taxonomy)
-            cols["bytes"].append(w.bytes)
-            cols["flops"].append(w.flops)
-            cols["work_source"].append(w.source)
-            cols["layout"].append(w.layout)
-        optable.append_idle_row(cols, (w_end - w_start) - sum(times), op=SESSION_OVERHEAD)
-    providers = sorted({r.get("provider") or "" for r in node_events} - {""})
+    ops_unnamed = _append_runs(cols, runs, executions, has_device, nodes, taxonomy)
+    providers = sorted({r.provider or "" for r in executions} - {""})
     device = "cuda" if has_device or any("CUDA" in p or "Tensorrt" in p for p in providers) else "cpu"
     df = optable.frame(
         cols, platform=platform, device=device, backend=backend, model=model, batch_size=batch_size, seq_len=seq_len
@@ -298,11 +205,129 @@ def normalize(
         # profiling): each node's time is its host Compute() span, its GPU time lands in session overhead
         "host_timed_on_device": names.is_cuda(device) and not has_device,
         "node_table": bool(nodes),
-        "nodes_unknown_to_node_table": sorted({r["node"] for r in node_events} - set(nodes))[:50] if nodes else [],
+        "nodes_unknown_to_node_table": sorted({r.node for r in executions} - set(nodes))[:50] if nodes else [],
         "ops_without_op_name": ops_unnamed,
     }
     optable.check(df, source=str(path), types=False)
     return df, info
+
+
+def _measured_runs(path: str | Path, events: list[_Event], skip_runs: int) -> list[tuple[float, float]]:
+    """The profiled runs (model_run Session events) after the warm-up ones: disjoint, in order."""
+    runs = sorted((e.ts, e.ts + e.dur) for e in events if e.cat == "Session" and e.name == "model_run")
+    if not runs:
+        raise InputError(f"{path}: no 'model_run' Session events: not an ONNX Runtime profile, or no run was profiled")
+    for (s0, e0), (s1, e1) in zip(runs, runs[1:]):
+        if s1 < e0:
+            raise InputError(
+                f"{path}: model_run events [{s0}, {e0}] and [{s1}, {e1}] overlap: expected one run after another "
+                "(a damaged profile, or profiles of concurrent runs merged)"
+            )
+    if skip_runs >= len(runs):
+        raise InputError(f"{path}: {len(runs)} run(s) profiled, all of them skipped (skip_runs={skip_runs})")
+    return runs[skip_runs:]
+
+
+def _node_executions(events: list[_Event]) -> tuple[list[NodeExecution], bool]:
+    """(every node execution sorted by start, whether the profile holds device Kernel events). A node's
+    fences widen its span; a kernel belongs to the node it names as parent, else the node listed before it."""
+    executions: list[NodeExecution] = []
+    latest: dict[str, NodeExecution] = {}  # node name -> its latest execution
+    fence_before: dict[str, tuple[float, float]] = {}  # waits seen before the node's next execution
+    kernels_seen = 0
+    last: NodeExecution | None = None
+    for e in events:
+        if e.cat == "Node":
+            split = _split_node_name(e.name)
+            if split is None:
+                continue
+            node, part = split
+            if part == "_fence_before":
+                fence_before[node] = (e.ts, e.ts + e.dur)
+                continue
+            if part == "_fence_after":
+                if node in latest:
+                    latest[node].end = max(latest[node].end, e.ts + e.dur)
+                continue
+            start, end = e.ts, e.ts + e.dur
+            if node in fence_before:
+                f_start, f_end = fence_before.pop(node)
+                start, end = min(start, f_start), max(end, f_end)
+            a = e.args
+            rec = NodeExecution(
+                node=node,
+                op=(a.op_name if a else None) or "",
+                provider=a.provider if a else None,
+                shapes=_shapes(a),
+                inputs=_tensors(a.input_type_shape if a else None),
+                outputs=_tensors(a.output_type_shape if a else None),
+                ts=start,
+                end=end,
+            )
+            executions.append(rec)
+            latest[node] = last = rec
+        elif e.cat == "Kernel":
+            kernels_seen += 1
+            parent = e.args.parent_name if e.args else None
+            owner = latest.get(parent) if parent else last
+            if owner is not None:
+                owner.kernels.append((e.ts, e.ts + e.dur, e.name))
+    executions.sort(key=lambda r: r.ts)
+    return executions, kernels_seen > 0
+
+
+def _append_runs(cols, runs, executions: list[NodeExecution], has_device: bool, nodes: dict[str, NodeInfo],
+                 taxonomy: tax.Taxonomy) -> int:  # fmt: skip
+    """Each run's node executions as rows (its session overhead as the Idle row); returns how many rows had no
+    op name in the profile or the node table (named after their node)."""
+    decisions: dict[str, tuple[str, str, bool]] = {}
+    works: dict[str, wk.Work] = {}  # per node: its shapes are the same in every run
+    ops_unnamed = 0
+    idx = 0
+    for iteration, (w_start, w_end) in enumerate(runs):
+        while idx < len(executions) and executions[idx].ts < w_start:
+            idx += 1
+        rows = []
+        while idx < len(executions) and executions[idx].ts < w_end:
+            rows.append(executions[idx])
+            idx += 1
+        if has_device:
+            owned = [(max(s, w_start), min(e, w_end), i) for i, r in enumerate(rows) for s, e, _ in r.kernels]
+            device_times = [union_length([(s, e) for s, e, _ in r.kernels]) for r in rows]
+        else:
+            owned = [(max(r.ts, w_start), min(r.end, w_end), i) for i, r in enumerate(rows)]
+            device_times = [None] * len(rows)
+        share = split_busy_time(owned)  # overlapping nodes (parallel executor) share the time they overlap
+        ops = optable.OpRows()
+        for i, (r, dt) in enumerate(zip(rows, device_times)):
+            info = nodes.get(r.node)
+            op = r.op or (info.op_type if info else "")
+            if not op:
+                ops_unnamed += 1
+                op = r.node
+            decision = decisions.get(r.node)
+            if decision is None:
+                decision = decisions[r.node] = _decide(taxonomy, op, info)
+            w = works.get(r.node)
+            if w is None:
+                w = works[r.node] = _work(op, decision[0], r, info, taxonomy)
+            ops.add(
+                op,
+                node=r.node,
+                module=info.module if info else "",
+                module_type=info.module_type if info else "",
+                group=decision[0],
+                group_source=decision[1],
+                is_gemm=decision[2],
+                time_us=share.get(i, 0.0),
+                device_time_us=dt,
+                host_time_us=r.end - r.ts,
+                input_shapes=r.shapes,
+                fused_ops=_fused_ops(info),
+                work=w,
+            )
+        optable.append_iteration(cols, iteration, w_end - w_start, ops.columns, idle_op=SESSION_OVERHEAD)
+    return ops_unnamed
 
 
 def _decide(taxonomy: tax.Taxonomy, op: str, info: NodeInfo | None) -> tuple[str, str, bool]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -225,20 +226,56 @@ def normalize(
     taxonomy: tax.Taxonomy | None = None,
 ):
     """A TensorRT per-layer profile (+ layer info) -> (op table DataFrame, info)."""
-
     taxonomy = taxonomy or tax.load()
     records, count = read_profile(profile_path)
     layers = read_layers(layers_path) if layers_path else {}
     nodes = nodes or {}
+    found = _layer_rows(records, layers, nodes, taxonomy)
+    if layers_path and found.unmatched:
+        _check_layers_belong(profile_path, layers_path, len(records), found.unmatched)
     cols: dict[str, list] = {c: [] for c in optable.COLUMNS}
-    unmatched, mixed = [], []
-    no_work: dict[str, int] = {}
+    # one averaged iteration, as long as its layers: nothing between layers is measured (an Idle row of 0)
+    total = sum(found.ops.columns["time_us"])  # finite: each average is below MAX_DURATION_US (read_profile)
+    optable.append_iteration(cols, 0, total, found.ops.columns)
+    df = optable.frame(
+        cols, platform=platform, device="cuda", backend=backend, model=model, batch_size=batch_size, seq_len=seq_len
+    )
     detailed = any("LayerType" in v for v in layers.values())
-    for seq, rec in enumerate(records):
+    info = {
+        "trace": str(profile_path),
+        "layers_file": str(layers_path) if layers_path else None,
+        "iterations": 1,
+        "profiled_iterations": count,
+        "iteration_source": "per-layer averages over the profiled iterations (one averaged iteration)",
+        "time_basis": "per-layer device time averages (layers synchronized one by one; their sum exceeds the "
+        "end-to-end latency, which is reported separately)",
+        "layer_info": "detailed" if detailed else ("names only" if layers else "none"),
+        "layers": len(records),
+        "layers_missing_from_layer_info": found.unmatched[:50],
+        "layers_fused_gemm_non_gemm": found.mixed,
+        "node_table": bool(nodes),
+        "work_unknown_reasons": found.no_work,
+    }
+    optable.check(df, source=str(profile_path), types=False)
+    return df, info
+
+
+@dataclass
+class _LayerRows:
+    ops: optable.OpRows = field(default_factory=optable.OpRows)
+    unmatched: list[str] = field(default_factory=list)  # profiled layers the layer information does not name
+    mixed: list[str] = field(default_factory=list)  # GEMM layers that fused non-GEMM work
+    no_work: dict[str, int] = field(default_factory=dict)  # why a layer's work is unknown, per reason
+
+
+def _layer_rows(records: list[dict], layers: dict, nodes: dict[str, NodeInfo], taxonomy: tax.Taxonomy) -> _LayerRows:
+    """One row per profiled layer, classified by the ONNX nodes it fused (from the layer information)."""
+    out = _LayerRows()
+    for rec in records:
         name = rec["name"]
         layer = layers.get(name)
         if layer is None:
-            unmatched.append(name)
+            out.unmatched.append(name)
             layer = {"Name": name}
         layer_type = layer.get("LayerType") or "unknown layer"
         fused = fused_onnx_nodes(layer, nodes)
@@ -260,68 +297,35 @@ def normalize(
         else:
             d = taxonomy.classify(layer_type, (), kind="trt")
         if d.group == tax.GEMM and any(c.group not in (tax.GEMM, "Memory") for c in parts):
-            mixed.append(name)
-        cols["seq"].append(seq)
-        cols["op"].append(layer_type)
-        cols["node"].append(name)
-        cols["module"].append(common[0])
-        cols["module_type"].append(common[1])
-        cols["group"].append(d.group)
-        cols["group_source"].append(d.source)
-        cols["is_gemm"].append(taxonomy.is_gemm(d.group))
-        cols["time_us"].append(float(rec["averageMs"]) * 1e3)
-        cols["device_time_us"].append(float(rec["averageMs"]) * 1e3)
-        cols["host_time_us"].append(None)
-        cols["input_shapes"].append(
-            json.dumps([i.get("Dimensions") for i in layer["Inputs"]]) if layer.get("Inputs") else ""
-        )
-        cols["fused_ops"].append(fused_ops)
+            out.mixed.append(name)
         w = layer_work(layer, layer_type, d.group, [(f.split("|")[0], c.group) for f, c in zip(fused_ops, parts)])
-        cols["bytes"].append(w.bytes)
-        cols["flops"].append(w.flops)
-        cols["work_source"].append(w.source)
-        cols["layout"].append(w.layout)
         if w.source == "none":
-            no_work[w.note] = no_work.get(w.note, 0) + 1
-    if layers_path and unmatched:
-        matched = len(records) - len(unmatched)
-        shown = ", ".join(repr(n[:60]) for n in unmatched[:5])
-        if matched < MATCHED_FRACTION_MIN * len(records):
-            raise InputError(
-                f"{layers_path}: names {matched} of the {len(records)} layers of {profile_path}; missing e.g. "
-                f"{shown}: expected the layer information of the engine that was profiled"
-            )
-        log.warning(
-            "%s: %d profiled layer(s) missing from %s, e.g. %s", profile_path, len(unmatched), layers_path, shown
+            out.no_work[w.note] = out.no_work.get(w.note, 0) + 1
+        out.ops.add(
+            layer_type,
+            node=name,
+            module=common[0],
+            module_type=common[1],
+            group=d.group,
+            group_source=d.source,
+            is_gemm=taxonomy.is_gemm(d.group),
+            time_us=float(rec["averageMs"]) * 1e3,
+            device_time_us=float(rec["averageMs"]) * 1e3,
+            input_shapes=json.dumps([i.get("Dimensions") for i in layer["Inputs"]]) if layer.get("Inputs") else "",
+            fused_ops=fused_ops,
+            work=w,
         )
-    total = sum(cols["time_us"])  # finite: each average is below MAX_DURATION_US (read_profile)
-    cols["seq"].append(len(records))
-    optable.append_idle_row(cols, 0.0)  # per-layer averages: nothing between layers is measured
-    df = optable.frame(
-        cols,
-        platform=platform,
-        device="cuda",
-        backend=backend,
-        model=model,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        iteration=0,
-        iteration_time_us=total,
-    )
-    info = {
-        "trace": str(profile_path),
-        "layers_file": str(layers_path) if layers_path else None,
-        "iterations": 1,
-        "profiled_iterations": count,
-        "iteration_source": "per-layer averages over the profiled iterations (one averaged iteration)",
-        "time_basis": "per-layer device time averages (layers synchronized one by one; their sum exceeds the "
-        "end-to-end latency, which is reported separately)",
-        "layer_info": "detailed" if detailed else ("names only" if layers else "none"),
-        "layers": len(records),
-        "layers_missing_from_layer_info": unmatched[:50],
-        "layers_fused_gemm_non_gemm": mixed,
-        "node_table": bool(nodes),
-        "work_unknown_reasons": no_work,
-    }
-    optable.check(df, source=str(profile_path), types=False)
-    return df, info
+    return out
+
+
+def _check_layers_belong(profile_path, layers_path, n_records: int, unmatched: list[str]) -> None:
+    """Layer information that names too few of the profiled layers is another engine's: an error; a few
+    missing are a warning."""
+    matched = n_records - len(unmatched)
+    shown = ", ".join(repr(n[:60]) for n in unmatched[:5])
+    if matched < MATCHED_FRACTION_MIN * n_records:
+        raise InputError(
+            f"{layers_path}: names {matched} of the {n_records} layers of {profile_path}; missing e.g. "
+            f"{shown}: expected the layer information of the engine that was profiled"
+        )
+    log.warning("%s: %d profiled layer(s) missing from %s, e.g. %s", profile_path, len(unmatched), layers_path, shown)
