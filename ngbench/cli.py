@@ -300,12 +300,18 @@ def _vocab(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ngbench import catalog
-
     p = argparse.ArgumentParser(prog="ngbench", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the traceback of an input error")
     sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_normalize, _add_shares, _add_archive, _add_horizon, _add_compare, _add_limits, _add_models,
+                _add_vocab):  # fmt: skip
+        add(sub, common)
+    return p
+
+
+def _add_normalize(sub, common: argparse.ArgumentParser) -> None:
+    from ngbench import catalog
 
     n = sub.add_parser("normalize", parents=[common], help="turn a profiler trace into the unified op table (parquet)")
     n.add_argument(
@@ -358,10 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--seq-len", type=_count, help="sequence length label (default: the run record's)")
     n.set_defaults(func=_normalize)
 
+
+def _add_shares(sub, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("shares", parents=[common], help="print group shares of one or more op tables")
     s.add_argument("tables", nargs="+")
     s.set_defaults(func=_shares)
 
+
+def _add_archive(sub, common: argparse.ArgumentParser) -> None:
     a = sub.add_parser(
         "archive", parents=[common], help="move one platform's results between checkouts (export / import)"
     )
@@ -371,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--results", default="results", help="the results directory (default: results)")
     a.set_defaults(func=_archive)
 
+
+def _add_horizon(sub, common: argparse.ArgumentParser) -> None:
     h = sub.add_parser(
         "horizon", parents=[common], help="set an op table or trace against a platform's roofs (bytes, FLOPs)"
     )
@@ -384,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--platform", default="unknown", help="traces: platform label")
     h.set_defaults(func=_horizon)
 
+
+def _add_compare(sub, common: argparse.ArgumentParser) -> None:
     c = sub.add_parser(
         "compare", parents=[common], help="compare runs of one model module by module, with bootstrap intervals"
     )
@@ -404,6 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="bootstrap seed (the same seed gives the same intervals)")
     c.set_defaults(func=_compare)
 
+
+def _add_limits(sub, common: argparse.ArgumentParser) -> None:
+    from ngbench import catalog
+
     lm = sub.add_parser("limits", parents=[common], help="measure this machine's roofs (bandwidth, peak, floors)")
     lm.add_argument("--out", required=True, help="the limits file to write (.json)")
     lm.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -413,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     lm.add_argument("--backends", nargs="+", choices=sorted(catalog.BACKENDS), help="dispatch floors to measure (all)")
     lm.set_defaults(func=_limits)
 
+
+def _add_models(sub, common: argparse.ArgumentParser) -> None:
     m = sub.add_parser("models", parents=[common], help="list the registered models")
     m.add_argument("names", nargs="*", help="only these models (default: every registered one)")
     m.add_argument("--format", choices=["table", "csv"], default="table")
@@ -420,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-params", dest="params", action="store_false", help="skip counting full-depth parameters (meta device)"
     )
     m.set_defaults(func=_models)
+
+
+def _add_vocab(sub, common: argparse.ArgumentParser) -> None:
     v = sub.add_parser(
         "vocab", parents=[common], help="set-up: rebuild a vocabulary no package ships as a file (llama2)"
     )
@@ -430,7 +453,6 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", help="where to write tokenizer.model (default resources/tokenizers/llama2/)")
     v.add_argument("--force", action="store_true", help="rebuild even if the file is there")
     v.set_defaults(func=_vocab)
-    return p
 
 
 def _count(text: str) -> int:

@@ -131,6 +131,37 @@ class _Piece(NamedTuple):
 def device_iterations(pt: ParsedTrace, windows: list[Window], thread_rows: Rows, decide: Decider, cols: dict):
     """With device activity: every device interval inside a window, attributed to its launching op."""
     row_starts = {key: [r.ts for r in rows] for key, rows in thread_rows.items()}
+    owners = _launches(pt, thread_rows)
+    split = _split_by_window(pt, windows, owners.corr_owner)
+    other_ops, other_time = 0, 0.0
+    launching_set = set(owners.launching)
+    for j, w in enumerate(windows):
+        for key, krows in thread_rows.items():
+            if key not in launching_set:
+                mine = in_window(krows, row_starts[key], w)
+                other_ops += len(mine)
+                other_time += sum(max(0.0, min(r.end, w.end) - max(r.ts, w.start)) for r in mine)
+        _window_rows(pt, w, split.pieces[j], owners, thread_rows, row_starts, decide, cols)
+    return {
+        "ops_on_other_threads": other_ops,
+        "other_threads_op_time_us": other_time,
+        "threads_launching_device_work": len(owners.launching),
+        "device_time_us": split.total,
+        "device_time_outside_iterations_us": max(0.0, split.total - split.inside),
+        "device_time_without_launching_op_us": split.unowned,
+    }
+
+
+class _Launches(NamedTuple):
+    all_rows: list[TopLevelOp]  # every thread's top-level ops, thread by thread
+    row_index: dict[int, int]  # id(op) -> its index in all_rows
+    corr_owner: dict[int, int]  # correlation id -> the index of the op that launched it
+    launching: list[Any]  # the threads that launched device work
+    kernels_by_row: dict[int, dict[str, float]]  # per launching op: its kernels' device time by name
+
+
+def _launches(pt: ParsedTrace, thread_rows: Rows) -> _Launches:
+    """Which top-level op launched each piece of device work (by correlation id), and on which threads."""
     all_rows: list[TopLevelOp] = []
     corr_owner: dict[int, int] = {}
     launching: list[Any] = []
@@ -144,19 +175,31 @@ def device_iterations(pt: ParsedTrace, windows: list[Window], thread_rows: Rows,
             all_rows.append(r)
         if launches:
             launching.append(key)
+    kernels_by_row: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for corr, ivs in pt.device.items():
+        owner = corr_owner.get(corr, -1)
+        if owner >= 0:
+            for s, e, name in ivs:
+                kernels_by_row[owner][name] += e - s
     row_index = {id(r): i for i, r in enumerate(all_rows)}
+    return _Launches(all_rows, row_index, corr_owner, launching, kernels_by_row)
 
-    # every device interval, owned by its launching row's index, or -1 (no launch found: the kernel owns it)
+
+class _Split(NamedTuple):
+    pieces: list[list[_Piece]]  # per window: the device work inside it
+    total: float  # all device time in the trace
+    inside: float  # of which inside some window
+    unowned: float  # of which no op launched
+
+
+def _split_by_window(pt: ParsedTrace, windows: list[Window], corr_owner: dict[int, int]) -> _Split:
+    """Every device interval, owned by its launching op's index or -1 (no launch found: its kernel owns it),
+    cut at the window boundaries it straddles."""
     intervals: list[_Piece] = []
     for corr, ivs in pt.device.items():
         owner = corr_owner.get(corr, -1)
         intervals.extend(_Piece(s, e, owner, name) for s, e, name in ivs)
     intervals.extend(_Piece(s, e, -1, name) for s, e, name in pt.orphan_device)
-    kernels_by_row: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for s, e, owner, name in intervals:
-        if owner >= 0:
-            kernels_by_row[owner][name] += e - s
-
     starts = [w.start for w in windows]
     pieces: list[list[_Piece]] = [[] for _ in windows]
     total = inside = unowned = 0.0
@@ -172,64 +215,55 @@ def device_iterations(pt: ParsedTrace, windows: list[Window], thread_rows: Rows,
                 pieces[j].append(_Piece(lo, hi, owner, name))
                 inside += hi - lo
             j += 1
+    return _Split(pieces, total, inside, unowned)
 
-    other_ops, other_time = 0, 0.0
-    launching_set = set(launching)
-    for j, w in enumerate(windows):
-        rows: list[TopLevelOp] = []
-        local: dict[int, int] = {}  # owning row's index -> its position among this window's rows
-        local_kernels: dict[str, int] = {}  # an unlaunched kernel -> the position of the row named after it
-        for key in launching:
-            for r in in_window(thread_rows[key], row_starts[key], w):
-                local[row_index[id(r)]] = len(rows)
-                rows.append(r)
-        for key, krows in thread_rows.items():
-            if key not in launching_set:
-                mine = in_window(krows, row_starts[key], w)
-                other_ops += len(mine)
-                other_time += sum(max(0.0, min(r.end, w.end) - max(r.ts, w.start)) for r in mine)
-        owned: list[tuple[float, float, int]] = []
-        for lo, hi, owner, kernel in pieces[j]:
-            idx = local.get(owner) if owner >= 0 else local_kernels.get(kernel)
-            if idx is None:
-                idx = len(rows)
-                if owner >= 0:
-                    local[owner] = idx
-                    rows.append(all_rows[owner])
-                else:  # device work no op launched: a row named after its kernel
-                    local_kernels[kernel] = idx
-                    rows.append(TopLevelOp(kernel, lo, lo, "", (), "", [], host=False))
-            owned.append((lo, hi, idx))
-        own_ivs: list[list[tuple[float, float]]] = [[] for _ in rows]
-        for lo, hi, idx in owned:
-            own_ivs[idx].append((lo, hi))
-        share = split_busy_time(owned)
-        order = sorted(range(len(rows)), key=lambda i: (rows[i].ts, i))
-        ordered = [rows[i] for i in order]
-        for r in ordered:
-            if not r.op:  # a launch outside any op: name it after its kernel(s)
-                kernel_names = [n for c in r.correlations for (_, _, n) in pt.device.get(c, ())]
-                r.op = kernel_names[0] if kernel_names else "unattributed launch"
-        host_times = [(r.end - r.ts if w.start - EPS <= r.ts < w.end else 0.0) if r.host else None for r in ordered]
-        kernels = [kernels_by_row.get(row_index[id(r)]) if r.host else {r.op: 1.0} for r in ordered]
-        emit(
-            cols,
-            w,
-            ordered,
-            [share.get(i, 0.0) for i in order],
-            [union_length(own_ivs[i]) for i in order],
-            host_times,
-            decide,
-            kernels,
-        )
-    return {
-        "ops_on_other_threads": other_ops,
-        "other_threads_op_time_us": other_time,
-        "threads_launching_device_work": len(launching),
-        "device_time_us": total,
-        "device_time_outside_iterations_us": max(0.0, total - inside),
-        "device_time_without_launching_op_us": unowned,
-    }
+
+def _window_rows(pt, w: Window, pieces: list[_Piece], owners: _Launches, thread_rows: Rows, row_starts,
+                 decide: Decider, cols: dict) -> None:  # fmt: skip
+    """One window's rows: the launching threads' ops in it, plus the ops and kernels that own device work in
+    it; each row's share of the window's device busy time."""
+    all_rows, row_index, kernels_by_row = owners.all_rows, owners.row_index, owners.kernels_by_row
+    rows: list[TopLevelOp] = []
+    local: dict[int, int] = {}  # owning row's index -> its position among this window's rows
+    local_kernels: dict[str, int] = {}  # an unlaunched kernel -> the position of the row named after it
+    for key in owners.launching:
+        for r in in_window(thread_rows[key], row_starts[key], w):
+            local[row_index[id(r)]] = len(rows)
+            rows.append(r)
+    owned: list[tuple[float, float, int]] = []
+    for lo, hi, owner, kernel in pieces:
+        idx = local.get(owner) if owner >= 0 else local_kernels.get(kernel)
+        if idx is None:
+            idx = len(rows)
+            if owner >= 0:
+                local[owner] = idx
+                rows.append(all_rows[owner])
+            else:  # device work no op launched: a row named after its kernel
+                local_kernels[kernel] = idx
+                rows.append(TopLevelOp(kernel, lo, lo, "", (), "", [], host=False))
+        owned.append((lo, hi, idx))
+    own_ivs: list[list[tuple[float, float]]] = [[] for _ in rows]
+    for lo, hi, idx in owned:
+        own_ivs[idx].append((lo, hi))
+    share = split_busy_time(owned)
+    order = sorted(range(len(rows)), key=lambda i: (rows[i].ts, i))
+    ordered = [rows[i] for i in order]
+    for r in ordered:
+        if not r.op:  # a launch outside any op: name it after its kernel(s)
+            kernel_names = [n for c in r.correlations for (_, _, n) in pt.device.get(c, ())]
+            r.op = kernel_names[0] if kernel_names else "unattributed launch"
+    host_times = [(r.end - r.ts if w.start - EPS <= r.ts < w.end else 0.0) if r.host else None for r in ordered]
+    kernels = [kernels_by_row.get(row_index[id(r)]) if r.host else {r.op: 1.0} for r in ordered]
+    emit(
+        cols,
+        w,
+        ordered,
+        [share.get(i, 0.0) for i in order],
+        [union_length(own_ivs[i]) for i in order],
+        host_times,
+        decide,
+        kernels,
+    )
 
 
 def emit(cols: dict, w: Window, rows: list[TopLevelOp], times, device_times, host_times, decide: Decider,
