@@ -103,22 +103,22 @@ def plot(data: pd.DataFrame, png: str | Path, *, order: list[str], palette: dict
     """Draw :func:`select`'s table."""
     keys = ["model", "batch_size", "backend"]
 
-    def draw(ax, rows: pd.DataFrame, kind: str) -> list[str]:
-        bars = []
+    def slots(rows: pd.DataFrame, kind: str) -> list[style.Slot]:
+        out = []
         for key, cell in rows.groupby(keys, observed=True):
             first = cell.iloc[0]
             ok = first["status"] == names.STATUS_OK
-            bars.append((f"{style.bar_label(first)}\n{key[2]}", cell if ok else None, first["status"], first["reason"]))
-        notes = style.draw_bars(ax, bars, order, palette)
-        ax.set_xlabel("model / batch size / backend")
-        return notes
+            reason = None if ok else style.missing_reason(first["status"], first["reason"])
+            out.append(style.Slot(f"{style.bar_label(first)}\n{key[2]}", reason, str(key[2]), cell if ok else None))
+        return out
 
     style.panel_grid(
         data,
         png,
-        draw,
-        bars_per_panel=lambda rows: rows.drop_duplicates(keys).shape[0],
+        slots=slots,
+        draw_slot=style.stacked_shares(order, palette),
         title=title,
         legend=style.legend_for(order, palette),
-        bar_width=0.75,
+        ylabel="share of measured iteration (%, mean)",
+        xlabel="model / batch size / backend",
     )

@@ -33,6 +33,9 @@ def data(inst: pd.DataFrame) -> pd.DataFrame:
     return df.reindex(columns=COLUMNS).sort_values(["platform", "backend", "model", "batch_size"])
 
 
+TITLE = "fig10: roofline of every op instance (median over iterations)"
+
+
 def plot(inst: pd.DataFrame, limits: dict[str, hz.Limits], png: str | Path, csv: str | Path) -> pd.DataFrame:
     taxonomy = tax.load()
     table = data(inst)
@@ -40,7 +43,7 @@ def plot(inst: pd.DataFrame, limits: dict[str, hz.Limits], png: str | Path, csv:
     sns.set_theme(style="whitegrid", font_scale=0.8)
     panels = sorted(table.groupby(["platform", "backend"]).groups) if len(table) else []
     if not panels:
-        style.empty_figure(png, "no op with a work model in the runs drawn")
+        style.empty_figure(png, TITLE, ["no op with a work model in the runs drawn"])
         return table
     ncol = min(3, len(panels))
     nrow = -(-len(panels) // ncol)
@@ -72,7 +75,7 @@ def plot(inst: pd.DataFrame, limits: dict[str, hz.Limits], png: str | Path, csv:
         ax.set_visible(False)
     present = [g for g in taxonomy.order if g in set(table["group"])]
     handles, labels = style.legend_for(present, palette)
-    fig.suptitle("fig10: roofline of every op instance (median over iterations)", y=1 - 0.05 / height, va="top",
+    fig.suptitle(TITLE, y=1 - 0.05 / height, va="top",
                  fontsize=10)  # fmt: skip
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.3 / height),
                ncol=min(len(handles), 4 * ncol), frameon=False, fontsize=7)  # fmt: skip

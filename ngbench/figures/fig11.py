@@ -33,6 +33,9 @@ def data(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+TITLE = "fig11: measured iteration vs every op at its roof"
+
+
 def plot(runs: pd.DataFrame, png: str | Path, csv: str | Path) -> pd.DataFrame:
     taxonomy = tax.load()
     table = data(runs)
@@ -41,7 +44,7 @@ def plot(runs: pd.DataFrame, png: str | Path, csv: str | Path) -> pd.DataFrame:
     platforms = sorted(table["platform"].unique()) if len(table) else []
     colors = taxonomy.class_palette
     if not platforms:
-        style.empty_figure(png, "no measured run to set against its roofs")
+        style.empty_figure(png, TITLE, ["no measured run to set against its roofs"])
         return table
     heights = [table[table["platform"] == p].drop_duplicates(["model", "batch_size", "backend"]).shape[0]
                for p in platforms]  # fmt: skip
@@ -76,7 +79,7 @@ def plot(runs: pd.DataFrame, png: str | Path, csv: str | Path) -> pd.DataFrame:
         ax.set_xlabel("% of the measured iteration (upper bar measured; hatched: the same ops at their roofs)")
         ax.set_title(f"platform {platform} (roofs: {rows['limits'].iloc[0]})", fontsize=9)
     handles, names_ = style.legend_for([tax.GEMM, names.NON_GEMM, tax.IDLE], colors)
-    fig.suptitle("fig11: measured iteration vs every op at its roof", y=1 - 0.05 / height, va="top", fontsize=10)
+    fig.suptitle(TITLE, y=1 - 0.05 / height, va="top", fontsize=10)
     fig.legend(handles, names_, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.3 / height), ncol=3, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / height))
     fig.savefig(png, dpi=130)

@@ -47,42 +47,38 @@ def plot(records: list[dict], png: str | Path, csv: str | Path) -> pd.DataFrame:
     table.to_csv(csv, index=False)
     colors = dict(zip(SIDES, style.side_colors(len(SIDES))))
 
-    def draw(ax, rows: pd.DataFrame, kind: str) -> list[str]:
-        sides = ["cpu"] if kind == "cpu" else list(SIDES)
-        models = sorted(rows["model"].unique())
-        top = max([v for v in rows["joules_max"].dropna()] + [1e-3]) * 1.15 if "joules_max" in rows else 1.0
-        width = 0.8 / len(sides)
-        notes = []
-        for i, model in enumerate(models):
-            for j, side in enumerate(sides):
-                x = i + (j - (len(sides) - 1) / 2) * width
+    def slots(rows: pd.DataFrame, kind: str) -> list[style.Slot]:
+        out = []
+        for model in sorted(rows["model"].unique()):
+            for side in ["cpu"] if kind == "cpu" else list(SIDES):
                 cell = rows[(rows["model"] == model) & (rows["side"] == side)]
+                label = f"{model}\n{side}"
                 if cell.empty or cell["status"].iloc[0] != "ok":
                     reason = cell["reason"].iloc[0] if len(cell) else "not measured"
-                    ax.bar(x, top, width=width * 0.95, color="white", edgecolor="#999999", hatch="//")
-                    short = reason if len(reason) <= style.REASON_CHARS else reason[: style.REASON_CHARS - 1] + "…"
-                    ax.text(x, top / 2, f"n/a: {short}", rotation=90, ha="center", va="center", fontsize=5.5)
-                    notes.append(f"{model} {side}: n/a: {reason}")
-                    continue
-                v = cell.iloc[0]
-                whiskers = [
-                    [v["joules_per_inference"] - v["joules_min"]],
-                    [v["joules_max"] - v["joules_per_inference"]],
-                ]
-                ax.bar(x, v["joules_per_inference"], width=width * 0.95, color=colors[side], yerr=whiskers)
-        ax.set_xticks(range(len(models)), models, rotation=45, ha="right", fontsize=7)
-        ax.set_ylim(0, top)
-        ax.set_ylabel("energy per inference (J)")
-        return notes
+                    out.append(style.Slot(label, f"n/a: {reason}", SIDES[side]))
+                else:
+                    out.append(style.Slot(label, None, SIDES[side], cell.iloc[0]))
+        return out
+
+    def draw(ax, x: float, width: float, slot: style.Slot) -> None:
+        v = slot.payload
+        whiskers = [[v["joules_per_inference"] - v["joules_min"]], [v["joules_max"] - v["joules_per_inference"]]]
+        ax.bar(x, v["joules_per_inference"], width=width, color=colors[v["side"]], yerr=whiskers)
+
+    def ylim(slots: list[style.Slot]) -> tuple[float, float]:
+        tops = [s.payload["joules_max"] for s in slots if s.reason is None]
+        return 0.0, max(tops + [1e-3]) * 1.15
 
     style.panel_grid(
         table,
         png,
-        draw,
-        bars_per_panel=lambda rows: 2 * rows["model"].nunique(),
+        slots=slots,
+        draw_slot=draw,
         title="fig5: energy per inference, PyTorch eager, batch 1",
         legend=style.legend_for(list(SIDES.values()), dict(zip(SIDES.values(), colors.values()))),
-        bar_width=0.55,
+        ylabel="energy per inference (J)",
+        xlabel="model / counter",
+        ylim=ylim,
     )
     return table
 

@@ -32,23 +32,24 @@ def plot(shares: pd.DataFrame, png: str | Path, csv: str | Path, backend: str = 
     table.to_csv(csv, index=False)
     keys = ["model", "batch_size"]
 
-    def draw(ax, rows: pd.DataFrame, kind: str) -> list[str]:
-        bars = []
+    def slots(rows: pd.DataFrame, kind: str) -> list[style.Slot]:
+        out = []
         for bar in rows.drop_duplicates(keys).sort_values(keys).itertuples():
             cell = rows[(rows["model"] == bar.model) & (rows["batch_size"] == bar.batch_size)]
-            bars.append((style.bar_label(bar), cell, bar.status, bar.reason))
-        notes = style.draw_bars(ax, bars, taxonomy.order, taxonomy.palette)
-        ax.set_xlabel("model / batch size")
-        return notes
+            ok = bar.status == names.STATUS_OK
+            out.append(style.Slot(style.bar_label(bar), None if ok else style.missing_reason(bar.status, bar.reason),
+                                  payload=cell))  # fmt: skip
+        return out
 
     style.panel_grid(
         table,
         png,
-        draw,
-        bars_per_panel=lambda rows: rows.drop_duplicates(keys).shape[0],
+        slots=slots,
+        draw_slot=style.stacked_shares(taxonomy.order, taxonomy.palette),
         title=f"fig6: operator-group share of the measured iteration, backend {backend}",
         legend=style.legend_for(taxonomy.order, taxonomy.palette),
-        bar_width=0.62,
+        ylabel="share of measured iteration (%, mean)",
+        xlabel="model / batch size",
     )
     return table
 
