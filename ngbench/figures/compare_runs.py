@@ -17,6 +17,7 @@ from ngbench import table as optable
 from ngbench import taxonomy as tax
 from ngbench.analysis import compare as cmp
 from ngbench.errors import InputError
+from ngbench.figures import style
 
 RUN_SPEC = re.compile(r"^(?P<platform>[^/]+)/(?P<backend>[^/]+)/(?P<model>[^/]+)/bs(?P<bs>\d+)$")
 
@@ -205,5 +206,5 @@ def draw(result: cmp.Comparison, png: str | Path, top: int = 10, taxonomy: tax.T
     right.set_title("baseline iteration -> each run's, by group", fontsize=10)
     fig.tight_layout()
     Path(png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=110)
+    fig.savefig(png, dpi=style.DPI)
     plt.close(fig)

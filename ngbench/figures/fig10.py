@@ -40,7 +40,7 @@ def plot(inst: pd.DataFrame, limits: dict[str, hz.Limits], png: str | Path, csv:
     taxonomy = tax.load()
     table = data(inst)
     table.to_csv(csv, index=False)
-    sns.set_theme(style="whitegrid", font_scale=0.8)
+    sns.set_theme(style="whitegrid", font_scale=0.9)
     panels = sorted(table.groupby(["platform", "backend"]).groups) if len(table) else []
     if not panels:
         style.empty_figure(png, TITLE, ["no op with a work model in the runs drawn"])
@@ -80,7 +80,7 @@ def plot(inst: pd.DataFrame, limits: dict[str, hz.Limits], png: str | Path, csv:
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.3 / height),
                ncol=min(len(handles), 4 * ncol), frameon=False, fontsize=7)  # fmt: skip
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / height))
-    fig.savefig(png, dpi=130)
+    fig.savefig(png, dpi=style.DPI)
     plt.close(fig)
     return table
 

@@ -40,7 +40,7 @@ def plot(runs: pd.DataFrame, png: str | Path, csv: str | Path) -> pd.DataFrame:
     taxonomy = tax.load()
     table = data(runs)
     table.to_csv(csv, index=False)
-    sns.set_theme(style="whitegrid", font_scale=0.8)
+    sns.set_theme(style="whitegrid", font_scale=0.9)
     platforms = sorted(table["platform"].unique()) if len(table) else []
     colors = taxonomy.class_palette
     if not platforms:
@@ -48,8 +48,8 @@ def plot(runs: pd.DataFrame, png: str | Path, csv: str | Path) -> pd.DataFrame:
         return table
     heights = [table[table["platform"] == p].drop_duplicates(["model", "batch_size", "backend"]).shape[0]
                for p in platforms]  # fmt: skip
-    height = 1.0 + sum(0.34 * h + 0.7 for h in heights)
-    fig, axes = plt.subplots(len(platforms), 1, figsize=(9, height), squeeze=False,
+    height = 1.1 + sum(0.36 * h + 0.8 for h in heights)
+    fig, axes = plt.subplots(len(platforms), 1, figsize=(11, height), squeeze=False,
                              gridspec_kw={"height_ratios": [h + 1 for h in heights]})  # fmt: skip
     for ax, platform in zip(axes[:, 0], platforms):
         rows = table[table["platform"] == platform]
@@ -69,20 +69,20 @@ def plot(runs: pd.DataFrame, png: str | Path, csv: str | Path) -> pd.DataFrame:
                             edgecolor="white" if hatch is None else "#333333", linewidth=0.3)  # fmt: skip
                     left += width
                 if basis == "at roof":
-                    ax.text(left + 1, y + offset, f"{left:.0f}%", va="center", fontsize=6)
+                    ax.text(left + 1, y + offset, f"{left:.0f}%", va="center", fontsize=8)
             shares = pair[["coverage", "gemm_coverage"]].iloc[0]
             known = "/".join(f"{100 * v:.0f}%" if pd.notna(v) else "-" for v in shares)
             labels.append(f"{k.model} bs{k.batch_size} {k.backend}: {total:.1f} ms, work known {known}")
-        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlim(0, 110)
-        ax.set_xlabel("% of the measured iteration (upper bar measured; hatched: the same ops at their roofs)")
+        ax.set_xlabel("% of the measured iteration: upper bar measured, hatched the same ops at their roofs")
         ax.set_title(f"platform {platform} (roofs: {rows['limits'].iloc[0]})", fontsize=9)
     handles, names_ = style.legend_for([tax.GEMM, names.NON_GEMM, tax.IDLE], colors)
     fig.suptitle(TITLE, y=1 - 0.05 / height, va="top", fontsize=10)
     fig.legend(handles, names_, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.3 / height), ncol=3, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / height))
-    fig.savefig(png, dpi=130)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / height))
+    fig.savefig(png, dpi=style.DPI)
     plt.close(fig)
     return table
 

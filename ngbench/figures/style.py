@@ -79,6 +79,7 @@ class Layout:
 
 
 MAX_SLOTS = 18  # bars per row: a wider panel wraps into more rows
+MIN_SLOTS = 6
 MISSING_WIDTH = 0.35  # a hatched slot, relative to a drawn bar
 
 
@@ -161,16 +162,16 @@ def panel_grid(
     title = "\n".join(wrap([title], width_in, TITLE_POINTS))
     notes_in = 0.19 * len(notes) + (0.12 if notes else 0.0)
     title_in = 0.25 * title.count("\n")
-    height_in = 0.9 + title_in + PANEL_INCHES * len(plan.panels) + notes_in
+    handles, labels = legend
+    ncol = max(1, min(len(handles), int(width_in // 1.6)))
+    legend_in = 0.23 * -(-len(handles) // ncol)
+    height_in = 0.55 + title_in + legend_in + PANEL_INCHES * len(plan.panels) + notes_in
     fig, axes = plt.subplots(len(plan.panels), 1, figsize=(width_in, height_in), squeeze=False)
     for ax, panel in zip(axes[:, 0], plan.panels):
         _draw_panel(ax, panel, draw_slot, ylim(panel.slots), widest)
         ax.set_ylabel(ylabel)
     axes[-1, 0].set_xlabel(xlabel)
-    handles, labels = legend
-    ncol = max(1, min(len(handles), int(width_in // 1.6)))
-    legend_rows = -(-len(handles) // ncol)
-    top = 1.0 - (0.45 + title_in + 0.22 * legend_rows) / height_in
+    top = 1.0 - (0.35 + title_in + legend_in) / height_in
     fig.suptitle(title, y=1.0 - 0.06 / height_in, va="top", fontsize=TITLE_POINTS)
     if handles:
         fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1.0 - (0.36 + title_in) / height_in),
@@ -213,7 +214,7 @@ def _draw_panel(ax, panel: Panel, draw_slot, ylim: tuple[float, float], widest: 
         ticks.append(center)
         x += width
     ax.set_xticks(ticks, labels, fontsize=8)
-    ax.set_xlim(-0.1, max(widest, x) + 0.1)
+    ax.set_xlim(-0.1, max(widest, x, MIN_SLOTS) + 0.1)  # a bar is never wider than in a panel of MIN_SLOTS
     ax.set_ylim(*ylim)
     ax.set_title(panel.title, fontsize=10)
 
