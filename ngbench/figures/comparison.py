@@ -99,19 +99,22 @@ def figure(
     return data
 
 
+KEYS = ["model", "batch_size", "backend"]
+
+
+def slots(rows: pd.DataFrame, kind: str) -> list[style.Slot]:
+    """One bar per (model, batch, backend) of a platform's rows; a backend is the bar's series."""
+    out = []
+    for key, cell in rows.groupby(KEYS, observed=True):
+        first = cell.iloc[0]
+        ok = first["status"] == names.STATUS_OK
+        reason = None if ok else style.missing_reason(first["status"], first["reason"])
+        out.append(style.Slot(f"{style.bar_label(first)}\n{key[2]}", reason, str(key[2]), cell if ok else None))
+    return out
+
+
 def plot(data: pd.DataFrame, png: str | Path, *, order: list[str], palette: dict[str, str], title: str) -> None:
     """Draw :func:`select`'s table."""
-    keys = ["model", "batch_size", "backend"]
-
-    def slots(rows: pd.DataFrame, kind: str) -> list[style.Slot]:
-        out = []
-        for key, cell in rows.groupby(keys, observed=True):
-            first = cell.iloc[0]
-            ok = first["status"] == names.STATUS_OK
-            reason = None if ok else style.missing_reason(first["status"], first["reason"])
-            out.append(style.Slot(f"{style.bar_label(first)}\n{key[2]}", reason, str(key[2]), cell if ok else None))
-        return out
-
     style.panel_grid(
         data,
         png,
