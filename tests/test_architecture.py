@@ -358,3 +358,43 @@ def test_every_figure_rule_comes_from_the_figure_table():
     rules = (REPO / "workflow/rules/figures.smk").read_text()
     assert "figures/" not in rules and "rule:" in rules
     assert sorted(p.name for p in (REPO / "workflow/scripts").glob("*.py") if "fig" in p.name) == ["make_figure.py"]
+
+
+# -- the package stays a package ---------------------------------------------------------------------------------
+def test_bad_input_has_one_error_type():
+    """Every exception class the package defines for bad input is an InputError (the CLI's one-line errors and
+    the jobs' records catch that one type); the others say a device or library is absent (Unavailable) or
+    are not about input."""
+    not_input = {"Unavailable", "UpstreamFailed", "EnergyUnavailable", "TensorRTVersionError", "ExportMismatch"}
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.bases:
+                found[node.name] = ({ast.unparse(b).split(".")[-1] for b in node.bases}, path.relative_to(REPO))
+    errors = {name: v for name, v in found.items() if any(b.endswith(("Error", "Exception", "Unavailable"))
+                                                            for b in v[0])}  # fmt: skip
+
+    def is_input(name: str) -> bool:
+        return name == "InputError" or any(is_input(b) for b in found.get(name, (set(),))[0])
+
+    def is_unavailable(name: str) -> bool:
+        return name == "Unavailable" or any(is_unavailable(b) for b in found.get(name, (set(),))[0])
+
+    stray = sorted(f"{v[1]}: {name}" for name, v in errors.items()
+                   if not (is_input(name) or is_unavailable(name) or name in not_input))  # fmt: skip
+    assert not stray
+    assert {"ClosureError", "RegistryError"} <= {n for n in errors if is_input(n)}
+
+
+def test_no_module_reads_files_outside_the_package():
+    """Package data is found beside the module that reads it; nothing climbs out of the package to the
+    checkout (an installed copy has none) - user files come from the working directory or arguments."""
+    climbing = []
+    for path in PACKAGE.rglob("*.py"):
+        depth = len(path.relative_to(PACKAGE).parts) - 1  # parents[depth] is the package itself
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Subscript) and ast.unparse(node.value).endswith(".parents"):
+                index = node.slice.value if isinstance(node.slice, ast.Constant) else None
+                if index is None or index > depth:
+                    climbing.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not climbing

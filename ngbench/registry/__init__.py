@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from ngbench.errors import InputError
+
 REGISTRY_PATH = Path(__file__).with_name("models.yaml")
 SOURCES = ("torchvision", "transformers")
 REQUIRED = {
@@ -27,8 +29,8 @@ REQUIRED = {
 }
 
 
-class RegistryError(ValueError):
-    pass
+class RegistryError(InputError):
+    """A registry entry (shipped, or the config's ``custom_models``) that is not what the registry expects."""
 
 
 @dataclass(frozen=True)
