@@ -304,16 +304,23 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the traceback of an input error")
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_normalize, _add_shares, _add_archive, _add_horizon, _add_compare, _add_limits, _add_models,
-                _add_vocab):  # fmt: skip
-        add(sub, common)
+    for name, help_, add in (
+        ("normalize", "turn a profiler trace into the unified op table (parquet)", _add_normalize),
+        ("shares", "print group shares of one or more op tables", _add_shares),
+        ("archive", "move one platform's results between checkouts (export / import)", _add_archive),
+        ("horizon", "set an op table or trace against a platform's roofs (bytes, FLOPs)", _add_horizon),
+        ("compare", "compare runs of one model module by module, with bootstrap intervals", _add_compare),
+        ("limits", "measure this machine's roofs (bandwidth, peak, floors)", _add_limits),
+        ("models", "list the registered models", _add_models),
+        ("vocab", "set-up: rebuild a vocabulary no package ships as a file (llama2)", _add_vocab),
+    ):
+        add(sub.add_parser(name, parents=[common], help=help_))
     return p
 
 
-def _add_normalize(sub, common: argparse.ArgumentParser) -> None:
+def _add_normalize(n: argparse.ArgumentParser) -> None:
     from ngbench import catalog
 
-    n = sub.add_parser("normalize", parents=[common], help="turn a profiler trace into the unified op table (parquet)")
     n.add_argument(
         "--backend",
         default=catalog.BASELINE,
@@ -365,16 +372,12 @@ def _add_normalize(sub, common: argparse.ArgumentParser) -> None:
     n.set_defaults(func=_normalize)
 
 
-def _add_shares(sub, common: argparse.ArgumentParser) -> None:
-    s = sub.add_parser("shares", parents=[common], help="print group shares of one or more op tables")
+def _add_shares(s: argparse.ArgumentParser) -> None:
     s.add_argument("tables", nargs="+")
     s.set_defaults(func=_shares)
 
 
-def _add_archive(sub, common: argparse.ArgumentParser) -> None:
-    a = sub.add_parser(
-        "archive", parents=[common], help="move one platform's results between checkouts (export / import)"
-    )
+def _add_archive(a: argparse.ArgumentParser) -> None:
     a.add_argument("action", choices=["export", "import"])
     a.add_argument("file", help="the archive (.tar.gz) to write or read")
     a.add_argument("--platform", help="export: the platform whose results to pack")
@@ -382,10 +385,7 @@ def _add_archive(sub, common: argparse.ArgumentParser) -> None:
     a.set_defaults(func=_archive)
 
 
-def _add_horizon(sub, common: argparse.ArgumentParser) -> None:
-    h = sub.add_parser(
-        "horizon", parents=[common], help="set an op table or trace against a platform's roofs (bytes, FLOPs)"
-    )
+def _add_horizon(h: argparse.ArgumentParser) -> None:
     h.add_argument("inputs", nargs="+", help="op tables (.parquet) or PyTorch profiler traces (.json[.gz])")
     h.add_argument("--limits", help="the platform's roofs: results/platform/<platform>.json or `ngbench limits`")
     h.add_argument("--gpu", help="GPU name for a vendor spec sheet when there is no --limits (default: the trace's)")
@@ -397,10 +397,7 @@ def _add_horizon(sub, common: argparse.ArgumentParser) -> None:
     h.set_defaults(func=_horizon)
 
 
-def _add_compare(sub, common: argparse.ArgumentParser) -> None:
-    c = sub.add_parser(
-        "compare", parents=[common], help="compare runs of one model module by module, with bootstrap intervals"
-    )
+def _add_compare(c: argparse.ArgumentParser) -> None:
     c.add_argument(
         "runs",
         nargs="+",
@@ -419,10 +416,9 @@ def _add_compare(sub, common: argparse.ArgumentParser) -> None:
     c.set_defaults(func=_compare)
 
 
-def _add_limits(sub, common: argparse.ArgumentParser) -> None:
+def _add_limits(lm: argparse.ArgumentParser) -> None:
     from ngbench import catalog
 
-    lm = sub.add_parser("limits", parents=[common], help="measure this machine's roofs (bandwidth, peak, floors)")
     lm.add_argument("--out", required=True, help="the limits file to write (.json)")
     lm.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     lm.add_argument("--platform", default="local")
@@ -432,8 +428,7 @@ def _add_limits(sub, common: argparse.ArgumentParser) -> None:
     lm.set_defaults(func=_limits)
 
 
-def _add_models(sub, common: argparse.ArgumentParser) -> None:
-    m = sub.add_parser("models", parents=[common], help="list the registered models")
+def _add_models(m: argparse.ArgumentParser) -> None:
     m.add_argument("names", nargs="*", help="only these models (default: every registered one)")
     m.add_argument("--format", choices=["table", "csv"], default="table")
     m.add_argument(
@@ -442,10 +437,7 @@ def _add_models(sub, common: argparse.ArgumentParser) -> None:
     m.set_defaults(func=_models)
 
 
-def _add_vocab(sub, common: argparse.ArgumentParser) -> None:
-    v = sub.add_parser(
-        "vocab", parents=[common], help="set-up: rebuild a vocabulary no package ships as a file (llama2)"
-    )
+def _add_vocab(v: argparse.ArgumentParser) -> None:
     v.add_argument("name", choices=["llama2"])
     v.add_argument(
         "--gguf", help="use this ggml-vocab-llama-spm.gguf instead of downloading the llama-cpp-python sdist"

@@ -102,23 +102,11 @@ class OpRows:
         fused_ops: list[str] | tuple = (),
         work: Any = None,  # an ngbench.work.Work, None: unknown
     ) -> None:
-        c = self.columns
-        c["op"].append(op)
-        c["node"].append(node)
-        c["module"].append(module)
-        c["module_type"].append(module_type)
-        c["group"].append(group)
-        c["group_source"].append(group_source)
-        c["is_gemm"].append(is_gemm)
-        c["time_us"].append(time_us)
-        c["device_time_us"].append(device_time_us)
-        c["host_time_us"].append(host_time_us)
-        c["input_shapes"].append(input_shapes)
-        c["fused_ops"].append(fused_ops)
-        c["bytes"].append(work.bytes if work else None)
-        c["flops"].append(work.flops if work else None)
-        c["work_source"].append(work.source if work else "none")
-        c["layout"].append(work.layout if work else "")
+        row = (op, node, module, module_type, group, group_source, is_gemm, time_us, device_time_us, host_time_us,
+               input_shapes, fused_ops, *((work.bytes, work.flops, work.source, work.layout) if work else
+                                          (None, None, "none", "")))  # fmt: skip
+        for column, value in zip(OP_COLUMNS, row, strict=True):
+            self.columns[column].append(value)
 
 
 def append_iteration(
