@@ -3,8 +3,9 @@
 A one-node cluster on this machine: munged, slurmctld and slurmd from Debian's slurm-wlm (``.ci/run``
 installs them), a slurm.conf written for localhost with no accounting (the plugin reads job status with
 squeue; MinJobAge keeps finished jobs listed). The shared workflow study's configuration (conftest's
-``study``) runs with ``snakemake --profile profiles/slurm`` up to the tiny GPT-2's PyTorch op tables; every job
-must have gone through sbatch, and the tables must have the structure of the same runs in the local study.
+``study``) runs with ``snakemake --profile profiles/slurm`` up to the tiny GPT-2's PyTorch profile (the
+measurement: one sbatch job; each more costs ~20 s of the plugin's status back-off); the job must have gone
+through sbatch, and its trace must normalize to the structure of the same run in the local study.
 Skipped where this is not root or the daemons or the plugin are missing. Marked slow.
 """
 
@@ -23,6 +24,7 @@ import pytest
 import yaml
 from conftest import REPO, WORKFLOW_CONFIG
 
+from ngbench import normalize
 from ngbench import table as optable
 
 pytestmark = pytest.mark.slow
@@ -140,7 +142,8 @@ def cluster(tmp_path_factory):
         shutil.rmtree(root, ignore_errors=True)
 
 
-TARGETS = ["results/ops/cpu/torch/tiny-gpt2/bs1.parquet"]
+RUN = "cpu/torch/tiny-gpt2/bs1"
+TARGETS = [f"results/latency/{RUN}.json"]  # the profile job's outputs (its trace directory and latency)
 # the node here has a few CPUs and GBs: the profile's cluster-sized requests are lowered on the command line
 SMALL_NODE = [
     "--set-threads", "profile=1", "export_onnx=1", "measure_energy=1",
@@ -181,18 +184,21 @@ def test_the_study_runs_through_sbatch_like_it_runs_here(cluster, study, tmp_pat
     listed = subprocess.run(
         ["squeue", "--states=all", "-h", "-o", "%T|%k"], capture_output=True, text=True, env=cluster
     ).stdout.splitlines()
-    rules = {"profile", "normalize_trace"}
+    rules = {"profile"}
     finished = [line.split("|", 1)[1] for line in listed if line.startswith("COMPLETED|")]
     assert {c.split("_wildcards_")[0].removeprefix("rule_") for c in finished} == rules, listed
     assert len(finished) == len(rules)  # one job of each
     logdir = slurm_dir / ".snakemake/slurm_logs"  # the plugin's: <rule>/<wildcards>/<slurm job id>.log
     logs = {p.relative_to(logdir).parts[0] for p in logdir.rglob("*.log")}
     assert {f"rule_{r}" for r in rules} <= logs, logs
-    # the same runs in the shared local study
-    for rel in TARGETS:
-        a, b = optable.read(slurm_dir / rel), optable.read(study / rel)
-        optable.check(a, source=str(rel))
-        assert list(a.columns) == list(b.columns) and a.iteration.nunique() == b.iteration.nunique() == 2
-        assert set(a.group) == set(b.group) and len(a) == len(b)  # the same ops, timed elsewhere
-        assert list(a.op) == list(b.op)
+    # the same run in the shared local study
+    platform, backend, model, bs = RUN.split("/")
+    ops = tmp_path / "ops.parquet"
+    normalize.normalize_run(slurm_dir / "results/traces" / RUN, ops, platform=platform, backend=backend, model=model,
+                            batch_size=int(bs.removeprefix("bs")))  # fmt: skip
+    a, b = optable.read(ops), optable.read(study / f"results/ops/{RUN}.parquet")
+    optable.check(a, source=str(ops))
+    assert list(a.columns) == list(b.columns) and a.iteration.nunique() == b.iteration.nunique() == 2
+    assert set(a.group) == set(b.group) and len(a) == len(b)  # the same ops, timed elsewhere
+    assert list(a.op) == list(b.op)
     print(f"SLURM study: {wall:.0f} s wall for {len(finished)} sbatch jobs")
