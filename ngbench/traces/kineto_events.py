@@ -164,7 +164,7 @@ def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Ta
     new = tuple.__new__  # a NamedTuple built without its Python-level __new__: this loop runs per event
     OP, SCOPE, RUNTIME, DEVICE, MARKER = Kind.OP, Kind.SCOPE, Kind.RUNTIME, Kind.DEVICE, Kind.MARKER
     n_ops = 0
-    last_key, te = None, None
+    last_pid, last_tid, te = object(), object(), None  # nothing equals these: the first event looks its thread up
     pt.parser, batches = iter_event_batches(path)
     for batch in batches:
         for ev in batch:
@@ -193,11 +193,10 @@ def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Ta
             if end > last_end:
                 last_end = end
             if kind == OP or kind == SCOPE or kind == RUNTIME:
-                key = (ev.pid, ev.tid)
-                if key != last_key:  # events of one thread come in runs: its columns stay at hand
-                    last_key, te = key, threads[key]
+                pid, tid = ev.pid, ev.tid
+                if tid != last_tid or pid != last_pid:  # a thread's events come in runs: its columns stay at hand
+                    last_pid, last_tid, te = pid, tid, threads[pid, tid]
                     add_ts, add_dur, add_kind, add_name = te.ts.append, te.dur.append, te.kind.append, te.name.append
-                at = len(te.name)
                 add_ts(ts)
                 add_dur(dur)
                 add_kind(kind)
@@ -206,12 +205,13 @@ def collect(path: str | Path, marker: re.Pattern | None = None, taxonomy: tax.Ta
                     n_ops += 1
                     a = ev.args
                     if a is not None and a.input_dims is not None:  # recorded inputs (record_shapes on)
+                        at = len(te.name) - 1
                         te.shapes[at], te.args[at] = _shapes(a), _recorded_args(a)
                 elif kind == RUNTIME:
                     corr = ev.args.correlation if ev.args is not None else None
                     if corr is not None:
-                        te.correlation[at] = corr
-                    pt.launching_threads.add(key)
+                        te.correlation[len(te.name) - 1] = corr
+                    pt.launching_threads.add((pid, tid))
             elif kind == DEVICE:
                 corr = ev.args.correlation if ev.args is not None else None
                 interval = new(DeviceInterval, (ts, end, name))
