@@ -398,3 +398,14 @@ def test_no_module_reads_files_outside_the_package():
                 if index is None or index > depth:
                     climbing.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not climbing
+
+
+def test_code_and_docs_point_at_nothing_outside_the_repository():
+    """The design card and the developers' guide live outside this repository: code and comments do not send a
+    reader to them (docs/design-notes.md says where the card is)."""
+    pointing = []
+    for path in [*PACKAGE.rglob("*.py"), *PACKAGE.rglob("*.yaml"), *(REPO / "workflow").rglob("*.*"),
+                 REPO / "Snakefile", REPO / "config.yaml", *(REPO / "benchmarks").glob("*.py")]:  # fmt: skip
+        text = path.read_text(errors="replace")
+        pointing += [f"{path.relative_to(REPO)}: {name}" for name in ("DESIGN.md", "DEVELOPERS.md") if name in text]
+    assert not pointing
