@@ -41,8 +41,8 @@ PLANTS = [
     (
         "ORT loses the last node of each run",
         "ngbench/traces/ort.py",
-        '        while idx < len(node_events) and node_events[idx]["ts"] < w_end:\n            rows.append(node_events[idx])',
-        '        while idx < len(node_events) and node_events[idx]["ts"] < w_end:\n            rows.append(node_events[idx]) if node_events[idx + 1 :] and node_events[idx + 1]["ts"] < w_end else None',
+        "        while idx < len(executions) and executions[idx].ts < w_end:\n            rows.append(executions[idx])",
+        "        while idx < len(executions) and executions[idx].ts < w_end:\n            rows.append(executions[idx]) if executions[idx + 1 :] and executions[idx + 1].ts < w_end else None",
         "tests/test_robustness.py::test_the_oracle_is_not_vacuous",
     ),
     (
@@ -62,8 +62,8 @@ PLANTS = [
     (
         "TRT: the profiler callback's parameters renamed",
         "ngbench/backends/trt.py",
-        "def report_layer_time(self, layer_name, ms):\n                per_layer.setdefault(layer_name, []).append(ms)",
-        "def report_layer_time(self, name, ms):\n                per_layer.setdefault(name, []).append(ms)",
+        "def report_layer_time(self, layer_name, ms):\n            per_layer.setdefault(layer_name, []).append(ms)",
+        "def report_layer_time(self, name, ms):\n            per_layer.setdefault(name, []).append(ms)",
         "tests/test_trt_api.py",
     ),
     (
