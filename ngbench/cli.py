@@ -60,20 +60,25 @@ def _run_files(args: argparse.Namespace):
                 f"{trace_dir}: its run record says backend {meta['backend']!r}, not --backend {args.backend!r}"
             )
         return normalize.RunFiles.of_run(trace_dir, args.backend, meta), meta
-    given = {
-        "shapes_trace": args.shapes,
-        "exec_trace": args.exec_trace,
-        "inductor_artifacts": args.inductor_artifacts,
-        "nodes": args.nodes,
-        "onnx": args.onnx,
-        "optimized": args.optimized,
-        "layers": args.layers,
+    given = {  # RunFiles field: (flag, value)
+        "shapes_trace": ("--shapes", args.shapes),
+        "exec_trace": ("--exec-trace", args.exec_trace),
+        "inductor_artifacts": ("--inductor-artifacts", args.inductor_artifacts),
+        "nodes": ("--nodes", args.nodes),
+        "onnx": ("--onnx", args.onnx),
+        "optimized": ("--optimized", args.optimized),
+        "layers": ("--layers", args.layers),
     }
+    for flag, value in given.values():
+        if value and not Path(value).exists():
+            raise InputError(f"{flag} {value}: no such file or directory")
+    if args.inductor_artifacts and not Path(args.inductor_artifacts).is_dir():
+        raise InputError(f"--inductor-artifacts {args.inductor_artifacts}: expected Inductor's artifact directory")
     files = normalize.RunFiles(
         traces=tuple(paths),
         skip_runs=args.skip_runs,
         iteration_marker=args.iteration_marker,
-        **{key: Path(value) for key, value in given.items() if value},
+        **{field: Path(value) for field, (_, value) in given.items() if value},
     )
     return files, {}
 

@@ -135,3 +135,22 @@ def test_the_installed_command_is_the_cli():
     main = getattr(importlib.import_module(module), func)
     assert main(["models", "--no-params", "--format", "csv"]) == 0
     assert main(["normalize", "--trace", "/nonexistent.json", "--out", "/tmp/never.parquet"]) == 2
+
+
+def test_normalize_names_a_side_file_that_is_not_there(fixtures_dir, tmp_path, capsys):
+    """A flag naming a file the normalizer would read is checked first: a wrong path is one line naming the
+    flag, never a table quietly left unattributed."""
+    from ngbench.cli import main
+
+    trace = str(fixtures_dir / "inductor" / "detr_masked_softmax" / "trace.0.json.gz")
+    out = str(tmp_path / "ops.parquet")
+    cases = {
+        ("--inductor-artifacts", str(tmp_path / "absent")): "--inductor-artifacts",
+        ("--inductor-artifacts", trace): "expected Inductor's artifact directory",
+        ("--shapes", str(tmp_path / "shapes.json.gz")): "--shapes",
+    }
+    for flag, expected in cases.items():
+        assert main(["normalize", "--backend", "inductor", "--trace", trace, *flag, "--out", out]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and expected in err and "\n" not in err, err
+    assert not (tmp_path / "ops.parquet").exists()
