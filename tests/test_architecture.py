@@ -409,3 +409,12 @@ def test_code_and_docs_point_at_nothing_outside_the_repository():
         text = path.read_text(errors="replace")
         pointing += [f"{path.relative_to(REPO)}: {name}" for name in ("DESIGN.md", "DEVELOPERS.md") if name in text]
     assert not pointing
+
+
+def test_ci_lints_every_file_before_the_readmes_test_command():
+    run = (REPO / ".ci/run").read_text().splitlines()
+    lint = (REPO / ".ci/lint").read_text()
+    readme_command = next(line for line in (REPO / "README.md").read_text().splitlines() if line.endswith("&& pytest"))
+    assert run.index(".ci/lint") < run.index(readme_command)  # the README's command, verbatim, after the lint
+    for step in ("ruff check .", "ruff format --check .", "snakefmt --check Snakefile workflow", "snakemake --lint"):
+        assert step in lint, step
