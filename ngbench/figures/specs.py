@@ -38,9 +38,13 @@ class FigureSpec:
         return next(iter(self.outputs.values()))
 
     @property
+    def is_figure(self) -> bool:
+        return self.product.endswith(".png")
+
+    @property
     def rule(self) -> str:
         """The rule's name: plot_<name> for a figure (PNG), make_<name> for a table."""
-        return ("plot_" if self.product.endswith(".png") else "make_") + self._name
+        return ("plot_" if self.is_figure else "make_") + self._name
 
     @property
     def _name(self) -> str:

@@ -11,7 +11,7 @@ min_version("9.0")
 # The ngbench package lives beside the Snakefile (scripts find it through workflow/scripts/_pkg.py).
 sys.path.insert(0, workflow.basedir)
 
-from ngbench import catalog, names, plan  # noqa: E402
+from ngbench import catalog, names, plan, registry, taxonomy  # noqa: E402
 from ngbench.figures import paper, scorecard, specs  # noqa: E402
 from ngbench.jobs import settings  # noqa: E402
 
@@ -35,9 +35,9 @@ PLATFORMS = sorted(config["platforms"])
 CUDA_PLATFORMS = [
     p for p in PLATFORMS if names.is_cuda(config["platforms"][p]["device"])
 ]
-# package data files that are inputs of rules: beside the Snakefile, wherever the working directory is
-TAXONOMY_FILE = str(Path(workflow.basedir) / "ngbench" / "taxonomy.yaml")
-REGISTRY_FILE = str(Path(workflow.basedir) / "ngbench" / "registry" / "models.yaml")
+# package data files that are inputs of rules (the package beside the Snakefile, wherever the working directory is)
+TAXONOMY_FILE = str(taxonomy.TAXONOMY_PATH)
+REGISTRY_FILE = str(registry.REGISTRY_PATH)
 PAPER_FILE = str(paper.PAPER_PATH)
 # A measurement takes every core it is given (Snakemake caps a rule's threads at --cores), so no other job
 # shares the machine while it runs.
@@ -74,10 +74,6 @@ def all_runs():
 
 def all_shares(wildcards=None):
     return [plan.shares_path(r) for r in all_runs()]
-
-
-def all_compat(wildcards=None):
-    return [plan.compat_path(r) for r in all_runs()]
 
 
 def all_unknown(wildcards=None):
@@ -127,7 +123,7 @@ def figure_inputs(figure):
 def figure_outputs(figure):
     """A figure rule's outputs; its product is a report item."""
     spec = FIGURES[figure]
-    label = "figure" if spec.product.endswith(".png") else "table"
+    label = "figure" if spec.is_figure else "table"
     outputs = dict(spec.outputs)
     first = next(iter(outputs))
     outputs[first] = report(
