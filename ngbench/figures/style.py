@@ -120,7 +120,9 @@ def layout(
             header = f"{column} - platform {platform}"
             kept, lines = _say_once(slots(data[data["platform"] == platform], kind))
             said += [f"{header}: {line}" for line in lines]
-            chunks = [kept[i : i + max_slots] for i in range(0, len(kept), max_slots)]
+            rows = -(-len(kept) // max_slots)  # as few rows as fit, the bars shared out evenly among them
+            size = -(-len(kept) // rows) if rows else 0
+            chunks = [kept[i : i + size] for i in range(0, len(kept), size)] if size else []
             for n, chunk in enumerate(chunks, 1):
                 panels.append(Panel(header + (f" ({n}/{len(chunks)})" if len(chunks) > 1 else ""), chunk))
     reasons: dict[str, list[str]] = {}
