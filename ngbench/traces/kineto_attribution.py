@@ -20,8 +20,8 @@ from ngbench import table as optable
 from ngbench import taxonomy as tax
 from ngbench import work
 from ngbench.traces.intervals import split_busy_time, union_length
-from ngbench.traces.kineto_events import ParsedTrace
-from ngbench.traces.kineto_nesting import EPS, TopLevelOp
+from ngbench.traces.kineto_events import EPS, ParsedTrace
+from ngbench.traces.kineto_nesting import TopLevelOp
 from ngbench.traces.kineto_windows import Window
 
 NO_ARGS = work.unknown("the trace recorded no input types (record_shapes off)")

@@ -23,7 +23,7 @@ from ngbench import taxonomy as tax
 from ngbench.errors import MAX_DURATION_US, MAX_TIMESTAMP_US, bad_event_time
 from ngbench.traces.kineto_reader import EventArgs, iter_event_batches
 
-_EPS_US = 1e-3  # 1 ns: trace timestamps carry ns precision in us units (kineto_nesting.EPS)
+EPS = 1e-3  # 1 ns: trace timestamps carry ns precision in us units
 NN_MODULE = re.compile(r"^nn\.Module: (?P<cls>[A-Za-z_][\w]*?)(?:_\d+)?$")
 PROFILER_STEP = re.compile(r"^ProfilerStep#(\d+)$")
 DEVICE_CATS = {"kernel", "gpu_memcpy", "gpu_memset", "Kernel", "Memcpy", "Memset"}
@@ -58,9 +58,6 @@ class ThreadEvents:
         self.args: dict[int, str] = {}  # OP: [dims, types, strides, concrete inputs] as one JSON string
         self.correlation: dict[int, int] = {}  # RUNTIME: the id joining it to the device work it launched
 
-    def __len__(self) -> int:
-        return len(self.ts)
-
     def sweep_order(self) -> tuple[list[int], list[float], list[int]]:
         """(positions, their start times, where each one's successors begin) in the order the nesting sweep
         needs: earlier first, at one start the longer (enclosing) range first, then by kind (a scope before
@@ -79,7 +76,7 @@ class ThreadEvents:
                 out[first : last + 1] = sorted(out[first : last + 1], key=self._tie_key)
             order = np.array(out)
         starts = ts[order]
-        after = np.searchsorted(starts, (starts + dur[order]) - _EPS_US, side="left")
+        after = np.searchsorted(starts, (starts + dur[order]) - EPS, side="left")
         return out, starts.tolist(), after.tolist()
 
     def _tie_key(self, i: int) -> tuple:

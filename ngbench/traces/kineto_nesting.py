@@ -15,10 +15,9 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from ngbench import names
-from ngbench.traces.kineto_events import NN_MODULE, Kind, ThreadEvents
+from ngbench.traces.kineto_events import EPS, NN_MODULE, Kind, ThreadEvents
 
 COMPILED_REGION = re.compile(r"^Torch-Compiled Region: (?P<id>\S+)")  # torch.compile's range, with its compile id
-EPS = 1e-3  # 1 ns: trace timestamps carry ns precision in us units
 
 
 class Scope(NamedTuple):
